@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-python -m pip install -q -e '.[test]'
-# irrCAC pins scipy==1.12.0, which would downgrade numpy under pyarrow: install it without its pins.
-python -m pip install -q --no-deps 'irrCAC==0.4.4'
+# tests/constraints.txt pins every package of the test environment (the statistics' reference
+# implementations included), so a test run does not depend on what happens to be newest on PyPI.
+python -m pip install -q -c tests/constraints.txt -e '.[test]'
 if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -q 'Noto Sans Tamil'; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq

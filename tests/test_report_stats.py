@@ -83,36 +83,58 @@ def test_fleiss_kappa_matches_statsmodels():
     assert stats["hh_fleiss"]["n_items"] == 60
 
 
-def test_gwet_multi_rater_matches_irrcac_on_krippendorff_data():
-    """AC1 = 0.77544 and AC2 (ordinal weights) = 0.89894 on this data, as irrCAC computes them
-    (independent implementation by Gwet's group; same data as irrCAC's ``raw_4raters``)."""
-    import pandas as pd
-    from irrCAC.raw import CAC
+def gwet_ac_textbook(data: np.ndarray, values, weights: np.ndarray) -> float:
+    """Gwet (2014), Handbook of Inter-Rater Reliability, ch. 3/4, subject by subject in plain loops:
+    pa over subjects with >= 2 ratings, pi_k over subjects with >= 1, pe = T_w/(q(q-1)) sum pi_k(1-pi_k)."""
+    q = len(values)
+    pa_terms, pi = [], np.zeros(q)
+    rated = 0
+    for i in range(data.shape[1]):
+        r = [sum(1 for x in data[:, i] if x == v) for v in values]
+        ri = sum(r)
+        if ri == 0:
+            continue
+        rated += 1
+        for k in range(q):
+            pi[k] += r[k] / ri
+        if ri >= 2:
+            star = [sum(weights[k][l] * r[l] for l in range(q)) for k in range(q)]
+            pa_terms.append(sum(r[k] * (star[k] - 1) for k in range(q)) / (ri * (ri - 1)))
+    pa = sum(pa_terms) / len(pa_terms)
+    pi /= rated
+    pe = weights.sum() / (q * (q - 1)) * sum(p * (1 - p) for p in pi)
+    return (pa - pe) / (1 - pe)
 
-    cac_input = pd.DataFrame(KRIPP_2011.T)
+
+def test_gwet_multi_rater_on_gwets_handbook_data():
+    """AC1 = 0.77544 is published for this data (Gwet 2014, p. 120; the same 4 raters x 12 units as
+    Krippendorff 2011): irrCAC's documented example (R and Python). AC2 with Gwet's ordinal weights
+    is checked against the textbook formula computed subject by subject."""
     values = np.arange(1, 6)
     counts = counts_of(KRIPP_2011, values)
     rng = np.random.default_rng(0)
-    for level, wname, stat in (("nominal", "identity", 0.77544), ("ordinal", "ordinal", 0.89894)):
-        ref = CAC(cac_input, weights=wname).gwet()["est"]["coefficient_value"]
-        got = analyse_cell(counts, np.full(12, -1), Scale(tuple(map(float, values)), level), 0, rng)[0]["hh_ac"]["value"]
-        assert got == pytest.approx(ref, abs=1e-5)
-        assert round(got, 5) == stat
+    got = {level: analyse_cell(counts, np.full(12, -1), Scale(tuple(map(float, values)), level), 0, rng)[0]["hh_ac"]["value"]
+           for level in ("nominal", "ordinal")}
+    assert round(got["nominal"], 5) == 0.77544
+    assert got["nominal"] == pytest.approx(gwet_ac_textbook(KRIPP_2011, values, np.eye(5)), abs=1e-12)
+    assert got["ordinal"] == pytest.approx(gwet_ac_textbook(KRIPP_2011, values, S.gwet_ordinal_weights(5)), abs=1e-12)
 
 
-def test_gwet_two_rater_table_matches_irrcac():
-    import pandas as pd
-    from irrCAC.raw import CAC
+def test_gwet_two_rater_table_published_example():
+    """irrCAC's vignette (Gwet), ``cont3x3abstractors``: AC1 0.8493305, Cohen's kappa 0.7964094."""
+    t = np.array([[13, 0, 0], [0, 20, 7], [0, 4, 56]], dtype=float)
+    assert S.gwet_ac_table(t, np.eye(3)) == pytest.approx(0.8493305, abs=5e-8)
+    assert S.cohen_kappa(t, S.disagreement_weights(np.arange(3), "unweighted")) == pytest.approx(0.7964094, abs=5e-8)
 
+
+def test_gwet_two_rater_table_matches_textbook_formula():
     rng = np.random.default_rng(3)
     a = rng.integers(0, 3, 200)
     b = np.where(rng.random(200) < 0.7, a, rng.integers(0, 3, 200))
     t = np.zeros((3, 3))
     np.add.at(t, (a, b), 1)
-    df = pd.DataFrame({"a": a + 1, "b": b + 1})
-    for wname, w in (("identity", np.eye(3)), ("ordinal", S.gwet_ordinal_weights(3))):
-        ref = CAC(df, weights=wname).gwet()["est"]["coefficient_value"]
-        assert S.gwet_ac_table(t, w) == pytest.approx(ref, abs=1e-5)
+    for w in (np.eye(3), S.gwet_ordinal_weights(3)):
+        assert S.gwet_ac_table(t, w) == pytest.approx(gwet_ac_textbook(np.stack([a, b]), range(3), w), abs=1e-12)
 
 
 def test_rank_correlations_match_scipy():
