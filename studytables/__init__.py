@@ -1,0 +1,15 @@
+"""The study tables' schemas, and writing and reading them checked against those schemas.
+
+Every stage writes and reads the tables of the study directory through `write` and `read`;
+ARCHITECTURE.md's column tables are generated from `TABLES` (``python -m studytables``).
+Imports only pyarrow (pandas when a DataFrame is read or written).
+"""
+
+from .docs import markdown, render
+from .io import TableError, read, read_arrow, write
+from .tables import JUDGMENTS, RATINGS, REPORT_CELLS, REVISIONS, SAMPLE, STRATA, TABLES, Column, Table
+
+__all__ = [
+    "JUDGMENTS", "RATINGS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA", "TABLES", "Column", "Table",
+    "TableError", "markdown", "read", "read_arrow", "render", "write",
+]
