@@ -7,9 +7,10 @@ Imports only pyarrow (pandas when a DataFrame is read or written).
 
 from .docs import markdown, render
 from .io import TableError, read, read_arrow, write
-from .tables import JUDGMENTS, RATINGS, REPORT_CELLS, REVISIONS, SAMPLE, STRATA, TABLES, Column, Table
+from .tables import (COMPARISONS, DECISIONS, JUDGMENTS, PAIRS, RATINGS, REPORT_CELLS, REVISIONS, SAMPLE, STRATA,
+                     TABLES, Column, Table)
 
 __all__ = [
-    "JUDGMENTS", "RATINGS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA", "TABLES", "Column", "Table",
-    "TableError", "markdown", "read", "read_arrow", "render", "write",
+    "COMPARISONS", "DECISIONS", "JUDGMENTS", "PAIRS", "RATINGS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA",
+    "TABLES", "Column", "Table", "TableError", "markdown", "read", "read_arrow", "render", "write",
 ]

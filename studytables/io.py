@@ -89,7 +89,7 @@ def _known(table: Table, name: str, where: str) -> Column:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
 
 
 def _read_csv(table: Table, path: Path) -> pa.Table:

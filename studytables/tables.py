@@ -180,4 +180,52 @@ REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti re
     Column("note", S, "why `value` is null", True),
 ))
 
-TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, REPORT_CELLS)}
+# Planned tables (issues 9 and 10): defined here first, so their stages write them through this module.
+PAIRS = Table("pairs", "pairs.parquet", "sampling", "kasauti pairs",
+              "planned (issue 9): one row per pair of responses to the same prompt by two source models", (
+    Column("pair_id", S, "unique id of the pair"),
+    Column("prompt_id", S, "the prompt both responses answer"),
+    Column("language", S, "the prompt's language"),
+    Column("task", S, "the prompt's task"),
+    Column("item_a", S, "the first response's `sample.item_id`"),
+    Column("item_b", S, "the second response's `sample.item_id`"),
+    Column("model_a", S, "`source_model` of `item_a`"),
+    Column("model_b", S, "`source_model` of `item_b`"),
+    Column("shown_order", S, "`ab` (`item_a` shown as A) or `ba`, drawn at random per pair"),
+    Column("repeat_of", S, "the `pair_id` this pair repeats in swapped order (annotator consistency check)", True),
+))
+
+COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti pull",
+                    "planned (issue 9): the long pairwise format: one row per pair x criterion x rater", (
+    Column("pair_id", S, "joins `pairs.pair_id`"),
+    Column("prompt_id", S, "joins `pairs.prompt_id`"),
+    Column("language", S, "the prompt's language"),
+    Column("model_a", S, "`pairs.model_a`"),
+    Column("model_b", S, "`pairs.model_b`"),
+    Column("criterion", S, "rubric criterion name"),
+    Column("rater", S, "annotator username, or judge name"),
+    Column("rater_kind", S, "`human` or `judge`"),
+    Column("outcome", S, "`a` (`model_a` better), `b` or `tie`: in terms of the models, not of the order shown"),
+    Column("shown_order", S, "`ab` or `ba`: which response the rater saw first"),
+    Column("probs", S, "JSON object outcome -> probability, when the judge returned logprobs", True),
+    Column("justification", S, "the rater's optional justification", True),
+    Column("status", S, "`submitted`, `draft` or `discarded` (judges: `submitted`)"),
+))
+
+DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate",
+                  "planned (issue 10): one row per item x metric: whether the judge decides or native speakers do", (
+    ITEM_ID,
+    Column("metric", S, "rubric metric name"),
+    Column("language", S, "the item's language"),
+    Column("decided_by", S, "`judge` (confidence at or above the threshold) or `humans` (escalated)"),
+    Column("judge", S, "the judge whose score and confidence are used"),
+    Column("judge_score", F64, "the judge's score on the human scale; null when the judge gave none", True),
+    Column("confidence", F64, "the judge's confidence in `judge_score`; null when the judge gave none", True),
+    Column("threshold", F64, "the metric x language threshold on `confidence`"),
+    Column("target", F64, "the agreement with human consensus the threshold guarantees at least"),
+    Column("guaranteed_agreement", F64, "the lower confidence bound of that agreement on the calibration items"),
+    Column("provenance", S, "JSON: how the threshold was chosen (calibration items, delta, test)"),
+))
+
+TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, REPORT_CELLS,
+                                                PAIRS, COMPARISONS, DECISIONS)}
