@@ -4,7 +4,8 @@
 columns that are absent filled with nulls, types cast where no value changes (int64 -> int8 for
 values in range, float -> int for whole numbers, large_string -> string, nanosecond -> microsecond
 timestamps), and anything else refused with a one-line `TableError` naming the file, the column,
-the row (1-based) where one is at fault, what was expected and what was found.
+the row where one is at fault (1-based; a CSV header is not counted), what was expected and what
+was found.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def read(table: Table, path: str | Path, columns: Sequence[str] | None = None) -
 def _known(table: Table, name: str, where: str) -> Column:
     try:
         return table.column(name)
-    except StopIteration:
+    except KeyError:
         raise TableError(f"{where}: {table.file} has no column {name!r}; its columns are "
                          f"{[c.name for c in table.columns]}") from None
 
@@ -188,7 +189,8 @@ def _conform(table: Table, columns: Sequence[Column], data: pa.Table, where: str
             raise TableError(f"{where}: row {row}, column {col.name!r}: expected {col.type_name}, found null "
                              f"({values.null_count} such row(s))")
         arrays.append(values)
-    fields = [table.schema.field(c.name) for c in columns]
+    schema = table.schema
+    fields = [schema.field(c.name) for c in columns]
     if len(columns) == len(table.columns):
         arrays += [data.column(n) for n in extra]
         fields += [data.schema.field(n) for n in extra]

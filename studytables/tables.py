@@ -59,7 +59,8 @@ class Table:
         return [c.name for c in self.columns if c.required]
 
     def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+        """The column called `name` (KeyError if the table has none)."""
+        return {c.name: c for c in self.columns}[name]
 
 
 S, I8, I64, F64, BOOL = pa.string(), pa.int8(), pa.int64(), pa.float64(), pa.bool_()

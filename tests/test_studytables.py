@@ -218,3 +218,12 @@ def test_regenerating_architecture_md(tmp_path):
     assert check.returncode == 1 and "out of date" in check.stderr
     assert subprocess.run([*cmd, str(doc)], capture_output=True, env=env, timeout=60).returncode == 0
     assert doc.read_text(encoding="utf-8") == (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+
+
+def test_studytables_imports_no_stage_and_not_pandas():
+    """Every stage may import it: it imports only pyarrow (pandas when a DataFrame is read or written)."""
+    code = ("import sys, studytables; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pandas', 'kasauti', 'rubrics', 'sampling', 'judge', 'annotator', 'reports', 'training')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
