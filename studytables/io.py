@@ -70,9 +70,17 @@ def read_arrow(table: Table, path: str | Path, columns: Sequence[str] | None = N
 
 def read(table: Table, path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """`read_arrow` as a pandas DataFrame; nullable integer columns become pandas ``Int8``/``Int64``."""
+    return _to_pandas(table, read_arrow(table, path, columns))
+
+
+def conform(table: Table, data: pd.DataFrame | pa.Table, where: str = "data") -> pd.DataFrame:
+    """`data` checked and conformed as `read` does a file (errors name `where`), as a DataFrame."""
+    return _to_pandas(table, _conform(table, table.columns, _from_pandas(table, data, where), where, strict=False))
+
+
+def _to_pandas(table: Table, arrow: pa.Table) -> pd.DataFrame:
     import pandas as pd
 
-    arrow = read_arrow(table, path, columns)
     df = arrow.to_pandas()
     nullable_ints = {pa.int8(): pd.Int8Dtype(), pa.int64(): pd.Int64Dtype()}
     for col in table.columns:
@@ -86,7 +94,7 @@ def _known(table: Table, name: str, where: str) -> Column:
         return table.column(name)
     except KeyError:
         raise TableError(f"{where}: {table.file} has no column {name!r}; its columns are "
-                         f"{[c.name for c in table.columns]}") from None
+                         f"{table.names}") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -128,7 +136,7 @@ def _refused(table: Table, data: pd.DataFrame, where: str, exc: Exception) -> st
         present = [(row, v) for row, v in enumerate(data[name].tolist(), 1) if not pd.isna(v)]
         kind = type(present[0][1])
         row, value = next(((r, v) for r, v in present if type(v) is not kind), present[0])
-        expected = table.column(name).type_name if name in {c.name for c in table.columns} else "one type"
+        expected = table.column(name).type_name if name in table.names else "one type"
         return (f"{where}: row {row}, column {name!r}: expected {expected}, found {value!r} "
                 f"({type(value).__name__} among {kind.__name__} values): {reason}")
     return f"{where}: {_first_line(exc)}"
@@ -177,10 +185,9 @@ def _conform(table: Table, columns: Sequence[Column], data: pa.Table, where: str
     if missing:
         raise TableError(f"{where}: missing column(s) {missing}; {table.file} needs {table.required} "
                          "(see ARCHITECTURE.md)")
-    known = {c.name for c in table.columns}
-    extra = [n for n in names if n not in known]
+    extra = [n for n in names if n not in table.names]
     if strict and extra:
-        raise TableError(f"{where}: unexpected column(s) {extra}; {table.file} has {sorted(known)}")
+        raise TableError(f"{where}: unexpected column(s) {extra}; {table.file} has {table.names}")
     arrays = []
     for col in columns:
         values = _cast(col, data.column(col.name), where, parse) if col.name in names else pa.nulls(len(data), col.type)

@@ -55,6 +55,10 @@ class Table:
         return pa.schema([pa.field(c.name, c.type, c.nullable, {"doc": c.doc}) for c in self.columns])
 
     @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
     def required(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
 

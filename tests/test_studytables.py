@@ -227,3 +227,16 @@ def test_studytables_imports_no_stage_and_not_pandas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_conform_checks_a_frame_in_memory():
+    """What an importer or a Python caller hands a stage is checked like a file: absent optional
+    columns become nulls, length_bin becomes Int8, extra columns stay, a wrong type names `where`."""
+    df = pd.DataFrame({"item_id": ["a", "b"], "metric": "m", "rater": "r", "rater_kind": "judge", "score": [1, 2],
+                       "length_bin": [3, 4], "note": ["x", "y"]})
+    got = st.conform(st.RATINGS, df, "PARIKSHA ratings")
+    assert list(got.columns) == st.RATINGS.names + ["note"]
+    assert got["length_bin"].dtype.name == "Int8" and got["score"].tolist() == [1.0, 2.0]
+    assert got["status"].isna().all()
+    msg = _error(st.conform, st.RATINGS, df.assign(score=["1", "2"]), "PARIKSHA ratings")
+    assert msg == "PARIKSHA ratings: column 'score': expected float64, found string"
