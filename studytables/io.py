@@ -115,8 +115,7 @@ def _read_csv(table: Table, path: Path) -> pa.Table:
 def _from_pandas(table: Table, data: pd.DataFrame | pa.Table, where: str) -> pa.Table:
     if isinstance(data, pa.Table):
         return data
-    if data.columns.duplicated().any():
-        raise TableError(f"{where}: column(s) {sorted(set(data.columns[data.columns.duplicated()]))} given twice")
+    _unique(list(data.columns), where)
     try:
         return pa.Table.from_pandas(data, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -133,12 +132,14 @@ def _refused(table: Table, data: pd.DataFrame, where: str, exc: Exception) -> st
             continue
         except (pa.ArrowInvalid, pa.ArrowTypeError) as col_exc:
             reason = _first_line(col_exc)
+        expected = table.column(name).type_name if name in table.names else "one type"
         present = [(row, v) for row, v in enumerate(data[name].tolist(), 1) if not pd.isna(v)]
         kind = type(present[0][1])
-        row, value = next(((r, v) for r, v in present if type(v) is not kind), present[0])
-        expected = table.column(name).type_name if name in table.names else "one type"
-        return (f"{where}: row {row}, column {name!r}: expected {expected}, found {value!r} "
-                f"({type(value).__name__} among {kind.__name__} values): {reason}")
+        odd = next(((r, v) for r, v in present if type(v) is not kind), None)
+        if odd is None:
+            return f"{where}: column {name!r}: expected {expected}: {reason}"
+        return (f"{where}: row {odd[0]}, column {name!r}: expected {expected}, found {odd[1]!r} "
+                f"({type(odd[1]).__name__} among {kind.__name__} values): {reason}")
     return f"{where}: {_first_line(exc)}"
 
 
@@ -176,11 +177,16 @@ def _cast(col: Column, values: pa.ChunkedArray, where: str, parse: bool) -> pa.C
         raise
 
 
+def _unique(names: list, where: str) -> None:
+    twice = sorted({str(n) for n in names if names.count(n) > 1})
+    if twice:
+        raise TableError(f"{where}: column(s) {twice} appear twice")
+
+
 def _conform(table: Table, columns: Sequence[Column], data: pa.Table, where: str, strict: bool,
              parse: bool = False) -> pa.Table:
     names = data.column_names
-    if len(set(names)) < len(names):
-        raise TableError(f"{where}: column(s) {sorted({n for n in names if names.count(n) > 1})} appear twice")
+    _unique(names, where)
     missing = [c.name for c in columns if c.required and c.name not in names]
     if missing:
         raise TableError(f"{where}: missing column(s) {missing}; {table.file} needs {table.required} "

@@ -240,3 +240,12 @@ def test_conform_checks_a_frame_in_memory():
     assert got["status"].isna().all()
     msg = _error(st.conform, st.RATINGS, df.assign(score=["1", "2"]), "PARIKSHA ratings")
     assert msg == "PARIKSHA ratings: column 'score': expected float64, found string"
+
+
+def test_a_column_given_twice(tmp_path):
+    df = valid_rows(st.REVISIONS).to_pandas()
+    df = pd.concat([df, df[["comment"]]], axis=1)
+    assert "column(s) ['comment'] appear twice" in _error(st.write, st.REVISIONS, df, tmp_path / "revisions.parquet")
+    path = tmp_path / "ratings.csv"
+    path.write_text("item_id,metric,rater,rater_kind,score,score\na,m,r,human,2,1\n", encoding="utf-8")
+    assert "['score'] appear twice" in _error(st.read, st.RATINGS, path)
