@@ -172,7 +172,7 @@ REVISIONS = Table("revisions", "revisions.parquet", "annotator", "kasauti pull",
 REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti report",
                      "one row per metric x judge x facet level x statistic", (
     Column("metric", S, "rubric metric name"),
-    Column("judge", S, 'judge name (`"<judge> · calibrated"` for a calibrated judge); empty for human-only statistics'),
+    Column("judge", S, 'judge name (`"<judge> · calibrated"` for a calibrated judge); null for human-only statistics', True),
     Column("calibrated", BOOL, "the row is of a calibrated judge"),
     Column("facet", S, "`overall`, `task`, `language` or `length_bin`"),
     Column("level", S, "the facet's level (`all` for `overall`)"),

@@ -249,3 +249,13 @@ def test_a_column_given_twice(tmp_path):
     path = tmp_path / "ratings.csv"
     path.write_text("item_id,metric,rater,rater_kind,score,score\na,m,r,human,2,1\n", encoding="utf-8")
     assert "['score'] appear twice" in _error(st.read, st.RATINGS, path)
+
+
+def test_report_csv_of_a_study_without_judges_reads_back(tmp_path):
+    """Human-only statistics have no judge: pandas writes the empty name as an empty cell."""
+    cells = valid_rows(st.REPORT_CELLS).to_pandas().assign(judge="")
+    path = tmp_path / "report.csv"
+    cells.to_csv(path, index=False)
+    assert st.read(st.REPORT_CELLS, path)["judge"].isna().all()
+    st.write(st.REPORT_CELLS, cells, path)
+    assert st.read(st.REPORT_CELLS, path)["judge"].isna().all()
