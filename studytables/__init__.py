@@ -1,7 +1,8 @@
 """The study tables' schemas, and writing and reading them checked against those schemas.
 
-Every stage writes and reads the tables of the study directory through `write` and `read`;
-ARCHITECTURE.md's column tables are generated from `TABLES` (``python -m studytables``).
+`write` and `read` write and read the tables of the study directory checked against `TABLES`
+(`conform` checks a frame in memory); ARCHITECTURE.md's column tables are generated from `TABLES`
+(``python -m studytables``). The stages are to write and read their tables only through it.
 Imports only pyarrow (pandas when a DataFrame is read or written).
 """
 

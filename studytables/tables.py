@@ -1,7 +1,7 @@
 """The study tables: one `Table` per file a stage writes into the study directory.
 
-These definitions are the single source of each table's columns, types and meaning: every
-stage writes and reads its tables through `studytables.write` / `studytables.read`, and
+These definitions are the single source of each table's columns, types and meaning:
+`studytables.write` / `studytables.read` write and read the tables checked against them, and
 ARCHITECTURE.md's column tables are generated from them (``python -m studytables``).
 """
 
