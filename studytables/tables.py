@@ -1,0 +1,236 @@
+"""The study tables: one `Table` per file a stage writes into the study directory.
+
+These definitions are the single source of each table's columns, types and meaning:
+`studytables.write` / `studytables.read` write and read the tables checked against them, and
+ARCHITECTURE.md's column tables are generated from them (``python -m studytables``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+UTC = pa.timestamp("us", tz="UTC")
+_TYPE_NAMES = {pa.string(): "string", pa.int8(): "int8", pa.int64(): "int64", pa.float64(): "float64",
+               pa.bool_(): "bool", UTC: "timestamp (UTC)", pa.large_string(): "string", pa.string_view(): "string"}
+
+
+def type_name(type_: pa.DataType) -> str:
+    """A type as ARCHITECTURE.md writes it (``string`` for every arrow string type)."""
+    return _TYPE_NAMES.get(type_, str(type_))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: arrow type, whether it may hold nulls, and whether an input file may leave it out
+    (an optional column is nullable: `read` fills an absent one with nulls)."""
+
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = False
+    required: bool = True
+
+    @property
+    def type_name(self) -> str:
+        """The type as ARCHITECTURE.md writes it, e.g. ``string, nullable``."""
+        return ", ".join([type_name(self.type)] + ["nullable"] * self.nullable + ["optional"] * (not self.required))
+
+
+@dataclass(frozen=True)
+class Table:
+    """A study table: its file in the study directory, the stage and command that write it, its columns."""
+
+    name: str
+    file: str
+    stage: str
+    command: str
+    doc: str
+    columns: tuple[Column, ...]
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The arrow schema; each field carries its column doc as ``doc`` metadata."""
+        return pa.schema([pa.field(c.name, c.type, c.nullable, {"doc": c.doc}) for c in self.columns])
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        """The column called `name` (KeyError if the table has none)."""
+        return {c.name: c for c in self.columns}[name]
+
+
+S, I8, I64, F64, BOOL = pa.string(), pa.int8(), pa.int64(), pa.float64(), pa.bool_()
+ITEM_ID = Column("item_id", S, "joins `sample.item_id`")
+
+SAMPLE = Table("sample", "sample.parquet", "sampling", "kasauti sample", "one row per sampled item", (
+    Column("item_id", S, "unique id from the source's id column"),
+    Column("language", S, "ISO 639 code, normalised (`hi`, `bn`, `or`, ... ; 639-3 where no 639-1 exists)"),
+    Column("task", S, "task label from the source"),
+    Column("prompt", S, "the user prompt (for conversations: the last user turn)"),
+    Column("response", S, "the response being evaluated"),
+    Column("conversation", S, 'JSON list of `{"role","content"}` turns before the response; null for single-turn', True),
+    Column("system_prompt", S, "the system prompt, when the source has one", True),
+    Column("source_model", S, "the model that generated the response", True),
+    Column("context", S, "source context (e.g. the document to summarise)", True),
+    Column("length", I64, "response length in grapheme units (see `sampling/lengths.py`)"),
+    Column("stratum", S, "e.g. `bn/culture` (strata fields joined by `/`)"),
+    Column("length_bin", I8, "1..k (k = 5: quintile) of `length` within the stratum"),
+    Column("source_row", I64, "0-based row index in the source, for tracing back"),
+))
+
+STRATA = Table("strata", "strata.parquet", "sampling", "kasauti sample",
+               "one row per stratum x length bin: population vs sample", (
+    Column("language", S, "the stratum's language, when `language` is a `sampling.strata` field", True, False),
+    Column("task", S, "the stratum's task, when `task` is a `sampling.strata` field", True, False),
+    Column("source_model", S, "the stratum's source model, when `source_model` is a `sampling.strata` field", True, False),
+    Column("stratum", S, "joins `sample.stratum`"),
+    Column("length_bin", I8, "1..k"),
+    Column("length_min", I64, "shortest response of the bin in the population; null for an empty bin", True),
+    Column("length_max", I64, "longest response of the bin in the population; null for an empty bin", True),
+    Column("population", I64, "rows of the bin in the data (after intake)"),
+    Column("expected", F64, "the bin's exact proportional share of the stratum's sample size"),
+    Column("quota", I64, "items allocated to the bin (largest remainder)"),
+    Column("sampled", I64, "items drawn from the bin"),
+    Column("taken_whole", BOOL, "the stratum had no more rows than `per_stratum` and was taken whole"),
+))
+
+JUDGMENTS = Table("judgments", "judgments.parquet", "judge", "kasauti judge",
+                  "one row per judge x item x metric x repeat, exported from `judge_ledger.sqlite`", (
+    Column("judge", S, "judge name from `kasauti.yaml`"),
+    Column("model", S, "the judge's model"),
+    Column("rubric", S, "rubric set name"),
+    Column("rubric_version", S, "rubric set version"),
+    Column("prompt_hash", S, "16 hex chars of SHA-256 over the rendered system and user messages "
+                         "(role NUL content NUL ...): the prompt version"),
+    Column("mode", S, "`per_metric` or `per_item`"),
+    Column("repeat", I64, "0..repeats-1"),
+    ITEM_ID,
+    Column("metric", S, "rubric metric name"),
+    Column("score", I64, "the answer on the JUDGE scale; null unless `status` is `ok`", True),
+    Column("human_score", I64, "`score` mapped through the metric's `judge.to_human`; null unless `ok`", True),
+    Column("probs", S, "JSON object judge level -> probability (keys are the levels as strings), from the score "
+                   "token's `top_logprobs` restricted to the scale's levels and renormalised; null without logprobs", True),
+    Column("expected_score", F64, "sum of level x probability (judge scale)", True),
+    Column("entropy", F64, "of `probs`, in nats", True),
+    Column("reason", S, "the judge's reason for this metric", True),
+    Column("raw_answer", S, "the judge's last answer text, verbatim (null when no answer came)", True),
+    Column("status", S, "`ok`; `failed` (no usable HTTP answer after the retries, or a 4xx); `unparseable` (not JSON, "
+                    "metric or score missing, score not an integer or off the scale, after the re-asks)"),
+    Column("error", S, "why, when not `ok`", True),
+    Column("attempts", I64, "requests made for the call (retries and re-asks included)"),
+    Column("prompt_tokens", I64, "summed over the call's requests, as the server reported", True),
+    Column("completion_tokens", I64, "summed over the call's requests, as the server reported", True),
+    Column("started_at", UTC, "when the call started"),
+    Column("finished_at", UTC, "when the call finished"),
+    Column("params", S, "JSON of everything that changes the answer (model, sampling, logprobs, answer format, mode, "
+                    "re-asks, extra body) plus `response_format_used`"),
+))
+
+RATINGS = Table("ratings", "ratings.parquet", "annotator", "kasauti pull",
+                "the long ratings format: one row per item x metric x rater; missing ratings are absent rows, "
+                "never NaN scores. Also the report's import format (`.parquet` or `.csv`), where optional "
+                "columns may be left out and are read as null", (
+    ITEM_ID,
+    Column("metric", S, "rubric metric name"),
+    Column("rater", S, "annotator username, or judge name"),
+    Column("rater_kind", S, "`human` or `judge`"),
+    Column("score", F64, "on the rubric's HUMAN scale (a judge's answer mapped by `to_human`)"),
+    Column("raw_score", F64, "the rater's own-scale answer (judge scale for judges)", True, False),
+    Column("probs", S, "JSON object judge level -> probability, when the judge returned logprobs", True, False),
+    Column("model", S, "judge model", True, False),
+    Column("prompt_version", S, "judge prompt hash", True, False),
+    Column("language", S, "the item's language (give it in an import: there is no sample to take it from)", True, False),
+    Column("task", S, "the item's task (as `language`)", True, False),
+    Column("length_bin", I8, "the item's length bin (as `language`)", True, False),
+    Column("status", S, "`submitted`, `draft` or `discarded`; the report uses humans' `submitted` rows only "
+                    "(null in an import: `submitted`)", True, False),
+    Column("inserted_at", UTC, "humans: when the response was first saved (null for judges)", True, False),
+    Column("updated_at", UTC, "humans: when the response was last changed (null for judges)", True, False),
+))
+
+REVISIONS = Table("revisions", "revisions.parquet", "annotator", "kasauti pull",
+                  "one row per human response (item x annotator)", (
+    ITEM_ID,
+    Column("annotator", S, "username"),
+    Column("revised_response", S, "the annotator's corrected response; null when they did not revise", True),
+    Column("comment", S, "the annotator's comment; null when empty", True),
+    Column("status", S, "`submitted`, `draft` or `discarded`"),
+    Column("language", S, "the item's language (its workspace)"),
+    Column("task", S, "the item's task, from the record's metadata", True),
+    Column("inserted_at", UTC, "when the response was first saved"),
+    Column("updated_at", UTC, "when the response was last changed"),
+))
+
+REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti report",
+                     "one row per metric x judge x facet level x statistic", (
+    Column("metric", S, "rubric metric name"),
+    Column("judge", S, 'judge name (`"<judge> · calibrated"` for a calibrated judge); null for human-only statistics', True),
+    Column("calibrated", BOOL, "the row is of a calibrated judge"),
+    Column("facet", S, "`overall`, `task`, `language` or `length_bin`"),
+    Column("level", S, "the facet's level (`all` for `overall`)"),
+    Column("statistic", S, "the statistic's name"),
+    Column("value", F64, "null when it cannot be computed (`note` says why)", True),
+    Column("ci_low", F64, "95% item-bootstrap interval, lower end", True),
+    Column("ci_high", F64, "95% item-bootstrap interval, upper end", True),
+    Column("n_items", I64, "items behind the value"),
+    Column("small", BOOL, "fewer than `report.min_items` items"),
+    Column("note", S, "why `value` is null", True),
+))
+
+# Planned tables (issues 9 and 10): defined here first, so their stages write them through this module.
+PAIRS = Table("pairs", "pairs.parquet", "sampling", "kasauti pairs",
+              "planned (issue 9): one row per pair of responses to the same prompt by two source models", (
+    Column("pair_id", S, "unique id of the pair"),
+    Column("prompt_id", S, "the prompt both responses answer"),
+    Column("language", S, "the prompt's language"),
+    Column("task", S, "the prompt's task"),
+    Column("item_a", S, "the first response's `sample.item_id`"),
+    Column("item_b", S, "the second response's `sample.item_id`"),
+    Column("model_a", S, "`source_model` of `item_a`"),
+    Column("model_b", S, "`source_model` of `item_b`"),
+    Column("shown_order", S, "`ab` (`item_a` shown as A) or `ba`, drawn at random per pair"),
+    Column("repeat_of", S, "the `pair_id` this pair repeats in swapped order (annotator consistency check)", True),
+))
+
+COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti pull",
+                    "planned (issue 9): the long pairwise format: one row per pair x criterion x rater", (
+    Column("pair_id", S, "joins `pairs.pair_id`"),
+    Column("prompt_id", S, "joins `pairs.prompt_id`"),
+    Column("language", S, "the prompt's language"),
+    Column("model_a", S, "`pairs.model_a`"),
+    Column("model_b", S, "`pairs.model_b`"),
+    Column("criterion", S, "rubric criterion name"),
+    Column("rater", S, "annotator username, or judge name"),
+    Column("rater_kind", S, "`human` or `judge`"),
+    Column("outcome", S, "`a` (`model_a` better), `b` or `tie`: in terms of the models, not of the order shown"),
+    Column("shown_order", S, "`ab` or `ba`: which response the rater saw first"),
+    Column("probs", S, "JSON object outcome -> probability, when the judge returned logprobs", True),
+    Column("justification", S, "the rater's optional justification", True),
+    Column("status", S, "`submitted`, `draft` or `discarded` (judges: `submitted`)"),
+))
+
+DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate",
+                  "planned (issue 10): one row per item x metric: whether the judge decides or native speakers do", (
+    ITEM_ID,
+    Column("metric", S, "rubric metric name"),
+    Column("language", S, "the item's language"),
+    Column("decided_by", S, "`judge` (confidence at or above the threshold) or `humans` (escalated)"),
+    Column("judge", S, "the judge whose score and confidence are used"),
+    Column("judge_score", F64, "the judge's score on the human scale; null when the judge gave none", True),
+    Column("confidence", F64, "the judge's confidence in `judge_score`; null when the judge gave none", True),
+    Column("threshold", F64, "the metric x language threshold on `confidence`"),
+    Column("target", F64, "the agreement with human consensus the threshold guarantees at least"),
+    Column("guaranteed_agreement", F64, "the lower confidence bound of that agreement on the calibration items"),
+    Column("provenance", S, "JSON: how the threshold was chosen (calibration items, delta, test)"),
+))
+
+TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, REPORT_CELLS,
+                                                PAIRS, COMPARISONS, DECISIONS)}
