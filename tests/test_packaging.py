@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-PACKAGES = ["kasauti", "rubrics", "sampling", "judge", "annotator", "reports", "training"]
+PACKAGES = ["kasauti", "studytables", "rubrics", "sampling", "judge", "annotator", "reports", "training"]
 # Run inside the embedded server's own virtualenv, whose requirements annotator/server/env.py installs.
 SERVER_SIDE = {ROOT / "annotator/server/_run.py", ROOT / "annotator/server/engine.py"}
 
