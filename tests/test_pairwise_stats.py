@@ -146,8 +146,10 @@ def test_a_model_that_never_loses_needs_a_prior():
     frame = simulate(rng, np.array([0.0, 0.5, 1.0]), 40, 5)
     best = "m02"
     frame["outcome"] = np.where(frame["model_a"] == best, "a", np.where(frame["model_b"] == best, "b", frame["outcome"]))
-    with pytest.raises(ValueError, match="never lost.*prior"):
+    with pytest.raises(ValueError, match=r"comparisons: no maximum-likelihood fit exists: .*never lost to the other models: m02, so.*prior"):
         lb.leaderboard(frame, n_boot=10)
+    with pytest.raises(ValueError, match=r"second comparisons: .*never lost to the other models: m02, so"):
+        lb.agreement(simulate(rng, np.array([0.0, 0.5, 1.0]), 40, 5), frame, n_boot=10)
     table, info = lb.leaderboard(frame, prior=0.01, n_boot=50)
     assert table["model"].iloc[0] == best and np.isfinite(table["score"]).all()
     assert info["n_failed"] == 0

@@ -115,40 +115,52 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     return rankdata(-scores, method="min", axis=-1)
 
 
-def _fit_point(d: Design, model: str, prior: float) -> tuple[np.ndarray, float]:
+def _fit_point(d: Design, model: str, prior: float, what: str = "comparisons") -> tuple[np.ndarray, float]:
     wins, ties = d.totals()
     if prior == 0:
-        groups = _groups(wins[0] + ties[0])
+        groups = _components(wins[0] + ties[0], "weak")
         if len(groups) > 1:
-            raise ValueError("the comparisons do not connect every model: "
-                             + " | ".join(", ".join(g) for g in _named(groups, d.models))
+            raise ValueError(f"{what}: the comparisons do not connect every model: "
+                             + " | ".join(", ".join(d.models[i] for i in g) for g in groups)
                              + "; scores across these groups are not comparable. Compare across them or fit each group alone")
         if not bt.exists(wins, ties)[0]:
-            raise ValueError("no maximum-likelihood fit exists: some models never lost (nor tied) against the rest, "
-                             "so their scores grow without bound. Pass a prior (e.g. prior=0.01) to shrink scores towards 0")
+            raise ValueError(f"{what}: no maximum-likelihood fit exists: {_unbounded(wins[0], ties[0], d.models)}, "
+                             "so scores grow without bound. Pass a prior (e.g. prior=0.01) to shrink scores towards 0")
     s, tie, ok = bt.fit(wins, ties, model, prior)
     if not ok[0]:
-        raise ValueError("the Bradley-Terry fit did not converge")
+        raise ValueError(f"{what}: the Bradley-Terry fit did not converge")
     return s[0], float(tie[0])
 
 
-def _groups(adj: np.ndarray) -> list[np.ndarray]:
+def _components(adj: np.ndarray, connection: str) -> list[np.ndarray]:
     from scipy.sparse.csgraph import connected_components
-    n, labels = connected_components(sparse.csr_matrix(adj > 0), directed=False)
+    n, labels = connected_components(sparse.csr_matrix(adj > 0), directed=connection == "strong", connection=connection)
     return [np.flatnonzero(labels == g) for g in range(n)]
 
 
-def _named(groups, models):
-    return [[models[i] for i in g] for g in groups]
+def _unbounded(wins: np.ndarray, ties: np.ndarray, models: list[str]) -> str:
+    """Name the groups of models that never lost (or never won) to the others."""
+    if wins.sum() == 0:
+        return "every comparison is a tie"
+    beat = (wins + ties) > 0  # beat[i, j]: i beat or tied j
+    parts = []
+    for g in _components(beat, "strong"):
+        out = np.setdiff1d(np.arange(len(models)), g)
+        names = ", ".join(models[i] for i in g)
+        if not beat[np.ix_(out, g)].any():
+            parts.append(f"never lost to the other models: {names}")
+        elif not beat[np.ix_(g, out)].any():
+            parts.append(f"never won against the other models: {names}")
+    return "; ".join(parts)
 
 
 def bootstrap(d: Design, model: str = "davidson", prior: float = 0.0, n_boot: int = 1000,
-              seed: int = 0, weights: np.ndarray | None = None) -> dict:
+              seed: int = 0, weights: np.ndarray | None = None, what: str = "comparisons") -> dict:
     """Point fit and B resampled fits: {scores (M,), tie, boot_scores (B, M), boot_tie (B,)}.
 
     Resamples where the fit does not exist are NaN (counted in ``n_failed``).
     """
-    s, tie = _fit_point(d, model, prior)
+    s, tie = _fit_point(d, model, prior, what)
     if weights is None:
         weights = prompt_weights(d.strata, n_boot, np.random.default_rng(seed))
     wins, ties = d.totals(weights)
@@ -194,7 +206,8 @@ def agreement(x: pd.DataFrame, y: pd.DataFrame, k: int = 3, model: str = "davids
     prompts = _prompt_key(x, strata).append(_prompt_key(y, strata)).unique()
     dx, dy = design(x, models, prompts, strata), design(y, models, prompts, strata)
     weights = prompt_weights(dx.strata, n_boot, np.random.default_rng(seed))
-    rx, ry = bootstrap(dx, model, prior, weights=weights), bootstrap(dy, model, prior, weights=weights)
+    rx = bootstrap(dx, model, prior, weights=weights, what="first comparisons")
+    ry = bootstrap(dy, model, prior, weights=weights, what="second comparisons")
     stats = dict(STATISTICS)
     stats[f"top_{k}"] = lambda a, b: top_k_overlap(a, b, k)
     ok = np.isfinite(rx["boot_scores"]).all(-1) & np.isfinite(ry["boot_scores"]).all(-1)
