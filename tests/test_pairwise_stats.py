@@ -320,9 +320,7 @@ def test_length_bias_counts_add_up():
     frame["length_b"] = np.where(rng.random(len(frame)) < 0.1, frame["length_a"], rng.integers(50, 400, len(frame)))
     out = pairs.length_bias(frame)
     for rater, g in out.groupby("rater"):
-        sub = frame if rater == "humans" else frame[frame["rater"] == rater]
-        if rater == "humans":
-            sub = frame[frame["rater_kind"] == "human"]
+        sub = frame[frame["rater_kind"] == "human"] if rater == "humans" else frame[frame["rater"] == rater]
         assert g["n_decisive"].sum() + g["n_ties"].iloc[0] + g["n_equal_length"].iloc[0] == len(sub)
         dec = sub[(sub["outcome"] != "tie") & (sub["length_a"] != sub["length_b"])]
         longer = np.where(dec["length_a"] > dec["length_b"], "a", "b")

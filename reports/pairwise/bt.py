@@ -166,12 +166,3 @@ def fit(wins: np.ndarray, ties: np.ndarray, model: str = "davidson", prior: floa
     tie = np.where(ok, tie, np.nan)
     return s, tie, ok
 
-
-def counts(a: np.ndarray, b: np.ndarray, outcome: np.ndarray, m: int, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(wins (M, M), ties (M, M) symmetric) from comparisons a vs b with outcome 0 = a won, 1 = b won, 2 = tie."""
-    wgt = np.ones(len(a)) if weights is None else weights
-    win, lose = np.where(outcome == 1, b, a), np.where(outcome == 1, a, b)
-    dec = outcome != 2
-    wins = np.bincount(win[dec] * m + lose[dec], wgt[dec], m * m).reshape(m, m)
-    ties = np.bincount(a[~dec] * m + b[~dec], wgt[~dec], m * m).reshape(m, m)
-    return wins, ties + ties.T
