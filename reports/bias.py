@@ -28,6 +28,10 @@ def _boot_means(pairs: pd.DataFrame, group: str, groups: Sequence, n_boot: int, 
         bad = np.flatnonzero(~np.isfinite(pd.to_numeric(pairs[col], errors="coerce").to_numpy(float)))
         if len(bad):
             raise ValueError(f"pairs: row {bad[0] + 1}, column {col!r}: expected a finite score, got {pairs[col].iloc[bad[0]]!r}")
+    no_group = np.flatnonzero(pairs[group].isna().to_numpy())
+    if len(no_group):
+        raise ValueError(f"pairs: row {no_group[0] + 1}, column {group!r}: no group ({len(no_group)} such rows); "
+                         "give every row its group (e.g. 'unknown')")
     split = pairs.groupby(["item_id"], sort=False)[group].nunique()
     if (split > 1).any():
         raise ValueError(f"pairs: item {split[split > 1].index[0]!r} lies in more than one {group!r} group; "

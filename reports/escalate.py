@@ -167,6 +167,9 @@ def confidence(judgments: pd.DataFrame, source: str) -> pd.DataFrame:
     total = votes.groupby(keys)["votes"].transform("sum")
     top = votes.assign(n_votes=total).sort_values(keys + ["votes", "decision"], ascending=[True] * len(keys) + [False, True])
     top = top.drop_duplicates(keys).assign(confidence=lambda d: d["votes"] / d["n_votes"])
+    if len(top) and (top["n_votes"] < 2).all():
+        raise ValueError(f"confidence from {source}: every item has one answer, so agreement is always 1; "
+                         f"{'run the judge with repeats >= 2' if source == 'repeats' else 'give the items to two or more judges'}")
     if source == "judges":
         top["judge"] = "panel"
     return top[["judge", "item_id", "metric", "decision", "confidence", "n_votes"]].reset_index(drop=True)

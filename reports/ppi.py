@@ -130,7 +130,9 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
     ``labelled``: one row per human-labelled item with ``y`` (human score, e.g. the consensus) and
     ``f`` (the judge on that item); ``unlabelled``: one row per other item of the set with ``f``;
     both carry the ``by`` columns (the cell keys) and, for ``design='stratified'``, the
-    ``stratum`` column, whose values ``weights`` maps to the stratum's population size or share.
+    ``stratum`` column, whose values ``weights`` maps to the stratum's population size or share
+    (renormalised within each cell over the strata that have items in it: a stratum with no item
+    in a cell is taken as not part of that cell).
     ``design`` says how the labelled items were chosen: ``random``, ``stratified`` or
     ``judge-selected`` (refused). Cells (or strata) with fewer than 2 labelled items get NaN
     figures and a note; a cell with no unlabelled items reduces to the classical estimate.

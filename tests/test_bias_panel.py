@@ -124,3 +124,9 @@ def test_mean_panel_rounds_to_the_nearest_level_and_averages_expected_scores():
     assert set(panel["rater"]) == {"panel (mean: j0 + j1)"}
     with pytest.raises(ValueError, match=r"panel judge\(s\) \['j9'\] have no ratings"):
         panel_rows(ratings, ["j0", "j9"], specs)
+
+
+def test_a_row_without_a_group_is_refused_not_dropped():
+    pairs = pd.DataFrame({"item_id": ["a", "b", "c"], "g": [1, None, 2], "judge": [1.0, 1, 1], "human": [0.0, 1, 1]})
+    with pytest.raises(ValueError, match="row 2, column 'g': no group"):
+        bias_by_group(pairs, "g")

@@ -141,3 +141,11 @@ def test_thresholds_per_cell_and_human_consensus():
     out = thresholds(cal, grid=np.round(np.linspace(0.9, 0, 91), 2)).set_index("language")
     assert out.loc["bn", "threshold"] is not None and out.loc["bn", "coverage"] > 0.9
     assert pd.isna(out.loc["or", "threshold"]) and out.loc["or", "coverage"] == 0
+
+
+def test_agreement_confidence_needs_more_than_one_vote():
+    single = judgments().query("judge == 'a' and repeat == 0")
+    with pytest.raises(ValueError, match="every item has one answer.*repeats"):
+        confidence(single, "repeats")
+    with pytest.raises(ValueError, match="every item has one answer.*judges"):
+        confidence(judgments().query("judge == 'a'"), "judges")
