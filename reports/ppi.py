@@ -36,6 +36,9 @@ import pandas as pd
 from scipy.stats import norm
 
 DESIGNS = ("random", "stratified", "judge-selected")
+SELECTION_P = 0.001
+SELECTION_NOTE = ("the judge scores the labelled items differently from the unlabelled ones (p = {p:.2g}): were the "
+                  "labelled items really drawn at random (within strata)? If not, the estimate is biased")
 _ERR = {"divide": "ignore", "invalid": "ignore"}
 
 
@@ -97,6 +100,27 @@ def _check_design(design: str, stratum: str | None, weights: Mapping | None, lab
         raise ValueError(f"stratum {bad[0]!r}: weight {weights[bad[0]]!r}; expected a positive number")
 
 
+def _separate(labelled: pd.DataFrame, unlabelled: pd.DataFrame, keys: list[str], whole_set: bool) -> pd.DataFrame:
+    """``unlabelled`` without the labelled items when it is the whole set; checks they are disjoint otherwise."""
+    if not all(k in f.columns for k in keys for f in (labelled, unlabelled)):
+        if whole_set:
+            raise ValueError(f"whole_set=True needs {keys} in both tables to find the labelled items in the whole set")
+        return unlabelled
+    lab_keys = pd.MultiIndex.from_frame(labelled[keys])
+    in_lab = pd.MultiIndex.from_frame(unlabelled[keys]).isin(lab_keys)
+    if whole_set:
+        absent = np.flatnonzero(~lab_keys.isin(pd.MultiIndex.from_frame(unlabelled[keys])))
+        if len(absent):
+            raise ValueError(f"labelled: row {absent[0] + 1}, {dict(zip(keys, lab_keys[absent[0]]))} is not in the whole set "
+                             f"({len(absent)} such rows); give the judge's score on every item of the set")
+        return unlabelled[~in_lab]
+    if in_lab.any():
+        row = int(np.flatnonzero(in_lab)[0])
+        raise ValueError(f"unlabelled: row {row + 1}, {dict(zip(keys, unlabelled[keys].iloc[row]))} is also labelled "
+                         f"({int(in_lab.sum())} such rows); pass whole_set=True when the unlabelled table is the whole set")
+    return unlabelled
+
+
 def _sums(codes: np.ndarray, n_groups: int, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.bincount(codes, weights=v, minlength=n_groups) for k, v in columns.items()}
 
@@ -120,11 +144,13 @@ def _stratum_estimates(lab: dict[str, np.ndarray], unl: dict[str, np.ndarray]) -
         var_rect = np.maximum(var_y - 2 * lam * cov + lam**2 * var_f, 0.0)
         var_ppi = np.where(big_n > 0, lam**2 * var_u / big_n, 0.0) + var_rect / n
         return {"estimate": estimate, "var": var_ppi, "classical": y_bar, "var_classical": np.maximum(var_y, 0.0) / n,
-                "judge_only": all_mean, "lam": lam}
+                "judge_only": all_mean, "lam": lam, "shift": np.where(big_n > 0, f_bar - u_bar, np.nan),
+                "var_shift": np.where(big_n > 0, var_f / n + var_u / big_n, np.nan)}
 
 
 def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str] = (), design: str = "random",
-              stratum: str | None = None, weights: Mapping | None = None, alpha: float = 0.05) -> PPIResult:
+              stratum: str | None = None, weights: Mapping | None = None, alpha: float = 0.05,
+              whole_set: bool = False) -> PPIResult:
     """PPI++ means per cell (module doc).
 
     ``labelled``: one row per human-labelled item with ``y`` (human score, e.g. the consensus) and
@@ -136,6 +162,11 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
     ``design`` says how the labelled items were chosen: ``random``, ``stratified`` or
     ``judge-selected`` (refused). Cells (or strata) with fewer than 2 labelled items get NaN
     figures and a note; a cell with no unlabelled items reduces to the classical estimate.
+    ``whole_set``: ``unlabelled`` holds every item of the set, the labelled ones included (matched
+    on ``item_id`` and the cell keys), and they are taken out of it; without it, an unlabelled
+    row that is also labelled is an error. ``selection_p`` checks the design: a two-sample z-test (stratified like the estimate) of the
+    judge's mean on labelled vs unlabelled items; below 0.001 the note says the labelled items
+    look chosen rather than random.
     """
     by = list(by)
     _check_design(design, stratum, weights, labelled, unlabelled)
@@ -145,6 +176,7 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
         missing = [c for c in by if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: missing cell column(s) {missing}")
+    unlabelled = _separate(labelled, unlabelled, ["item_id", *by], whole_set)
     group_cols = by + ([stratum] if stratum is not None else [])
     keys = pd.concat([labelled[group_cols], unlabelled[group_cols]], ignore_index=True)
     if group_cols:
@@ -161,7 +193,7 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
     est = _stratum_estimates(lab, unl)
     strata = groups.assign(n_labelled=lab["n"].astype(int), n_unlabelled=unl["n"].astype(int), **est)
     strata["note"] = np.where(lab["n"] < 2, "fewer than 2 human-labelled items: no estimate", "")
-    for col in ("estimate", "var", "classical", "var_classical", "judge_only", "lam"):
+    for col in ("estimate", "var", "classical", "var_classical", "judge_only", "lam", "shift", "var_shift"):
         strata.loc[lab["n"] < 2, col] = np.nan
     if stratum is None:
         strata["w"] = 1.0
@@ -179,12 +211,12 @@ def _combine(strata: pd.DataFrame, by: list[str], alpha: float) -> pd.DataFrame:
         "n_labelled": strata["n_labelled"], "n_unlabelled": strata["n_unlabelled"],
         "estimate": w * strata["estimate"], "var": w**2 * strata["var"], "classical": w * strata["classical"],
         "var_classical": w**2 * strata["var_classical"], "judge_only": w * strata["judge_only"],
-        "lam": strata["lam"], "note": strata["note"],
+        "lam": strata["lam"], "note": strata["note"], "shift": w * strata["shift"], "var_shift": w**2 * strata["var_shift"],
     })
     agg = {"n_labelled": "sum", "n_unlabelled": "sum", "estimate": _nan_sum, "var": _nan_sum,
-           "classical": _nan_sum, "var_classical": _nan_sum, "judge_only": _nan_sum,
+           "classical": _nan_sum, "var_classical": _nan_sum, "judge_only": _nan_sum, "shift": _nan_sum, "var_shift": _nan_sum,
            "lam": lambda s: s.iloc[0] if len(s) == 1 else np.nan,
-           "note": lambda s: "; ".join(sorted(set(s) - {""}))}
+           "note": lambda s: _join(*sorted(set(s)))}
     if by:
         cells = parts.groupby([strata[c] for c in by], sort=True).agg(agg).reset_index()
     else:
@@ -197,9 +229,17 @@ def _combine(strata: pd.DataFrame, by: list[str], alpha: float) -> pd.DataFrame:
     with np.errstate(**_ERR):
         cells["n_effective"] = cells["n_labelled"] * cells["var_classical"] / cells["var"]
     cells["se"] = se
+    with np.errstate(**_ERR):
+        cells["selection_p"] = 2 * norm.sf(np.abs(cells["shift"].astype(float)) / np.sqrt(cells["var_shift"].astype(float)))
+    flagged = cells["selection_p"] < SELECTION_P
+    cells.loc[flagged, "note"] = [_join(n, SELECTION_NOTE.format(p=p)) for n, p in zip(cells.loc[flagged, "note"], cells.loc[flagged, "selection_p"])]
     order = by + ["n_labelled", "n_unlabelled", "estimate", "se", "ci_low", "ci_high", "classical", "classical_ci_low",
-                  "classical_ci_high", "judge_only", "lam", "n_effective", "note"]
+                  "classical_ci_high", "judge_only", "lam", "n_effective", "selection_p", "note"]
     return cells[order].astype({c: float for c in order if c not in by and c not in ("n_labelled", "n_unlabelled", "note")})
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _nan_sum(s: pd.Series) -> float:

@@ -141,3 +141,31 @@ def test_coverage_is_95_percent_and_an_informative_judge_narrows_the_interval(in
         assert cells["n_effective"].median() > 1.5 * 100
     else:  # a useless judge costs (almost) nothing: lam goes to 0
         assert width < 1.02 * classical
+
+
+def test_whole_set_takes_the_labelled_items_out_and_an_overlap_is_refused_otherwise():
+    rng = np.random.default_rng(6)
+    y, f = judged(rng, 400)
+    whole = pd.DataFrame({"item_id": [f"i{i}" for i in range(400)], "f": f, "metric": "m"})
+    labelled = whole.iloc[::4].assign(y=y[::4])
+    rest = whole.drop(index=labelled.index)
+    expected = ppi_means(labelled, rest, by=["metric"]).cells
+    got = ppi_means(labelled, whole, by=["metric"], whole_set=True).cells
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.loc[0, "n_unlabelled"] == 300
+    with pytest.raises(ValueError, match=r"unlabelled: row 1, .*'i0'.* is also labelled \(100 such rows\); pass whole_set=True"):
+        ppi_means(labelled, whole, by=["metric"])
+    with pytest.raises(ValueError, match=r"labelled: row 1, .*'i0'.* is not in the whole set"):
+        ppi_means(labelled, rest, by=["metric"], whole_set=True)
+
+
+def test_labelled_items_chosen_by_the_judge_are_flagged_even_when_declared_random():
+    rng = np.random.default_rng(8)
+    y, f = judged(rng, 1000)
+    items = pd.DataFrame({"y": y, "f": f})
+    random_pick = rng.permutation(1000)[:100]
+    cells = ppi_means(items.iloc[random_pick], items.drop(index=random_pick)[["f"]]).cells
+    assert cells.loc[0, "selection_p"] > 0.001 and cells.loc[0, "note"] == ""
+    escalated = items.sort_values("f", kind="stable").index[:100]  # the judge's lowest scores went to humans
+    cells = ppi_means(items.loc[escalated], items.drop(index=escalated)[["f"]]).cells
+    assert cells.loc[0, "selection_p"] < 1e-6 and "were the labelled items really drawn at random" in cells.loc[0, "note"]
