@@ -164,20 +164,25 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
     figures and a note; a cell with no unlabelled items reduces to the classical estimate.
     ``whole_set``: ``unlabelled`` holds every item of the set, the labelled ones included (matched
     on ``item_id`` and the cell keys), and they are taken out of it; without it, an unlabelled
-    row that is also labelled is an error. ``selection_p`` checks the design: a two-sample z-test (stratified like the estimate) of the
-    judge's mean on labelled vs unlabelled items; below 0.001 the note says the labelled items
-    look chosen rather than random.
+    row that is also labelled is an error. ``selection_p`` checks the design: a two-sample
+    z-test (stratified like the estimate) of the judge's mean on labelled vs unlabelled items;
+    below 0.001 the note says the labelled items look chosen rather than random.
     """
     by = list(by)
     _check_design(design, stratum, weights, labelled, unlabelled)
     _check_numbers(labelled, "labelled", ["y", "f"])
     _check_numbers(unlabelled, "unlabelled", ["f"])
+    group_cols = by + ([stratum] if stratum is not None else [])
     for name, frame in (("labelled", labelled), ("unlabelled", unlabelled)):
         missing = [c for c in by if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: missing cell column(s) {missing}")
+        for col in group_cols:
+            empty = np.flatnonzero(frame[col].isna().to_numpy())
+            if len(empty):
+                raise ValueError(f"{name}: row {empty[0] + 1}, column {col!r}: no value ({len(empty)} such rows); "
+                                 "every row needs its cell and stratum")
     unlabelled = _separate(labelled, unlabelled, ["item_id", *by], whole_set)
-    group_cols = by + ([stratum] if stratum is not None else [])
     keys = pd.concat([labelled[group_cols], unlabelled[group_cols]], ignore_index=True)
     if group_cols:
         codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
@@ -235,7 +240,8 @@ def _combine(strata: pd.DataFrame, by: list[str], alpha: float) -> pd.DataFrame:
     cells.loc[flagged, "note"] = [_join(n, SELECTION_NOTE.format(p=p)) for n, p in zip(cells.loc[flagged, "note"], cells.loc[flagged, "selection_p"])]
     order = by + ["n_labelled", "n_unlabelled", "estimate", "se", "ci_low", "ci_high", "classical", "classical_ci_low",
                   "classical_ci_high", "judge_only", "lam", "n_effective", "selection_p", "note"]
-    return cells[order].astype({c: float for c in order if c not in by and c not in ("n_labelled", "n_unlabelled", "note")})
+    counts = ("n_labelled", "n_unlabelled")
+    return cells[order].astype({c: int if c in counts else float for c in order if c not in by and c != "note"})
 
 
 def _join(*notes: str) -> str:
@@ -244,4 +250,4 @@ def _join(*notes: str) -> str:
 
 def _nan_sum(s: pd.Series) -> float:
     """Sum that stays NaN when any stratum has no estimate (a cell is never silently partial)."""
-    return float(s.sum(min_count=len(s))) if s.notna().all() else np.nan
+    return float(s.sum()) if s.notna().all() else np.nan

@@ -169,3 +169,9 @@ def test_labelled_items_chosen_by_the_judge_are_flagged_even_when_declared_rando
     escalated = items.sort_values("f", kind="stable").index[:100]  # the judge's lowest scores went to humans
     cells = ppi_means(items.loc[escalated], items.drop(index=escalated)[["f"]]).cells
     assert cells.loc[0, "selection_p"] < 1e-6 and "were the labelled items really drawn at random" in cells.loc[0, "note"]
+
+
+def test_a_row_without_its_cell_is_refused_not_dropped():
+    lab = pd.DataFrame({"y": [0.0, 1, 2], "f": [0.0, 1, 1], "language": ["bn", None, "bn"]})
+    with pytest.raises(ValueError, match=r"labelled: row 2, column 'language': no value"):
+        ppi_means(lab, pd.DataFrame({"f": [1.0], "language": ["bn"]}), by=["language"])
