@@ -25,6 +25,7 @@ across judges).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,8 +83,10 @@ def choose_threshold(confidence, agree, target: float = 0.9, delta: float = 0.1,
     a = np.asarray(agree)
     if c.shape != a.shape or c.ndim != 1:
         raise ValueError(f"confidence {c.shape} and agree {a.shape} must be 1-D arrays of the same length")
-    if not np.isin(a, [0, 1]).all():
-        raise ValueError("agree must hold 0/1 (or booleans): judge == human consensus on each calibration item")
+    bad = np.flatnonzero(~np.isin(a, [0, 1]))
+    if len(bad):
+        raise ValueError(f"agree: item {bad[0] + 1} is {a[bad[0]]}; expected 0/1 (judge == human consensus) on every "
+                         "calibration item; leave out items without a human consensus")
     lam = np.sort(np.asarray(DEFAULT_GRID if grid is None else grid, float))[::-1]
     order = np.argsort(-np.nan_to_num(c, nan=-np.inf), kind="stable")
     c_desc = np.nan_to_num(c[order], nan=-np.inf)
@@ -116,10 +119,17 @@ def coverage_grid(confidence, start: float = 0.1, step: float = 0.02) -> np.ndar
 
 def thresholds(calibration: pd.DataFrame, by=("metric", "language"), target: float = 0.9, delta: float = 0.1,
                grid=None) -> pd.DataFrame:
-    """:func:`choose_threshold` per cell of ``calibration`` (columns ``confidence``, ``agree`` and ``by``)."""
+    """:func:`choose_threshold` per cell of ``calibration`` (columns ``confidence``, ``agree`` and ``by``).
+
+    ``grid``: one grid for every cell, or a mapping from the cell key (a tuple of the ``by`` values)
+    to that cell's grid, e.g. :func:`coverage_grid` of the cell's items to be decided.
+    """
     rows = []
     for key, cell in calibration.groupby(list(by), sort=True):
-        t = choose_threshold(cell["confidence"], cell["agree"], target, delta, grid)
+        cell_grid = grid.get(key) if isinstance(grid, Mapping) else grid
+        if isinstance(grid, Mapping) and cell_grid is None:
+            raise ValueError(f"grid: no grid for cell {dict(zip(by, key))}")
+        t = choose_threshold(cell["confidence"], cell["agree"], target, delta, cell_grid)
         rows.append({**dict(zip(by, key)), "threshold": t.threshold, "guaranteed_agreement": t.guaranteed,
                      "agreement": t.agreement, "coverage": t.coverage, "n_calibration": t.n_calibration,
                      "provenance": t.provenance()})

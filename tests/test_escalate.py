@@ -149,3 +149,15 @@ def test_agreement_confidence_needs_more_than_one_vote():
         confidence(single, "repeats")
     with pytest.raises(ValueError, match="every item has one answer.*judges"):
         confidence(judgments().query("judge == 'a'"), "judges")
+
+
+def test_each_cell_can_have_its_own_grid_and_a_missing_one_is_named():
+    rng = np.random.default_rng(1)
+    cal = pd.DataFrame({"metric": "m", "language": np.repeat(["bn", "or"], 200), "confidence": rng.random(400),
+                        "agree": 1})
+    out = thresholds(cal, grid={("m", "bn"): [0.5], ("m", "or"): [0.2]}).set_index("language")
+    assert (out.loc["bn", "threshold"], out.loc["or", "threshold"]) == (0.5, 0.2)
+    with pytest.raises(ValueError, match=r"grid: no grid for cell \{'metric': 'm', 'language': 'or'\}"):
+        thresholds(cal, grid={("m", "bn"): [0.5]})
+    with pytest.raises(ValueError, match=r"agree: item 2 is nan"):
+        choose_threshold([0.5, 0.6], [1, np.nan])
