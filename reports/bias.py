@@ -62,6 +62,10 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
     Groups with one item get no CI (bias ``significant`` only when the CI excludes 0).
     """
     levels = list(ordered) if not isinstance(ordered, bool) else sorted(pairs[group].dropna().unique())
+    unlisted = sorted(set(pairs[group].dropna()) - set(levels), key=str)
+    if unlisted:
+        raise ValueError(f"ordered: group {unlisted[0]!r} of column {group!r} is not among the ordered levels {levels}; "
+                         "list every group")
     point, draws = _boot_means(pairs, group, levels, n_boot, seed)
     lo, hi = np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)  # NaN for one-item groups
     counts = pairs.groupby(group)["item_id"].agg(["nunique", "size"]).reindex(levels).fillna(0).astype(int)

@@ -130,3 +130,11 @@ def test_a_row_without_a_group_is_refused_not_dropped():
     pairs = pd.DataFrame({"item_id": ["a", "b", "c"], "g": [1, None, 2], "judge": [1.0, 1, 1], "human": [0.0, 1, 1]})
     with pytest.raises(ValueError, match="row 2, column 'g': no group"):
         bias_by_group(pairs, "g")
+
+
+def test_ordered_levels_must_list_every_group():
+    pairs = pairs_frame(np.random.default_rng(4), n_items=50, groups=3)
+    with pytest.raises(ValueError, match=r"ordered: group 2 of column 'length_bin' is not among the ordered levels \[0, 1\]"):
+        bias_by_group(pairs, "length_bin", ordered=[0, 1])
+    table, trend = bias_by_group(pairs, "length_bin", ordered=[2, 1, 0], n_boot=200)
+    assert table["length_bin"].tolist() == [2, 1, 0] and trend["levels"] == ["2", "1", "0"]
