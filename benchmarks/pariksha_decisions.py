@@ -15,6 +15,10 @@ confidences) and checked on the test third (agreement with the human consensus; 
 humans tie have no consensus and are left out, counted). Reported: mean coverage on the test
 third and the share of splits where the test agreement reached the target (or nothing was trusted).
 
+Bias, per metric over all languages: judge-minus-human bias by length quintile with the trend
+test, and GPT-4's self-preference for responses of GPT models (GPT4o, gpt-4, gpt-35-turbo; the
+model is the part of the item id after "|"), item-clustered bootstrap.
+
 usage: python benchmarks/pariksha_decisions.py [PARIKSHA_DIR] [--labelled 50] [--splits 500]
 """
 
@@ -30,16 +34,37 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reports import from_pariksha, prepare  # noqa: E402
+from reports.bias import bias_by_group, self_preference  # noqa: E402
 from reports.escalate import choose_threshold, coverage_grid, decide, human_consensus  # noqa: E402
 from reports.ppi import ppi_means  # noqa: E402
 from reports.ratings import metric_specs  # noqa: E402
 from rubrics import load_rubric_set  # noqa: E402
 
 
-def cell_tables(root: str):
+def load(root: str) -> pd.DataFrame:
     rubric = load_rubric_set("pariksha")
     ratings, items, imp = from_pariksha(root)
-    clean, _ = prepare(ratings, rubric, items, imp)
+    return prepare(ratings, rubric, items, imp)[0]
+
+
+def bias_tables(clean: pd.DataFrame) -> None:
+    judge = clean[clean["rater_kind"] == "judge"].set_index(["metric", "item_id"])["score"].rename("judge")
+    pairs = clean[clean["rater_kind"] == "human"].join(judge, on=["metric", "item_id"], how="inner")
+    pairs = pairs.rename(columns={"score": "human"})
+    pairs["gpt"] = pairs["item_id"].str.split("|").str[1].str.lower().str.contains("gpt")
+    for metric, sub in pairs.groupby("metric", sort=True):
+        table, trend = bias_by_group(sub, "length_bin", ordered=True)
+        print(f"\n{metric}: bias by length quintile")
+        print(table[["length_bin", "n_items", "bias", "bias_ci_low", "bias_ci_high"]].round(3).to_string(index=False))
+        print(f"trend per quintile: {trend['slope']:.3f} [{trend['ci_low']:.3f}, {trend['ci_high']:.3f}], p = {trend['p_value']:.3g} (bootstrap resolution {1 / 2000:g})")
+        sp = self_preference(sub, "gpt")
+        print(f"self-preference for GPT responses: {sp['self_preference']:.3f} {[round(x, 3) for x in sp['self_preference_ci']]} "
+              f"(judge gap {sp['judge_gap']:.3f}, human gap {sp['human_gap']:.3f}; {sp['n_items_own']} GPT items, "
+              f"{sp['n_items_other']} others)")
+
+
+def cell_tables(clean: pd.DataFrame) -> pd.DataFrame:
+    rubric = load_rubric_set("pariksha")
     humans = clean[clean["rater_kind"] == "human"]
     y = humans.groupby(["metric", "item_id"])["score"].mean().rename("y")
     judge = clean[clean["rater_kind"] == "judge"].set_index(["metric", "item_id"])[["score", "language"]]
@@ -93,7 +118,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    table = cell_tables(args.root)
+    clean = load(args.root)
+    table = cell_tables(clean)
     rows = []
     for (metric, language), cell in table.groupby(["metric", "language"], sort=True):
         rows.append({"metric": metric, "language": language, **ppi_savings(cell, args.labelled, args.splits, rng),
@@ -106,6 +132,7 @@ def main() -> None:
     print(out.groupby("metric")[["neff_per_label", "labels_saved", "width_ratio", "ppi_coverage", "escalation_coverage", "guarantee_held"]].mean().round(3).to_string())
     print("\nper language (mean over metrics):")
     print(out.groupby("language")[["escalation_coverage", "guarantee_held", "judge_agreement"]].mean().round(3).to_string())
+    bias_tables(clean)
 
 
 if __name__ == "__main__":

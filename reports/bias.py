@@ -58,7 +58,8 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
     """Per group: judge and human means and their difference (bias) with bootstrap CIs; and, when
     ``ordered`` (True: the group values' sort order, or the ordered levels), the trend: the
     least-squares slope of bias on the group's rank (0, 1, ...) with its bootstrap CI and a
-    two-sided bootstrap p-value (2 x the smaller share of slopes on either side of 0).
+    two-sided bootstrap p-value (2 x the smaller share of slopes on either side of 0, at least
+    1 / n_boot: a bootstrap cannot resolve smaller p-values).
     Groups with one item get no CI (bias ``significant`` only when the CI excludes 0).
     """
     levels = list(ordered) if not isinstance(ordered, bool) else sorted(pairs[group].dropna().unique())
@@ -86,7 +87,7 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
 
     reps = slope(draws[:, :, 2])
     s_lo, s_hi = np.percentile(reps, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    p = min(1.0, 2 * min((reps <= 0).mean(), (reps >= 0).mean()))
+    p = min(1.0, max(2 * min((reps <= 0).mean(), (reps >= 0).mean()), 1 / n_boot))  # resolution: 1 / n_boot
     return table, {"slope": float(slope(point[:, 2])), "ci_low": float(s_lo), "ci_high": float(s_hi), "p_value": float(p),
                    "significant": bool(s_lo > 0 or s_hi < 0), "levels": [str(v) for v in np.asarray(levels)[keep]],
                    "note": "bias per step of the ordered groups (least squares on ranks), item-clustered bootstrap"}
