@@ -1,0 +1,139 @@
+"""PPI++ label savings and trust-or-escalate coverage on PARIKSHA round 1 (real humans, GPT-4 judge).
+
+Population per metric x language: the items with at least one human rating. Y = the item's mean
+human score, f = GPT-4's score on the human scale.
+
+PPI++: in each of ``--splits`` random splits, ``--labelled`` items keep their human score and the
+rest only the judge's; reported: the median of n_effective / n (human-only labels needed for the
+PPI++ interval width, per label used), the labels saved at the same width (n_effective - n), the
+interval width ratio and the coverage of the population mean (the mean over all the cell's items).
+
+Escalation: PARIKSHA's judge gives one score, no probabilities or repeats, so its confidence is
+the agreement rate of its answer level, estimated on a fit third of the items; the threshold is
+chosen on a calibration third (target ``--target``, delta ``--delta``, grid from the test third's
+confidences) and checked on the test third (agreement with the human consensus; items whose
+humans tie have no consensus and are left out, counted). Reported: mean coverage on the test
+third and the share of splits where the test agreement reached the target (or nothing was trusted).
+
+Bias, per metric over all languages: judge-minus-human bias by length quintile with the trend
+test, and GPT-4's self-preference for responses of GPT models (GPT4o, gpt-4, gpt-35-turbo; the
+model is the part of the item id after "|"), item-clustered bootstrap.
+
+usage: python benchmarks/pariksha_decisions.py [PARIKSHA_DIR] [--labelled 50] [--splits 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reports import from_pariksha, prepare  # noqa: E402
+from reports.bias import bias_by_group, self_preference  # noqa: E402
+from reports.escalate import choose_threshold, coverage_grid, decide, human_consensus  # noqa: E402
+from reports.ppi import ppi_means  # noqa: E402
+from reports.ratings import metric_specs  # noqa: E402
+from rubrics import load_rubric_set  # noqa: E402
+
+
+def load(root: str) -> pd.DataFrame:
+    rubric = load_rubric_set("pariksha")
+    ratings, items, imp = from_pariksha(root)
+    return prepare(ratings, rubric, items, imp)[0]
+
+
+def bias_tables(clean: pd.DataFrame) -> None:
+    judge = clean[clean["rater_kind"] == "judge"].set_index(["metric", "item_id"])["score"].rename("judge")
+    pairs = clean[clean["rater_kind"] == "human"].join(judge, on=["metric", "item_id"], how="inner")
+    pairs = pairs.rename(columns={"score": "human"})
+    pairs["gpt"] = pairs["item_id"].str.split("|").str[1].str.lower().str.contains("gpt")
+    for metric, sub in pairs.groupby("metric", sort=True):
+        table, trend = bias_by_group(sub, "length_bin", ordered=True)
+        print(f"\n{metric}: bias by length quintile")
+        print(table[["length_bin", "n_items", "bias", "bias_ci_low", "bias_ci_high"]].round(3).to_string(index=False))
+        print(f"trend per quintile: {trend['slope']:.3f} [{trend['ci_low']:.3f}, {trend['ci_high']:.3f}], p = {trend['p_value']:.3g} (bootstrap resolution {1 / 2000:g})")
+        sp = self_preference(sub, "gpt")
+        print(f"self-preference for GPT responses: {sp['self_preference']:.3f} {[round(x, 3) for x in sp['self_preference_ci']]} "
+              f"(judge gap {sp['judge_gap']:.3f}, human gap {sp['human_gap']:.3f}; {sp['n_items_own']} GPT items, "
+              f"{sp['n_items_other']} others)")
+
+
+def cell_tables(clean: pd.DataFrame) -> pd.DataFrame:
+    rubric = load_rubric_set("pariksha")
+    humans = clean[clean["rater_kind"] == "human"]
+    y = humans.groupby(["metric", "item_id"])["score"].mean().rename("y")
+    judge = clean[clean["rater_kind"] == "judge"].set_index(["metric", "item_id"])[["score", "language"]]
+    cons = human_consensus(clean, metric_specs(rubric)).set_index(["metric", "item_id"])["consensus"]
+    table = judge.join(y, how="inner").join(cons).rename(columns={"score": "f"}).reset_index()
+    return table
+
+
+def ppi_savings(cell: pd.DataFrame, n: int, splits: int, rng) -> dict:
+    size = len(cell)
+    picks = np.argsort(rng.random((splits, size)), axis=1)
+    lab_idx, unl_idx = picks[:, :n].ravel(), picks[:, n:].ravel()
+    lab = pd.DataFrame({"y": cell["y"].to_numpy()[lab_idx], "f": cell["f"].to_numpy()[lab_idx],
+                        "rep": np.repeat(np.arange(splits), n)})
+    unl = pd.DataFrame({"f": cell["f"].to_numpy()[unl_idx], "rep": np.repeat(np.arange(splits), size - n)})
+    res = ppi_means(lab, unl, by=["rep"]).cells
+    truth = cell["y"].mean()
+    width = (res["ci_high"] - res["ci_low"]) / (res["classical_ci_high"] - res["classical_ci_low"])
+    ratio = res["n_effective"] / n
+    return {"items": size, "n": n, "neff_per_label": ratio.median(), "labels_saved": (ratio.median() - 1) * n,
+            "width_ratio": width.median(), "lam": res["lam"].median(),
+            "ppi_coverage": ((res["ci_low"] <= truth) & (truth <= res["ci_high"])).mean(),
+            "classical_coverage": ((res["classical_ci_low"] <= truth) & (truth <= res["classical_ci_high"])).mean()}
+
+
+def escalation(cell: pd.DataFrame, target: float, delta: float, splits: int, rng) -> dict:
+    c = cell.dropna(subset=["consensus"])
+    agree = (c["f"].to_numpy() == c["consensus"].to_numpy()).astype(int)
+    level = c["f"].to_numpy()
+    held, coverage, overall = [], [], agree.mean()
+    for _ in range(splits):
+        fit, cal, test = np.array_split(rng.permutation(len(c)), 3)
+        rate = pd.Series(agree[fit]).groupby(level[fit]).mean()
+        conf = pd.Series(level).map(rate).to_numpy(float)  # a level unseen in the fit third: NaN, escalated
+        t = choose_threshold(conf[cal], agree[cal], target, delta, coverage_grid(conf[test]) if np.isfinite(conf[test]).any() else [])
+        trusted = decide(conf[test], t.threshold) == "judge"
+        coverage.append(trusted.mean())
+        held.append(not trusted.any() or agree[test][trusted].mean() >= target)
+    return {"items_with_consensus": len(c), "no_consensus": int(cell["consensus"].isna().sum()),
+            "judge_agreement": overall, "escalation_coverage": float(np.mean(coverage)), "guarantee_held": float(np.mean(held))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("root", nargs="?", default="/work/shared/data/pariksha-round1")
+    ap.add_argument("--labelled", type=int, default=50)
+    ap.add_argument("--splits", type=int, default=500)
+    ap.add_argument("--escalation-splits", type=int, default=200)
+    ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--delta", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    clean = load(args.root)
+    table = cell_tables(clean)
+    rows = []
+    for (metric, language), cell in table.groupby(["metric", "language"], sort=True):
+        rows.append({"metric": metric, "language": language, **ppi_savings(cell, args.labelled, args.splits, rng),
+                     **escalation(cell, args.target, args.delta, args.escalation_splits, rng)})
+    out = pd.DataFrame(rows)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 30)
+    print(out.round(3).to_string(index=False))
+    print("\nper metric (mean over languages):")
+    print(out.groupby("metric")[["neff_per_label", "labels_saved", "width_ratio", "ppi_coverage", "escalation_coverage", "guarantee_held"]].mean().round(3).to_string())
+    print("\nper language (mean over metrics):")
+    print(out.groupby("language")[["escalation_coverage", "guarantee_held", "judge_agreement"]].mean().round(3).to_string())
+    bias_tables(clean)
+
+
+if __name__ == "__main__":
+    main()
