@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -13,12 +14,57 @@ from judge.config import JudgeConfig
 from reports.config import ReportConfig
 from rubrics.schema import unique_names
 from sampling.config import DataSource, SamplingConfig
+from sampling.sources import not_utf8
 
 CONFIG_NAME = "kasauti.yaml"
 
 
 class StudyError(ValueError):
     """A study directory or config that cannot be used."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (plain PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class names it
+                break
+            if first != key_node.start_mark.line + 1:
+                raise yaml.MarkedYAMLError(problem=f"key {key!r} appears twice (first on line {first}); keep one",
+                                           problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path):
+    """Parse a YAML file; StudyError in one line naming file, line and what is wrong."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(not_utf8(path, data, exc)) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def validate_config(raw, path: Path) -> StudyConfig:
+    """The study config, or a StudyError naming the file and each invalid key in one line."""
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: expected a mapping of study settings, got {type(raw).__name__}")
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise StudyError(f"{path}: invalid study config: {problems}") from None
 
 
 class StudyConfig(BaseModel):
@@ -44,16 +90,12 @@ class Study:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         self.config_path = self.root / CONFIG_NAME
+        if self.root.is_file():
+            raise StudyError(f"{root} is a file, not a study directory; create a study for it with "
+                             f"`kasauti init STUDY_DIR --data {root}`")
         if not self.config_path.exists():
-            raise StudyError(f"{self.root}: no {CONFIG_NAME}; create one with `kasauti init {root}`")
-        try:
-            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
-            self.config = StudyConfig.model_validate(raw)
-        except yaml.YAMLError as exc:
-            raise StudyError(f"{self.config_path}: not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            raise StudyError(f"{self.config_path}: invalid study config:\n" + "\n".join(lines)) from None
+            raise StudyError(f"{self.root}: no {CONFIG_NAME}; create one with `kasauti init {root} --data DATA`")
+        self.config = validate_config(read_yaml(self.config_path) or {}, self.config_path)
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -61,7 +103,7 @@ class Study:
     @property
     def data_path(self) -> Path:
         p = Path(self.config.data.path).expanduser()
-        return p if p.is_absolute() else self.root / p
+        return p if p.is_absolute() else (self.root / p).resolve()
 
     sample = property(lambda self: self.root / "sample.parquet")
     strata = property(lambda self: self.root / "strata.parquet")
@@ -84,22 +126,36 @@ def init_study(
     per_stratum: int = 100,
     rubric: str = "pariksha",
 ) -> Study:
-    """Create a study directory with a commented ``kasauti.yaml``; refuses to overwrite one."""
+    """Create a study directory with a commented ``kasauti.yaml``; refuses to overwrite one.
+
+    `data_path` is relative to the working directory; the config records it relative to the study.
+    Nothing is written unless the config is valid, the data exists and the rubric set loads.
+    """
+    import rubrics
+
     root = Path(root)
     cfg = root / CONFIG_NAME
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"{root}: exists and is not a directory; choose a directory for the study")
     if cfg.exists():
         raise StudyError(f"{cfg} already exists; edit it or choose another directory")
-    root.mkdir(parents=True, exist_ok=True)
+    data = Path(data_path).expanduser()
+    if not data.exists():
+        raise StudyError(f"--data {data_path}: not found (relative paths are relative to the working directory)")
     template = (Path(__file__).parent / "study_template.yaml").read_text(encoding="utf-8")
-    cfg.write_text(
-        template.format(
-            name=name or root.resolve().name,
-            data_path=json.dumps(str(data_path)),
-            data_format=data_format,
-            source_model=json.dumps(source_model) if source_model else "null",
-            per_stratum=per_stratum,
-            rubric=rubric,
-        ),
-        encoding="utf-8",
+    text = template.format(
+        name=json.dumps(name or root.resolve().name, ensure_ascii=False),
+        data_path=json.dumps(os.path.relpath(data.resolve(), root.resolve()), ensure_ascii=False),
+        data_format=json.dumps(data_format),
+        source_model=json.dumps(source_model) if source_model else "null",
+        per_stratum=json.dumps(per_stratum),
+        rubric=json.dumps(rubric, ensure_ascii=False),
     )
+    validate_config(yaml.load(text, Loader=_UniqueKeyLoader), cfg)
+    try:
+        rubrics.load_rubric_set(rubric)
+    except rubrics.RubricError as exc:
+        raise StudyError(f"--rubric {rubric}: {exc}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(text, encoding="utf-8")
     return Study(root)
