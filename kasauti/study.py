@@ -9,12 +9,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+import rubrics
 from annotator.config import AnnotationConfig
 from judge.config import JudgeConfig
 from reports.config import ReportConfig
 from rubrics.schema import unique_names
 from sampling.config import DataSource, SamplingConfig
-from sampling.sources import not_utf8
+from sampling.sources import SourceError, detect_format, not_utf8
 
 CONFIG_NAME = "kasauti.yaml"
 
@@ -128,11 +129,10 @@ def init_study(
 ) -> Study:
     """Create a study directory with a commented ``kasauti.yaml``; refuses to overwrite one.
 
-    `data_path` is relative to the working directory; the config records it relative to the study.
-    Nothing is written unless the config is valid, the data exists and the rubric set loads.
+    A relative `data_path` is taken from the working directory and recorded relative to the study.
+    Nothing is written unless the config is valid, the data exists in a readable format and the
+    rubric set loads.
     """
-    import rubrics
-
     root = Path(root)
     cfg = root / CONFIG_NAME
     if root.exists() and not root.is_dir():
@@ -145,15 +145,18 @@ def init_study(
     template = (Path(__file__).parent / "study_template.yaml").read_text(encoding="utf-8")
     text = template.format(
         name=json.dumps(name or root.resolve().name, ensure_ascii=False),
-        data_path=json.dumps(os.path.relpath(data.resolve(), root.resolve()), ensure_ascii=False),
+        data_path=json.dumps(str(data) if data.is_absolute() else os.path.relpath(data.resolve(), root.resolve()), ensure_ascii=False),
         data_format=json.dumps(data_format),
         source_model=json.dumps(source_model) if source_model else "null",
         per_stratum=json.dumps(per_stratum),
         rubric=json.dumps(rubric, ensure_ascii=False),
     )
-    validate_config(yaml.load(text, Loader=_UniqueKeyLoader), cfg)
+    config = validate_config(yaml.load(text, Loader=_UniqueKeyLoader), cfg)
     try:
+        detect_format(data, config.data.format)
         rubrics.load_rubric_set(rubric)
+    except SourceError as exc:
+        raise StudyError(str(exc)) from None
     except rubrics.RubricError as exc:
         raise StudyError(f"--rubric {rubric}: {exc}") from None
     root.mkdir(parents=True, exist_ok=True)

@@ -46,19 +46,23 @@ def not_utf8(path: Path, data: bytes, exc: UnicodeDecodeError, first_line: int =
     """One line naming the file, line and byte offset of the first byte that is not UTF-8."""
     line = first_line + data.count(b"\n", 0, exc.start)
     column = exc.start - data.rfind(b"\n", 0, exc.start)
-    hint = "; it looks like a Parquet file (set data.format: parquet or name it .parquet)" if data[:4] == b"PAR1" else ""
-    return f"{path}: line {line}, byte {column}: not UTF-8 text{hint}; re-save the file as UTF-8"
+    return f"{path}: line {line}, byte {column}: not UTF-8 text; re-save the file as UTF-8"
+
+
+def _data_files(path: Path) -> list[Path]:
+    """A directory's data files by name, hidden files and folders (".cache", ".ipynb_checkpoints") left out."""
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in EXTENSIONS
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
 def source_files(path: Path, fmt: str) -> list[Path]:
     """The files a file-format source reads: the file itself, or a directory's files of that format."""
     if not path.is_dir():
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in EXTENSIONS)
-    other = [p for p in files if EXTENSIONS[p.suffix] != fmt]
-    if other:
-        listing = ", ".join(f"{p.relative_to(path)} ({EXTENSIONS[p.suffix]})" for p in files)
-        raise SourceError(f"{path}: holds data files of several formats ({listing}) and only one format is read; "
+    files = _data_files(path)
+    listing = ", ".join(f"{p.relative_to(path)} ({EXTENSIONS[p.suffix]})" for p in files)
+    if any(EXTENSIONS[p.suffix] != fmt for p in files):
+        raise SourceError(f"{path}: holds data files of several formats ({listing}) and one format is read; "
                           "move the others out or point data.path at one file")
     if not files:
         raise SourceError(f"{path}: no {fmt} files in the directory")
@@ -66,8 +70,14 @@ def source_files(path: Path, fmt: str) -> list[Path]:
 
 
 def detect_format(path: Path, fmt: str) -> str:
-    if path.is_file() and path.stat().st_size == 0:
-        raise SourceError(f"{path}: the file is empty (0 bytes)")
+    """The format to read `path` as: `fmt`, or for "auto" the one its extension or directory names."""
+    if path.is_file():
+        with path.open("rb") as fh:
+            head = fh.read(4)
+        if not head:
+            raise SourceError(f"{path}: the file is empty (0 bytes)")
+        if head == b"PAR1" and (EXTENSIONS.get(path.suffix) if fmt == "auto" else fmt) != "parquet":
+            raise SourceError(f"{path}: is a Parquet file; name it .parquet or set data.format: parquet")
     if fmt != "auto":
         return fmt
     if path.is_dir():
@@ -75,12 +85,13 @@ def detect_format(path: Path, fmt: str) -> str:
             return "pariksha"
         if (path / "dataset_info.json").exists() or (path / "state.json").exists():
             return "hf"
-        found = {EXTENSIONS[p.suffix] for p in path.rglob("*") if p.is_file() and p.suffix in EXTENSIONS}
-        if len(found) == 1:
-            return found.pop()
-        if found:
+        found = {EXTENSIONS[p.suffix] for p in _data_files(path)}
+        if not found:
+            raise SourceError(f"{path}: holds no data files ({', '.join(EXTENSIONS)}) and is not a saved Hugging Face "
+                              "dataset; point data.path at the data, or set data.format: hf for a dataset folder")
+        if len(found) > 1:
             source_files(path, "")  # raises, naming the files
-        return "hf"
+        return found.pop()
     if path.suffix not in EXTENSIONS:
         raise SourceError(f"{path}: cannot tell the format from the extension; set data.format in kasauti.yaml")
     return EXTENSIONS[path.suffix]
@@ -222,14 +233,15 @@ def _json_records(path: Path, fmt: str) -> Iterator[tuple[int, object, int]]:
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
         if not isinstance(data, list):
-            raise SourceError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+            raise SourceError(f"{path}: expected a JSON array of records, got {type(data).__name__} "
+                              "(for one record per line, set data.format: jsonl)")
         for i, rec in enumerate(data, start=1):
             yield i, rec, 0
         return
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a byte-order mark may open the file
             except UnicodeDecodeError as exc:
                 raise SourceError(not_utf8(path, raw, exc, lineno)) from None
             if not line.strip():

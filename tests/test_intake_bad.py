@@ -79,9 +79,9 @@ def sample_ok(study: Path) -> dict:
 
 def test_empty_csv_and_parquet(tmp_path):
     for name in ("data.csv", "data.parquet", "data.jsonl"):
-        data = tmp_path / name
-        data.write_bytes(b"")
+        data = write_jsonl(tmp_path / name, records())
         study = make_study(tmp_path / name.replace(".", "_"), data)
+        data.write_bytes(b"")  # emptied after init, which refuses an empty file
         assert_error(cli("sample", study), name, "empty")
 
 
@@ -128,10 +128,11 @@ def test_ragged_csv_names_row(tmp_path):
 
 
 def test_parquet_bytes_in_jsonl(tmp_path):
-    data = tmp_path / "data.jsonl"
-    pq.write_table(pa.Table.from_pylist(records()), data)
+    data = write_jsonl(tmp_path / "data.jsonl", records())
     study = make_study(tmp_path, data)
+    pq.write_table(pa.Table.from_pylist(records()), data)
     assert_error(cli("sample", study), "data.jsonl", "Parquet")
+    assert_error(cli("init", tmp_path / "other", "--data", data), "data.jsonl", "Parquet")
 
 
 def test_format_parquet_on_jsonl(tmp_path):
@@ -240,10 +241,11 @@ def test_directory_of_mixed_formats_is_refused(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
     write_jsonl(d / "a.jsonl", records())
+    study = make_study(tmp_path, d)
     pd.DataFrame(records()).to_csv(d / "b.csv", index=False)
     pq.write_table(pa.Table.from_pylist(records()), d / "c.parquet")
-    study = make_study(tmp_path, d)
     assert_error(cli("sample", study), "a.jsonl", "b.csv", "c.parquet")
+    assert_error(cli("init", tmp_path / "other", "--data", d), "a.jsonl", "b.csv", "c.parquet")
 
 
 def test_directory_of_one_format_lists_its_files(tmp_path):
@@ -251,6 +253,8 @@ def test_directory_of_one_format_lists_its_files(tmp_path):
     d.mkdir()
     write_jsonl(d / "a.jsonl", records(4))
     write_jsonl(d / "b.jsonl", [{**r, "id": "b" + r["id"]} for r in records(3)])
+    (d / ".ipynb_checkpoints").mkdir()  # hidden folders are not data
+    write_jsonl(d / ".ipynb_checkpoints" / "a-checkpoint.jsonl", records(4))
     info = sample_ok(make_study(tmp_path, d))
     assert info["rows_read"] == 7 and info["rows_kept"] == 7
     assert info["files"] == [{"file": "a.jsonl", "rows_read": 4}, {"file": "b.jsonl", "rows_read": 3}]
@@ -365,3 +369,51 @@ def test_unknown_language_example_shows_the_label(tmp_path):
     recs[1]["language"] = "xyzzy"
     info = sample_ok(make_study(tmp_path, write_jsonl(tmp_path / "data.jsonl", recs)))
     assert "'xyzzy'" in info["excluded"]["unknown_language"]["examples"][0]
+
+
+def test_jsonl_byte_order_mark_is_read(tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records()).encode("utf-8"))
+    assert sample_ok(make_study(tmp_path, data))["rows_kept"] == 6
+
+
+def test_init_study_named_like_a_number(tmp_path, monkeypatch):
+    write_jsonl(tmp_path / "data.jsonl", records())
+    monkeypatch.chdir(tmp_path)
+    r = cli("init", "2024", "--data", "data.jsonl")
+    assert r.exit_code == 0, r.output
+    assert sample_ok(Path("2024"))["rows_kept"] == 6
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("data.xlsx", b"x", "cannot tell the format"),
+    ("data.jsonl", b"", "empty"),
+    ("folder", None, "no data files"),
+])
+def test_init_refuses_data_it_cannot_read(tmp_path, name, content, expected):
+    data = tmp_path / name
+    if content is None:
+        data.mkdir()
+        (data / "README.md").write_text("notes", encoding="utf-8")
+    else:
+        data.write_bytes(content)
+    assert_error(cli("init", tmp_path / "study", "--data", data), name, expected)
+    assert not (tmp_path / "study" / "kasauti.yaml").exists()
+
+
+def test_parquet_read_as_csv_is_named(tmp_path):
+    data = tmp_path / "data.parquet"
+    pq.write_table(pa.Table.from_pylist(records()), data)
+    study = make_study(tmp_path, data, data={"format": "csv"})
+    assert_error(cli("sample", study), "data.parquet", "is a Parquet file", "data.format")
+
+
+def test_stratum_the_filters_empty_prints_no_nan(tmp_path):
+    recs = records(8)
+    for r in recs[1::2]:
+        r["response"] = "இது " * 40  # every ta response is one word repeated
+    study = make_study(tmp_path, write_jsonl(tmp_path / "data.jsonl", recs),
+                       sampling={"filters": {"repetition": {"enabled": True, "max_ratio": 0.5}}})
+    info = sample_ok(study)
+    assert info["filters"]["rejected"]["repetition"]["count"] == 4
+    assert {t["stratum"]: t["sampled"] for t in info["length_tests"]} == {"hi/qa": 2, "ta/qa": 0}
