@@ -77,7 +77,7 @@ class Population:
     excluded: Tally
     warnings: Tally
     languages: dict[str, str]  # source label -> ISO code
-    files: list[dict]  # per file read: {"file", "rows_read", "offset"} (row numbers after `offset` are its rows)
+    files: list[dict]  # per file read: {"file", "rows_read", "offset"}; source row = offset + the file's own row
 
     def locate(self, row: int) -> str:
         """'<file>: row <n>' of a source row number."""
@@ -88,7 +88,7 @@ class Population:
         return {
             "source": str(self.path),
             "format": self.fmt,
-            "files": [{"file": f["file"], "rows_read": f["rows_read"]} for f in self.files],
+            "files": [{"file": f["file"], "rows_read": f["rows_read"], "row_offset": f["offset"]} for f in self.files],
             "rows_read": self.rows_read,
             "rows_kept": int(len(self.rows)),
             "excluded": {k: {"count": v, "why": EXCLUDED[k], "examples": self.excluded.examples[k]} for k, v in self.excluded.counts.items()},

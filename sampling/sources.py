@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 BATCH_ROWS = 65_536
-JSON_BATCH_BYTES = 32 << 20  # JSONL batches are cut by size too: one batch of long rows is held as Python strings
+JSON_BATCH_BYTES = 8 << 20  # JSONL batches are cut by size too: one batch of long rows is held as Python strings
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv"}
 FILE_FORMATS = {"jsonl", "json", "parquet", "csv"}
 

@@ -257,7 +257,9 @@ def test_directory_of_one_format_lists_its_files(tmp_path):
     write_jsonl(d / ".ipynb_checkpoints" / "a-checkpoint.jsonl", records(4))
     info = sample_ok(make_study(tmp_path, d))
     assert info["rows_read"] == 7 and info["rows_kept"] == 7
-    assert info["files"] == [{"file": "a.jsonl", "rows_read": 4}, {"file": "b.jsonl", "rows_read": 3}]
+    assert info["files"] == [{"file": "a.jsonl", "rows_read": 4, "row_offset": 0}, {"file": "b.jsonl", "rows_read": 3, "row_offset": 4}]
+    sample = pd.read_parquet(tmp_path / "study" / "sample.parquet").set_index("item_id")
+    assert sample.loc["br1", "source_row"] == 4 + 2  # b.jsonl line 2
 
 
 def test_nested_values_in_text_columns_are_excluded(tmp_path):
