@@ -68,6 +68,13 @@ def validate_config(raw, path: Path) -> StudyConfig:
         raise StudyError(f"{path}: invalid study config: {problems}") from None
 
 
+def _check_outside(root: Path, data: Path) -> None:
+    """A study inside its data directory would read its own tables back as data."""
+    if data.is_dir() and root.resolve().is_relative_to(data.resolve()):
+        raise StudyError(f"{root}: the study directory is inside its data directory {data}, whose files are all read; "
+                         "put the study elsewhere")
+
+
 class StudyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +104,7 @@ class Study:
         if not self.config_path.exists():
             raise StudyError(f"{self.root}: no {CONFIG_NAME}; create one with `kasauti init {root} --data DATA`")
         self.config = validate_config(read_yaml(self.config_path) or {}, self.config_path)
+        _check_outside(self.root, self.data_path)
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -152,6 +160,7 @@ def init_study(
         rubric=json.dumps(rubric, ensure_ascii=False),
     )
     config = validate_config(yaml.load(text, Loader=_UniqueKeyLoader), cfg)
+    _check_outside(root, data)
     try:
         detect_format(data, config.data.format)
         rubrics.load_rubric_set(rubric)

@@ -40,7 +40,7 @@ class Columns(_Strict):
 
 
 class DataSource(_Strict):
-    path: str = Field(description="File or directory, relative to the study directory or absolute.")
+    path: str = Field(min_length=1, description="File or directory, relative to the study directory or absolute.")
     format: Literal["auto", "jsonl", "json", "parquet", "csv", "hf", "pariksha"] = "auto"
     split: str = Field(default="train", description="Split to read when format is 'hf'.")
     columns: Columns = Columns()

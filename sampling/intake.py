@@ -178,7 +178,7 @@ def scan(source: DataSource, path: Path, cfg: SamplingConfig, progress=None, ret
     names = {c: f for f, c in wanted.items()}
     if retain:
         names = {**mapped_columns(source), **names}
-    have = available_columns(path, fmt)
+    have = available_columns(path, fmt, source.split)
     if have is not None:
         check_columns(path, fmt, {f: c for c, f in names.items()}, have)
     excluded, warnings = Tally(), Tally()
@@ -253,8 +253,8 @@ def scan(source: DataSource, path: Path, cfg: SamplingConfig, progress=None, ret
             progress(rows_read)
         if not ok.any():
             continue
-        hashes = id_keys(pc.filter(b["id"], pa.array(ok)), cfg.seed)
         sel = pa.array(ok)
+        hashes = id_keys(pc.filter(b["id"], sel), cfg.seed)
         lang = pc.filter(lang_labels, sel)
         lang_codes = pa.array([labels[v] for v in lang.to_pylist()], pa.string())
         resp = pc.filter(response, sel)

@@ -25,6 +25,7 @@ BATCH_ROWS = 65_536
 JSON_BATCH_BYTES = 8 << 20  # JSONL batches are cut by size too: one batch of long rows is held as Python strings
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv"}
 FILE_FORMATS = {"jsonl", "json", "parquet", "csv"}
+HF_SAVED = ("dataset_info.json", "state.json", "dataset_dict.json")  # what `save_to_disk` writes at the top
 
 
 class SourceError(ValueError):
@@ -78,12 +79,14 @@ def detect_format(path: Path, fmt: str) -> str:
             raise SourceError(f"{path}: the file is empty (0 bytes)")
         if head == b"PAR1" and (EXTENSIONS.get(path.suffix) if fmt == "auto" else fmt) != "parquet":
             raise SourceError(f"{path}: is a Parquet file; name it .parquet or set data.format: parquet")
+    if fmt in {"hf", "pariksha"} and not path.is_dir():
+        raise SourceError(f"{path}: data.format {fmt} reads a directory; set data.format to the file's format")
     if fmt != "auto":
         return fmt
     if path.is_dir():
         if (path / "responses").is_dir() and any((path / "responses").glob("output_*.json")):
             return "pariksha"
-        if (path / "dataset_info.json").exists() or (path / "state.json").exists():
+        if any((path / name).exists() for name in HF_SAVED):
             return "hf"
         found = {EXTENSIONS[p.suffix] for p in _data_files(path)}
         if not found:
@@ -112,10 +115,8 @@ def _as_text(arr: pa.Array, column: str, field_name: str, where: Path) -> tuple[
         return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string()), None
     if field_name == "id" and pa.types.is_integer(t):
         return arr.cast(pa.string()), arr.is_valid().to_numpy(zero_copy_only=False)
-    hint = ""
-    if pa.types.is_struct(t):
-        hint = f" (a struct of {[f.name for f in t]}); point columns.{field_name} at a text column"
-    raise SourceError(f"{where}: column {column!r} holds {t} values{hint}, expected text")
+    hint = f"; point columns.{field_name} at a column of text" if pa.types.is_struct(t) or pa.types.is_list(t) else ""
+    raise SourceError(f"{where}: column {column!r} holds {t} values, expected text{hint}")
 
 
 def _chunk(start: int, batch: pa.RecordBatch | pa.Table, fields: Mapping[str, str], where: Path) -> Chunk:
@@ -157,7 +158,7 @@ def _first_non_utf8(path: Path) -> str:
     return f"{path}: not UTF-8 text; re-save the file as UTF-8"
 
 
-def available_columns(path: Path, fmt: str) -> list[str] | None:
+def available_columns(path: Path, fmt: str, split: str = "train") -> list[str] | None:
     """Column names of a source, from its schema; None for JSON, whose records may each have other keys."""
     if fmt in {"jsonl", "json"}:
         return None
@@ -167,13 +168,21 @@ def available_columns(path: Path, fmt: str) -> list[str] | None:
         return list(COLUMNS)
     with _reading(path, fmt):
         if fmt == "hf":
-            return _hf_dataset(path).column_names
+            return _unique(path, _hf_dataset(path, split).column_names)
         names = None
         for f in source_files(path, fmt):
             with _reading(f, fmt):
-                got = open_parquet(f).schema_arrow.names if fmt == "parquet" else next(_open_csv(f, None)).names
+                got = _unique(f, open_parquet(f).schema_arrow.names if fmt == "parquet" else next(_open_csv(f, None)).names)
             names = got if names is None else [c for c in names if c in got]
         return names
+
+
+def _unique(path: Path, names: list[str]) -> list[str]:
+    """Column names, refusing a name that appears twice (which column would be read is not clear)."""
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise SourceError(f"{path}: column names {twice} appear more than once in the header; rename the copies")
+    return names
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:
@@ -209,16 +218,21 @@ def _open_csv(path: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]
                           "quote values that hold the delimiter") from None
 
 
-def _hf_dataset(path: Path):
+def _hf_dataset(path: Path, split: str):
+    """A local Hugging Face dataset: its only split, or `split`."""
     import datasets
 
     datasets.disable_progress_bars()
-    if (path / "dataset_info.json").exists() or (path / "state.json").exists():
+    if any((path / name).exists() for name in HF_SAVED):
         ds = datasets.load_from_disk(str(path))
     else:
         ds = datasets.load_dataset(str(path))
     if isinstance(ds, datasets.DatasetDict):
-        ds = next(iter(ds.values())) if len(ds) == 1 else ds
+        if len(ds) == 1:
+            return next(iter(ds.values()))
+        if split not in ds:
+            raise SourceError(f"{path}: no split {split!r}; the dataset has {list(ds)}: set data.split")
+        return ds[split]
     return ds
 
 
@@ -259,23 +273,23 @@ def iter_chunks(path: Path, fmt: str, fields: Mapping[str, str], split: str = "t
     if fmt in FILE_FORMATS:
         offset = 0
         for f in source_files(path, fmt):
-            last = 0
+            name, last = str(f.relative_to(path)) if f != path else f.name, 0
             with _reading(f, fmt):
                 for chunk in _file_chunks(f, fmt, fields):
-                    chunk.offset = offset
+                    chunk.file, chunk.offset = name, offset
                     if offset:
                         chunk.rows = pc.add(chunk.rows, offset)
                         chunk.problems = [(r + offset, c, m) for r, c, m in chunk.problems]
-                    chunk.file = str(f.relative_to(path)) if f != path else f.name
                     last = chunk.rows[-1].as_py() - offset if len(chunk.rows) else last
                     yield chunk
+            if not last:  # a file without rows is still listed as read
+                empty = pa.RecordBatch.from_arrays([pa.array([], pa.string())] * len(columns), names=columns)
+                yield Chunk(pa.array([], pa.int64()), empty, name, offset)
             offset += last
         return
     with _reading(path, fmt):
         if fmt == "hf":
-            ds = _hf_dataset(path)
-            if not hasattr(ds, "with_format"):
-                ds = ds[split]
+            ds = _hf_dataset(path, split)
             start = 1
             for table in ds.select_columns(columns).with_format("arrow").iter(batch_size=BATCH_ROWS):
                 yield _chunk(start, table, fields, path)

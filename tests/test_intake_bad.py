@@ -255,9 +255,11 @@ def test_directory_of_one_format_lists_its_files(tmp_path):
     write_jsonl(d / "b.jsonl", [{**r, "id": "b" + r["id"]} for r in records(3)])
     (d / ".ipynb_checkpoints").mkdir()  # hidden folders are not data
     write_jsonl(d / ".ipynb_checkpoints" / "a-checkpoint.jsonl", records(4))
+    (d / "c.jsonl").write_text("\n", encoding="utf-8")  # no records, still listed
     info = sample_ok(make_study(tmp_path, d))
     assert info["rows_read"] == 7 and info["rows_kept"] == 7
-    assert info["files"] == [{"file": "a.jsonl", "rows_read": 4, "row_offset": 0}, {"file": "b.jsonl", "rows_read": 3, "row_offset": 4}]
+    assert info["files"] == [{"file": "a.jsonl", "rows_read": 4, "row_offset": 0}, {"file": "b.jsonl", "rows_read": 3, "row_offset": 4},
+                             {"file": "c.jsonl", "rows_read": 0, "row_offset": 7}]
     sample = pd.read_parquet(tmp_path / "study" / "sample.parquet").set_index("item_id")
     assert sample.loc["br1", "source_row"] == 4 + 2  # b.jsonl line 2
 
@@ -419,3 +421,38 @@ def test_stratum_the_filters_empty_prints_no_nan(tmp_path):
     info = sample_ok(study)
     assert info["filters"]["rejected"]["repetition"]["count"] == 4
     assert {t["stratum"]: t["sampled"] for t in info["length_tests"]} == {"hi/qa": 2, "ta/qa": 0}
+
+
+def test_column_named_twice_in_the_header(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("id,language,task,prompt,response,response\nr1,hi,qa,q,first,second\n", encoding="utf-8")
+    assert_error(cli("sample", make_study(tmp_path, data)), "data.csv", "['response']", "more than once")
+
+
+def test_hf_dataset_dict_reads_the_configured_split(tmp_path):
+    import datasets
+
+    d = tmp_path / "hf"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(records(4)),
+                          "test": datasets.Dataset.from_list(records(2))}).save_to_disk(str(d))
+    study = make_study(tmp_path, d, data={"split": "test"})
+    assert sample_ok(study)["rows_read"] == 2
+    study = make_study(tmp_path / "other", d, data={"split": "dev"})
+    assert_error(cli("sample", study), "hf", "'dev'", "['train', 'test']", "data.split")
+
+
+def test_format_of_a_directory_on_a_file(tmp_path):
+    data = write_jsonl(tmp_path / "data.jsonl", records())
+    assert_error(cli("init", tmp_path / "study", "--data", data, "--format", "hf"), "data.jsonl", "reads a directory")
+
+
+def test_study_inside_its_data_directory(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(records()), d / "a.parquet")
+    assert_error(cli("init", d / "study", "--data", d), "inside its data directory")
+    assert not (d / "study").exists()
+    study = make_study(tmp_path, d)
+    (study / "kasauti.yaml").rename(d / "kasauti.yaml")
+    (d / "kasauti.yaml").write_text((d / "kasauti.yaml").read_text(encoding="utf-8").replace('path: "../data"', 'path: "."'), encoding="utf-8")
+    assert_error(cli("sample", d), "inside its data directory")
