@@ -56,15 +56,19 @@ def _data_files(path: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
+def _several_formats(path: Path, files: list[Path]) -> SourceError:
+    listing = ", ".join(f"{p.relative_to(path)} ({EXTENSIONS[p.suffix]})" for p in files)
+    return SourceError(f"{path}: holds data files of several formats ({listing}) and one format is read; "
+                       "move the others out or point data.path at one file")
+
+
 def source_files(path: Path, fmt: str) -> list[Path]:
     """The files a file-format source reads: the file itself, or a directory's files of that format."""
     if not path.is_dir():
         return [path]
     files = _data_files(path)
-    listing = ", ".join(f"{p.relative_to(path)} ({EXTENSIONS[p.suffix]})" for p in files)
     if any(EXTENSIONS[p.suffix] != fmt for p in files):
-        raise SourceError(f"{path}: holds data files of several formats ({listing}) and one format is read; "
-                          "move the others out or point data.path at one file")
+        raise _several_formats(path, files)
     if not files:
         raise SourceError(f"{path}: no {fmt} files in the directory")
     return files
@@ -88,12 +92,13 @@ def detect_format(path: Path, fmt: str) -> str:
             return "pariksha"
         if any((path / name).exists() for name in HF_SAVED):
             return "hf"
-        found = {EXTENSIONS[p.suffix] for p in _data_files(path)}
+        files = _data_files(path)
+        found = {EXTENSIONS[p.suffix] for p in files}
         if not found:
             raise SourceError(f"{path}: holds no data files ({', '.join(EXTENSIONS)}) and is not a saved Hugging Face "
                               "dataset; point data.path at the data, or set data.format: hf for a dataset folder")
         if len(found) > 1:
-            source_files(path, "")  # raises, naming the files
+            raise _several_formats(path, files)
         return found.pop()
     if path.suffix not in EXTENSIONS:
         raise SourceError(f"{path}: cannot tell the format from the extension; set data.format in kasauti.yaml")
@@ -241,7 +246,7 @@ def _json_records(path: Path, fmt: str) -> Iterator[tuple[int, object, int]]:
     if fmt == "json":
         raw = path.read_bytes()
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             raise SourceError(not_utf8(path, raw, exc)) from None
         except json.JSONDecodeError as exc:

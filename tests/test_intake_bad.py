@@ -375,9 +375,11 @@ def test_unknown_language_example_shows_the_label(tmp_path):
     assert "'xyzzy'" in info["excluded"]["unknown_language"]["examples"][0]
 
 
-def test_jsonl_byte_order_mark_is_read(tmp_path):
-    data = tmp_path / "data.jsonl"
-    data.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records()).encode("utf-8"))
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_byte_order_mark_is_read(tmp_path, fmt):
+    data = tmp_path / f"data.{fmt}"
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records()) if fmt == "jsonl" else json.dumps(records())
+    data.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert sample_ok(make_study(tmp_path, data))["rows_kept"] == 6
 
 
