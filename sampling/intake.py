@@ -43,6 +43,7 @@ EXCLUDED = {
 WARNINGS = {
     "script_mismatch": "response does not start in the script of its language label",
     "numeric_id": "id is an integer; its decimal text is the item id",
+    "unknown_source_model": "empty or missing source model, stratified as 'unknown'",
 }
 _CODE = {name: i + 1 for i, name in enumerate(EXCLUDED)}
 
@@ -262,7 +263,11 @@ def scan(source: DataSource, path: Path, cfg: SamplingConfig, progress=None, ret
             _check_script(lang_codes, resp, local[ok], where, wanted.get("response", wanted.get("conversation")), warnings)
         values = {"language": lang_codes, "task": pc.filter(b["task"], sel)}
         if "source_model" in cfg.strata:
-            values["source_model"] = pc.fill_null(pc.filter(b["source_model"], sel), "unknown")
+            model = pc.filter(b["source_model"], sel)
+            hits = np.flatnonzero(_blank(model))
+            warnings.add("unknown_source_model", len(hits), [
+                f"{where}: row {local[ok][i]}, column {wanted['source_model']!r}: stratified as 'unknown'" for i in hits[:MAX_EXAMPLES]])
+            values["source_model"] = pc.if_else(_blank(model), "unknown", model)
         keys = pc.binary_join_element_wise(*[values[f] for f in cfg.strata], "/")
         for key in pc.unique(keys).to_pylist():
             if key not in strata_index:

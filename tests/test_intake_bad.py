@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from kasauti.cli import app
 
+DEFAULT_COLUMNS = {"id": "id", "language": "language", "task": "task", "prompt": "prompt", "response": "response"}
 HI = "यह एक अच्छा उत्तर है जो हिंदी में लिखा गया है।"
 TA = "இது தமிழில் எழுதப்பட்ட ஒரு நல்ல பதில்."
 
@@ -458,3 +459,16 @@ def test_study_inside_its_data_directory(tmp_path):
     (study / "kasauti.yaml").rename(d / "kasauti.yaml")
     (d / "kasauti.yaml").write_text((d / "kasauti.yaml").read_text(encoding="utf-8").replace('path: "../data"', 'path: "."'), encoding="utf-8")
     assert_error(cli("sample", d), "inside its data directory")
+
+
+def test_missing_source_model_is_counted_when_it_stratifies(tmp_path):
+    recs = records(6)
+    for i, r in enumerate(recs):
+        r["model"] = ["m1", None, " "][i % 3]
+    study = make_study(tmp_path, write_jsonl(tmp_path / "data.jsonl", recs),
+                       data={"columns": {**DEFAULT_COLUMNS, "source_model": "model"}},
+                       sampling={"strata": ["language", "source_model"]})
+    info = sample_ok(study)
+    assert info["rows_kept"] == 6 and info["warnings"]["unknown_source_model"]["count"] == 4
+    assert info["warnings"]["unknown_source_model"]["examples"][0].startswith("data.jsonl: row 2, column 'model'")
+    assert {t["stratum"] for t in info["length_tests"]} == {"hi/m1", "hi/unknown", "ta/m1", "ta/unknown"}
