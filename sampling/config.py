@@ -63,7 +63,7 @@ class Filters(_Strict):
 
 class SamplingConfig(_Strict):
     per_stratum: int = Field(default=100, gt=0, description="Items drawn from each language x task stratum.")
-    strata: list[str] = Field(default=["language", "task"], min_length=1)
+    strata: list[Literal["language", "task", "source_model"]] = Field(default=["language", "task"], min_length=1)
     length_bins: int = Field(default=5, ge=1, le=100, description="Length quantile bins per stratum (5 = quintiles).")
     seed: int = 0
     check_script: bool = Field(default=True, description="Warn when a row's text is not in its language's script.")

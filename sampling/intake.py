@@ -26,7 +26,6 @@ from .sources import SourceError, available_columns, detect_format, iter_chunks
 
 MAX_EXAMPLES = 5
 SCRIPT_PREFIX = 300  # code points of the response used for the script check
-STRATUM_FIELDS = ("language", "task", "source_model")
 
 # Reasons a row is not kept, in the order they are checked (a row gets the first that applies).
 EXCLUDED = {
@@ -108,9 +107,8 @@ def needed_columns(source: DataSource, path: Path, strata: list[str]) -> dict[st
     cols = source.columns
     if cols.conversation is None and cols.response is None:
         raise SourceError(f"{path}: set columns.response or columns.conversation in kasauti.yaml")
-    for name in strata:
-        if name not in STRATUM_FIELDS or (name == "source_model" and cols.source_model is None):
-            raise SourceError(f"sampling.strata: {name!r} cannot stratify; use fields of {STRATUM_FIELDS} that are mapped to columns")
+    if "source_model" in strata and cols.source_model is None:
+        raise SourceError(f"{path}: sampling.strata names source_model, but columns.source_model maps no column; set it in kasauti.yaml")
     wanted = {"id": cols.id, "language": cols.language, "task": cols.task}
     if cols.conversation:
         wanted["conversation"] = cols.conversation

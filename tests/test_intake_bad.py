@@ -472,3 +472,10 @@ def test_missing_source_model_is_counted_when_it_stratifies(tmp_path):
     assert info["rows_kept"] == 6 and info["warnings"]["unknown_source_model"]["count"] == 4
     assert info["warnings"]["unknown_source_model"]["examples"][0].startswith("data.jsonl: row 2, column 'model'")
     assert {t["stratum"] for t in info["length_tests"]} == {"hi/m1", "hi/unknown", "ta/m1", "ta/unknown"}
+
+
+def test_strata_fields_are_checked_in_the_config(tmp_path):
+    data = write_jsonl(tmp_path / "data.jsonl", records())
+    assert_error(cli("sample", make_study(tmp_path / "a", data, sampling={"strata": ["lang"]})), "kasauti.yaml", "sampling.strata.0")
+    study = make_study(tmp_path / "b", data, sampling={"strata": ["language", "source_model"]})
+    assert_error(cli("sample", study), "data.jsonl", "columns.source_model", "kasauti.yaml")
