@@ -108,7 +108,7 @@ def test_latin1_csv_names_line(tmp_path):
     data = tmp_path / "data.csv"
     data.write_bytes("id,language,task,prompt,response\nr1,hi,qa,q,ok\nr2,hi,qa,q,caf\xe9\n".encode("latin-1"))
     study = make_study(tmp_path, data)
-    assert_error(cli("sample", study), "data.csv", "line 3", "UTF-8")
+    assert_error(cli("sample", study), "data.csv: line 3, byte 15: not UTF-8")
 
 
 @pytest.mark.parametrize("bad_line", [1, 3])
@@ -125,7 +125,7 @@ def test_ragged_csv_names_row(tmp_path):
     data = tmp_path / "data.csv"
     data.write_text("id,language,task,prompt,response\nr1,hi,qa,q,ok\nr2,hi,qa,q,a,b\n", encoding="utf-8")
     study = make_study(tmp_path, data)
-    assert_error(cli("sample", study), "data.csv", "6", "5", "quote")
+    assert_error(cli("sample", study), "data.csv: line 3 has 6 fields where the header has 5", "quote")
 
 
 def test_parquet_bytes_in_jsonl(tmp_path):
