@@ -114,12 +114,12 @@ def print_strata(strata: pd.DataFrame, tests: pd.DataFrame) -> None:
         t = tests.loc[stratum]
         cells = [f"{r.population}->{r.sampled}" for r in g.sort_values("length_bin").itertuples()]
         n = f"{int(t['sampled'])}" + ("*" if g["taken_whole"].iloc[0] else "")
-        table.add_row(stratum, f"{int(t['population'])}", n, *cells, f"{t['ks_pvalue']:.2f}")
+        table.add_row(stratum, f"{int(t['population'])}", n, *cells, "-" if pd.isna(t["ks_pvalue"]) else f"{t['ks_pvalue']:.2f}")
     console.print(table)
     console.print(
         "N: rows kept; n: sampled (* = stratum smaller than per_stratum, taken whole). "
         "KS p: two-sample Kolmogorov-Smirnov test of response lengths, population vs sample; "
-        "a small p (< 0.05) would mean the sample's lengths differ from the stratum's."
+        "a small p (< 0.05) would mean the sample's lengths differ from the stratum's; - where nothing was sampled."
     )
 
 
@@ -134,6 +134,8 @@ def run_sample(study: Study) -> sampling.SampleResult:
     sampling.save(result, study.sample, study.strata, study.intake_report)
     intake = result.intake
     console.print(f"read {intake['rows_read']:,} rows from {intake['source']}, kept {intake['rows_kept']:,}")
+    if len(intake["files"]) > 1:
+        console.print(escape("  " + ", ".join(f"{f['file']}: {f['rows_read']:,} rows" for f in intake["files"])), highlight=False)
     for kind in ("excluded", "warnings"):
         for reason, info in intake[kind].items():
             console.print(escape(f"  {kind[:-1] if kind == 'warnings' else 'excluded'}: {info['count']:,} x {reason} ({info['why']}), e.g. {info['examples'][0]}"), highlight=False)

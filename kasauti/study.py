@@ -3,22 +3,76 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+import rubrics
 from annotator.config import AnnotationConfig
 from judge.config import JudgeConfig
 from reports.config import ReportConfig
 from rubrics.schema import unique_names
 from sampling.config import DataSource, SamplingConfig
+from sampling.sources import SourceError, detect_format, not_utf8
 
 CONFIG_NAME = "kasauti.yaml"
 
 
 class StudyError(ValueError):
     """A study directory or config that cannot be used."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (plain PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class names it
+                break
+            if first != key_node.start_mark.line + 1:
+                raise yaml.MarkedYAMLError(problem=f"key {key!r} appears twice (first on line {first}); keep one",
+                                           problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path):
+    """Parse a YAML file; StudyError in one line naming file, line and what is wrong."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(not_utf8(path, data, exc)) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def validate_config(raw, path: Path) -> StudyConfig:
+    """The study config, or a StudyError naming the file and each invalid key in one line."""
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: expected a mapping of study settings, got {type(raw).__name__}")
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise StudyError(f"{path}: invalid study config: {problems}") from None
+
+
+def _check_outside(root: Path, data: Path) -> None:
+    """A study inside its data directory would read its own tables back as data."""
+    if data.is_dir() and root.resolve().is_relative_to(data.resolve()):
+        raise StudyError(f"{root}: the study directory is inside its data directory {data}, whose files are all read; "
+                         "put the study elsewhere")
 
 
 class StudyConfig(BaseModel):
@@ -44,16 +98,13 @@ class Study:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         self.config_path = self.root / CONFIG_NAME
+        if self.root.is_file():
+            raise StudyError(f"{root} is a file, not a study directory; create a study for it with "
+                             f"`kasauti init STUDY_DIR --data {root}`")
         if not self.config_path.exists():
-            raise StudyError(f"{self.root}: no {CONFIG_NAME}; create one with `kasauti init {root}`")
-        try:
-            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
-            self.config = StudyConfig.model_validate(raw)
-        except yaml.YAMLError as exc:
-            raise StudyError(f"{self.config_path}: not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            raise StudyError(f"{self.config_path}: invalid study config:\n" + "\n".join(lines)) from None
+            raise StudyError(f"{self.root}: no {CONFIG_NAME}; create one with `kasauti init {root} --data DATA`")
+        self.config = validate_config(read_yaml(self.config_path) or {}, self.config_path)
+        _check_outside(self.root, self.data_path)
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -61,7 +112,7 @@ class Study:
     @property
     def data_path(self) -> Path:
         p = Path(self.config.data.path).expanduser()
-        return p if p.is_absolute() else self.root / p
+        return p if p.is_absolute() else (self.root / p).resolve()
 
     sample = property(lambda self: self.root / "sample.parquet")
     strata = property(lambda self: self.root / "strata.parquet")
@@ -84,22 +135,39 @@ def init_study(
     per_stratum: int = 100,
     rubric: str = "pariksha",
 ) -> Study:
-    """Create a study directory with a commented ``kasauti.yaml``; refuses to overwrite one."""
+    """Create a study directory with a commented ``kasauti.yaml``; refuses to overwrite one.
+
+    A relative `data_path` is taken from the working directory and recorded relative to the study.
+    Nothing is written unless the config is valid, the data exists in a readable format and the
+    rubric set loads.
+    """
     root = Path(root)
     cfg = root / CONFIG_NAME
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"{root}: exists and is not a directory; choose a directory for the study")
     if cfg.exists():
         raise StudyError(f"{cfg} already exists; edit it or choose another directory")
-    root.mkdir(parents=True, exist_ok=True)
+    data = Path(data_path).expanduser()
+    if not data.exists():
+        raise StudyError(f"--data {data_path}: not found (relative paths are relative to the working directory)")
     template = (Path(__file__).parent / "study_template.yaml").read_text(encoding="utf-8")
-    cfg.write_text(
-        template.format(
-            name=name or root.resolve().name,
-            data_path=json.dumps(str(data_path)),
-            data_format=data_format,
-            source_model=json.dumps(source_model) if source_model else "null",
-            per_stratum=per_stratum,
-            rubric=rubric,
-        ),
-        encoding="utf-8",
+    text = template.format(
+        name=json.dumps(name or root.resolve().name, ensure_ascii=False),
+        data_path=json.dumps(str(data) if data.is_absolute() else os.path.relpath(data.resolve(), root.resolve()), ensure_ascii=False),
+        data_format=json.dumps(data_format),
+        source_model=json.dumps(source_model) if source_model else "null",
+        per_stratum=json.dumps(per_stratum),
+        rubric=json.dumps(rubric, ensure_ascii=False),
     )
+    config = validate_config(yaml.load(text, Loader=_UniqueKeyLoader), cfg)
+    _check_outside(root, data)
+    try:
+        detect_format(data, config.data.format)
+        rubrics.load_rubric_set(rubric)
+    except SourceError as exc:
+        raise StudyError(str(exc)) from None
+    except rubrics.RubricError as exc:
+        raise StudyError(f"--rubric {rubric}: {exc}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(text, encoding="utf-8")
     return Study(root)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors and values are not coerced (``per_stratum: true`` is not 1)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Columns(_Strict):
@@ -27,9 +29,18 @@ class Columns(_Strict):
     source_model: str | None = None
     context: str | None = None
 
+    @model_validator(mode="after")
+    def _one_field_per_column(self) -> Columns:
+        seen: dict[str, str] = {}
+        for name, column in self.model_dump().items():
+            if column is not None and column in seen:
+                raise ValueError(f"columns.{seen[column]} and columns.{name} both name column {column!r}; map each field to its own column")
+            seen.setdefault(column, name)
+        return self
+
 
 class DataSource(_Strict):
-    path: str = Field(description="File or directory, relative to the study directory or absolute.")
+    path: str = Field(min_length=1, description="File or directory, relative to the study directory or absolute.")
     format: Literal["auto", "jsonl", "json", "parquet", "csv", "hf", "pariksha"] = "auto"
     split: str = Field(default="train", description="Split to read when format is 'hf'.")
     columns: Columns = Columns()
@@ -52,8 +63,15 @@ class Filters(_Strict):
 
 class SamplingConfig(_Strict):
     per_stratum: int = Field(default=100, gt=0, description="Items drawn from each language x task stratum.")
-    strata: list[str] = Field(default=["language", "task"], min_length=1)
-    length_bins: int = Field(default=5, ge=1, description="Length quantile bins per stratum (5 = quintiles).")
+    strata: list[Literal["language", "task", "source_model"]] = Field(default=["language", "task"], min_length=1)
+    length_bins: int = Field(default=5, ge=1, le=100, description="Length quantile bins per stratum (5 = quintiles).")
     seed: int = 0
     check_script: bool = Field(default=True, description="Warn when a row's text is not in its language's script.")
     filters: Filters = Filters()
+
+    @field_validator("strata")
+    @classmethod
+    def _unique_strata(cls, strata: list[str]) -> list[str]:
+        if len(set(strata)) < len(strata):
+            raise ValueError(f"{strata} names a field twice; name each once")
+        return strata

@@ -29,8 +29,8 @@ from scipy import stats
 
 from .config import DataSource, SamplingConfig
 from .filters import language_matches, repetition_ratio
-from .intake import Population, Tally, scan, split_conversation
-from .sources import iter_chunks
+from .intake import Population, Tally, mapped_columns, scan, split_conversation
+from .sources import SourceError, iter_chunks
 
 SAMPLE_COLUMNS = [
     "item_id", "language", "task", "prompt", "response", "conversation", "system_prompt",
@@ -150,10 +150,9 @@ def _normalise_rows(table: pa.Table, source: DataSource, pop: Population) -> pd.
 
 def _fetch(source: DataSource, pop: Population, wanted: np.ndarray) -> pa.Table:
     """Rows the retainer does not hold: one more pass over the source."""
-    columns = list(dict.fromkeys(c for c in source.columns.model_dump().values() if c))
     want = pa.array(np.sort(wanted))
     parts = []
-    for chunk in iter_chunks(pop.path, pop.fmt, columns, source.split):
+    for chunk in iter_chunks(pop.path, pop.fmt, mapped_columns(source), source.split):
         hit = pc.is_in(chunk.rows, want)
         if pc.any(hit).as_py():
             parts.append(pa.Table.from_batches([chunk.batch]).filter(hit).append_column("source_row", pc.filter(chunk.rows, hit)))
@@ -215,7 +214,7 @@ def draw(source: DataSource, path: Path, cfg: SamplingConfig, progress=None) -> 
                 examined += len(verdicts)
                 for (reason, why), row in zip(verdicts, got["source_row"]):
                     if reason:
-                        rejected.add(reason, 1, [f"{path.name}: row {row}, column {column!r}: {why}"])
+                        rejected.add(reason, 1, [f"{pop.locate(row)}, column {column!r}: {why}"])
                 got = got[[v[0] is None for v in verdicts]]
             got = got.iloc[: need[c]]
             need[c] -= len(got)
@@ -267,8 +266,23 @@ def _summaries(pop: Population, p: Plan, sample: pd.DataFrame, cfg: SamplingConf
 
 
 def save(result: SampleResult, sample_path: Path, strata_path: Path, intake_path: Path) -> None:
-    """Write the sample and strata tables (Parquet) and the intake summary (JSON, with the tests)."""
-    result.sample.to_parquet(sample_path, index=False)
-    result.strata.to_parquet(strata_path, index=False)
+    """Write the intake summary (JSON, with the tests), then the sample and strata tables (Parquet).
+
+    Raises SourceError, after writing the intake summary, when nothing was sampled.
+    """
     summary = {**result.intake, "length_tests": result.tests.replace({np.nan: None}).to_dict("records")}
     intake_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    if result.sample.empty:
+        raise SourceError(f"{result.intake['source']}: {_why_empty(result.intake)}; nothing sampled, see {intake_path}")
+    result.sample.to_parquet(sample_path, index=False)
+    result.strata.to_parquet(strata_path, index=False)
+
+
+def _why_empty(intake: dict) -> str:
+    if not intake["rows_read"]:
+        return "no rows to read"
+    if not intake["rows_kept"]:
+        reasons = sorted(intake["excluded"].items(), key=lambda kv: -kv[1]["count"])
+        top = ", ".join(f"{info['count']} x {reason}" for reason, info in reasons)
+        return f"read {intake['rows_read']} rows and kept none ({top}; e.g. {reasons[0][1]['examples'][0]})"
+    return f"the filters rejected every one of the {intake['rows_kept']} rows kept"

@@ -83,7 +83,8 @@ SAMPLE = Table("sample", "sample.parquet", "sampling", "kasauti sample", "one ro
     Column("length", I64, "response length in grapheme units (see `sampling/lengths.py`)"),
     Column("stratum", S, "e.g. `bn/culture` (strata fields joined by `/`)"),
     Column("length_bin", I8, "1..k (k = 5: quintile) of `length` within the stratum"),
-    Column("source_row", I64, "0-based row index in the source, for tracing back"),
+    Column("source_row", I64, "1-based row in the source (JSONL: line number; a directory's files are numbered on "
+           "in name order: row in a file = `source_row` - its `row_offset` in `intake.json`)"),
 ))
 
 STRATA = Table("strata", "strata.parquet", "sampling", "kasauti sample",
