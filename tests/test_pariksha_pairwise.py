@@ -1,0 +1,156 @@
+"""reports.pairwise.pariksha: PARIKSHA's pairwise release -> the long pairwise format, and the report on it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import studytables
+from reports.pairwise.pariksha import JUDGE, establish_coding, from_pariksha_pairwise
+from studytables import COMPARISONS
+
+REAL = Path("/work/shared/data/pariksha-round1")
+MODELS = ["m-alpha", "m-beta", "m-gamma", "m-delta"]  # strengths in this order, strongest first
+STRENGTH = {m: s for m, s in zip(MODELS, [2.0, 1.0, 0.0, -1.0])}
+
+
+def release(root: Path, coding: dict[str, str] = None, seed: int = 0, n_prompts: int = 8) -> dict:
+    """A small copy of the release's shape (one language, Hindi) with raters that prefer stronger models.
+
+    ``coding``: what each human code means (shown terms: A, B, tie). Returns the truth for the asserts.
+    """
+    coding = coding or {"A": "0", "B": "1", "tie": "2"}
+    rng = np.random.default_rng(seed)
+    pw = root / "pairwise"
+    for d in ("human", "gpt4"):
+        (pw / d).mkdir(parents=True)
+    (root / "responses").mkdir()
+    prompts = [f"prompt-{i}" for i in range(n_prompts)]
+    out = [{"prompt_id": p, "prompt": f"question {p}", "prompt_type": "finance", "language": "hindi",
+            **{m: {"response": "क" * (10 * (j + 1) + i), "timestamp": 0} for j, m in enumerate(MODELS)}}
+           for i, p in enumerate(prompts)]
+    (root / "responses" / "output_hindi.json").write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+    pairings, k = [], 0
+    for p in prompts:
+        for m1, m2 in combinations(MODELS, 2):
+            if rng.random() < 0.5:
+                m1, m2 = m2, m1
+            pairings.append({"pairing_id": f"pair-{k}", "prompt_id": p, "language": "hindi", "model1": m1, "model2": m2,
+                             "is_duplicated": "False", "duplicate_id": "", "source_file": "hindi/hindi_pairings_1.json"})
+            k += 1
+    for orig in list(pairings[::3]):  # swapped repeats of a third of them; both members are marked
+        orig["is_duplicated"] = "True"
+        pairings.append({**orig, "pairing_id": f"pair-{k}", "model1": orig["model2"], "model2": orig["model1"],
+                         "duplicate_id": orig["pairing_id"]})
+        orig["duplicate_id"] = f"pair-{k}"
+        k += 1
+    with open(pw / "pairings.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(pairings[0]))
+        w.writeheader()
+        w.writerows(pairings)
+
+    def verdict(m1, m2, noise):
+        d = STRENGTH[m1] - STRENGTH[m2] + rng.normal(0, noise)
+        return "tie" if abs(d) < 0.4 else ("A" if d > 0 else "B")
+
+    listed = [(p["pairing_id"], p["model1"], p["model2"]) for p in pairings]
+    unlisted = [(f"gone-{i}", *rng.choice(MODELS, 2, replace=False)) for i in range(10)]
+    human = [(pid, a, verdict(m1, m2, 0.5)) for pid, m1, m2 in listed + unlisted for a in ("11", "12", "13")]
+    with open(pw / "human" / "hindi_pairwise_ratings.tsv", "w") as f:
+        f.write("pairing_id\tannotator_id\tbattle_outcome\tjustification_native\n")
+        for pid, a, v in human:
+            f.write(f"{pid}\t{a}\t{coding[v]}\t{'none' if pid != 'pair-0' else 'अच्छा'}\n")
+    gpt = [{"pairing_id": pid, "battle_outcome": {"A": "A", "B": "B", "tie": "C"}[verdict(m1, m2, 0.3)],
+            "justification": "Response A ..."} for pid, m1, m2 in listed + unlisted]
+    (pw / "gpt4" / "battle_outcomes_hindi.json").write_text(json.dumps(gpt), encoding="utf-8")
+    return {"pairings": pairings, "human": human, "gpt4": gpt, "n_unlisted": len(unlisted)}
+
+
+def test_crafted_release_imports_in_model_terms_with_every_row_counted(tmp_path):
+    truth = release(tmp_path)
+    comp, report, evidence = from_pariksha_pairwise(tmp_path)
+    studytables.conform(COMPARISONS, comp)
+    n_listed = len(truth["pairings"])
+    c = report.counts
+    assert c["human_rows_read"] == len(truth["human"]) and c["gpt4_rows_read"] == len(truth["gpt4"])
+    assert c["human_rows_joined"] == 3 * n_listed and c["human_rows_not_joined"] == 3 * truth["n_unlisted"]
+    assert c["gpt4_rows_joined"] == n_listed and c["gpt4_rows_not_joined"] == truth["n_unlisted"]
+    kinds = {i.kind: i for i in report.issues}
+    assert kinds["human rows whose pairing_id is in no pairing file"].count == 3 * truth["n_unlisted"]
+    assert kinds["human rows whose pairing_id is in no pairing file"].examples[0] == \
+        f"hindi_pairwise_ratings.tsv: row {3 * n_listed + 1}"
+    # outcome in model terms: re-derive each human row's verdict from the file and the pairing
+    pairing = {p["pairing_id"]: p for p in truth["pairings"]}
+    for (pid, rater, shown), row in zip(truth["human"], comp[comp["rater_kind"] == "human"].itertuples()):
+        assert (row.pair_id, row.rater) == (pid, rater)
+        p = pairing[pid]
+        better = {"A": p["model1"], "B": p["model2"], "tie": "tie"}[shown]
+        assert {"a": row.model_a, "b": row.model_b, "tie": "tie"}[row.outcome] == better
+        assert row.model_a < row.model_b and (row.shown_order == "ab") == (p["model1"] == row.model_a)
+    assert set(comp["language"]) == {"hi"} and set(comp.loc[comp["rater_kind"] == "judge", "rater"]) == {JUDGE}
+    assert comp["justification"].notna().sum() == 3 + n_listed  # 'none' is no justification
+    lens = comp.apply(lambda r: (r.length_a, r.length_b), axis=1)
+    assert all(a == 10 * (MODELS.index(r.model_a) + 1) + int(r.prompt_id.split("-")[1]) for (a, _), r in zip(lens, comp.itertuples()))
+    ev = evidence.set_index("reading")
+    assert ev.loc["0=A, 1=B, 2=tie", "self_consistency"] == ev["self_consistency"].max() > 2 * ev["self_consistency"].min()
+
+
+def test_the_human_coding_is_read_from_the_data_not_assumed(tmp_path):
+    release(tmp_path / "usual")
+    release(tmp_path / "other", coding={"B": "0", "tie": "1", "A": "2"})
+    usual, _, _ = from_pariksha_pairwise(tmp_path / "usual")
+    other, _, ev = from_pariksha_pairwise(tmp_path / "other")
+    pd.testing.assert_frame_equal(usual, other)
+    best = ev.sort_values(["self_consistency", "gpt4_agreement"]).iloc[-1]
+    assert best["reading"] == "0=B, 1=tie, 2=A"
+
+
+def test_ambiguous_codes_are_an_error_not_a_guess():
+    humans = pd.DataFrame({"pair_id": ["p1", "p2"], "rater": ["r", "r"], "code": ["0", "1"]})
+    gpt4 = pd.DataFrame({"pair_id": ["p1", "p2"], "shown": ["tie", "tie"]})
+    pairings = pd.DataFrame({"pairing_id": ["p1", "p2"], "model1": ["x", "y"], "model2": ["y", "x"],
+                             "is_duplicated": [True, True], "duplicate_id": ["p2", "p1"]})
+    with pytest.raises(ValueError, match="the data do not establish what battle_outcome 0/1/2 mean"):
+        establish_coding(humans, gpt4, pairings)
+
+
+def test_bad_values_are_named_by_file_row_and_column_and_excluded(tmp_path):
+    truth = release(tmp_path)
+    tsv = tmp_path / "pairwise" / "human" / "hindi_pairwise_ratings.tsv"
+    lines = tsv.read_text().splitlines()
+    lines[2] = lines[2].replace("\t0\t", "\t7\t").replace("\t1\t", "\t7\t").replace("\t2\t", "\t7\t")
+    lines.append(lines[1])  # the same rater again on the same pairing
+    tsv.write_text("\n".join(lines) + "\n")
+    gpt = json.loads((tmp_path / "pairwise" / "gpt4" / "battle_outcomes_hindi.json").read_text())
+    gpt[4]["battle_outcome"] = "D"
+    (tmp_path / "pairwise" / "gpt4" / "battle_outcomes_hindi.json").write_text(json.dumps(gpt))
+    comp, report, _ = from_pariksha_pairwise(tmp_path)
+    issues = {i.kind: i for i in report.issues}
+    assert issues["human rows with a bad value"].examples == \
+        ["hindi_pairwise_ratings.tsv: row 2, column 'battle_outcome': expected one of ['0', '1', '2'], found '7'"]
+    assert issues["gpt-4 rows with a bad value"].examples[0].startswith("battle_outcomes_hindi.json: row 5, column 'battle_outcome'")
+    assert issues["second rating of a pairing by the same rater"].count == 1
+    c = report.counts
+    assert c["human_rows_read"] == len(truth["human"]) + 1
+    assert c["human_rows_joined"] + c["human_rows_not_joined"] + 1 + 1 == c["human_rows_read"]  # + bad + second
+    assert c["gpt4_rows_joined"] + c["gpt4_rows_not_joined"] + 1 == c["gpt4_rows_read"]
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="the PARIKSHA release is not on this machine (CI has it)")
+def test_real_release_counts_and_coding():
+    comp, report, evidence = from_pariksha_pairwise(REAL)
+    c = report.counts
+    assert (c["human_rows_read"], c["gpt4_rows_read"], c["human_pairings_rated"]) == (65150, 21690, 21690)
+    assert c["human_rows_joined"] + c["human_rows_not_joined"] == c["human_rows_read"]
+    assert c["gpt4_rows_joined"] == c["pairings_listed"] == 6048
+    best = evidence.sort_values(["self_consistency", "gpt4_agreement"]).iloc[-1]
+    assert best["reading"] == "0=A, 1=B, 2=tie" and best["self_consistency"] > 0.8
+    models = pd.concat([comp[["language", "model_a"]], comp[["language", "model_b"]].set_axis(["language", "model_a"], axis=1)])
+    assert models.groupby("language")["model_a"].nunique().min() >= 10
+    assert comp["length_a"].notna().all() and comp["length_b"].notna().all()
