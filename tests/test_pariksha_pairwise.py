@@ -154,3 +154,117 @@ def test_real_release_counts_and_coding():
     models = pd.concat([comp[["language", "model_a"]], comp[["language", "model_b"]].set_axis(["language", "model_a"], axis=1)])
     assert models.groupby("language")["model_a"].nunique().min() >= 10
     assert comp["length_a"].notna().all() and comp["length_b"].notna().all()
+
+
+# ------------------------------------------------------------------ the report on comparisons
+
+def simulate(strengths: dict[str, dict[str, float]], languages=("hi", "bn"), n_prompts: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Comparisons of every pair of models on each prompt by three humans and each judge in ``strengths``
+    (rater group -> model -> log-strength; ``humans`` for the annotators), each judge in both orders."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for lang in languages:
+        for p in range(n_prompts):
+            for a, b in combinations(sorted(strengths["humans"]), 2):
+                pid = f"{lang}-{p}-{a}-{b}"
+                raters = [(f"h{i}", "human", "humans", rng.choice(["ab", "ba"])) for i in range(3)]
+                raters += [(j, "judge", j, order) for j in strengths if j != "humans" for order in ("ab", "ba")]
+                for rater, kind, group, order in raters:
+                    d = strengths[group][a] - strengths[group][b] + rng.logistic()
+                    outcome = "tie" if abs(d) < 0.3 else ("a" if d > 0 else "b")
+                    rows.append({"pair_id": pid, "prompt_id": f"{lang}-{p}", "language": lang, "model_a": a, "model_b": b,
+                                 "criterion": "overall", "rater": rater, "rater_kind": kind, "outcome": outcome,
+                                 "shown_order": order, "status": "submitted", "length_a": ord(a), "length_b": ord(b)})
+    return pd.DataFrame(rows)
+
+
+TRUE = {"humans": {"w": 2.0, "x": 1.0, "y": 0.0, "z": -1.0, "v": -2.0},
+        "judge-1": {"w": 2.0, "x": 1.0, "y": 0.0, "z": -1.0, "v": -2.0},
+        "judge-2": {"w": -2.0, "x": -1.0, "y": 0.0, "z": 1.0, "v": 2.0}}  # judge-2 ranks backwards
+
+
+def test_report_leaderboards_follow_the_raters_and_agreement_is_kendall_of_the_scores():
+    from scipy.stats import kendalltau
+
+    from reports.pairwise.report import pairwise_report
+
+    comp = simulate(TRUE)
+    frames, summary = pairwise_report(comp, n_boot=100, seed=1)
+    lb = frames["leaderboards"]
+    assert set(zip(lb["raters"], lb["language"])) == {(g, lang) for g in TRUE for lang in ("all", "hi", "bn")}
+    for (group, lang), board in lb.groupby(["raters", "language"]):
+        truth = sorted(TRUE[group], key=TRUE[group].get, reverse=True)
+        assert list(board.sort_values("rank")["model"]) == truth, (group, lang)
+        assert (board["ci_low"] <= board["score"]).all() and (board["score"] <= board["ci_high"]).all()
+    la = frames["leaderboard_agreement"].set_index(["judge", "language", "statistic"])
+    for judge in ("judge-1", "judge-2"):
+        for lang in ("all", "hi"):
+            h = lb[(lb["raters"] == "humans") & (lb["language"] == lang)].set_index("model")["score"]
+            j = lb[(lb["raters"] == judge) & (lb["language"] == lang)].set_index("model")["score"].reindex(h.index)
+            assert la.loc[(judge, lang, "kendall_tau_b"), "value"] == pytest.approx(kendalltau(h, j).statistic, abs=1e-12)
+    assert la.loc[("judge-1", "all", "kendall_tau_b"), "value"] == 1.0
+    assert la.loc[("judge-2", "all", "kendall_tau_b"), "value"] == -1.0
+    assert la.loc[("judge-2", "all", "top_3"), "ci_high"] <= 1 / 3
+    pa = frames["pair_agreement"].set_index(["language", "judge", "ties", "statistic"])["value"]
+    assert pa[("all", "judge-1", "without", "accuracy")] > 0.6 > 0.4 > pa[("all", "judge-2", "without", "accuracy")]
+    pos = frames["consistency"].set_index("rater")
+    assert pos.loc["judge-1", "n_repeated"] == comp["pair_id"].nunique()  # every pair asked in both orders
+    assert set(frames["first_position"]["rater"]) == {"h0", "h1", "h2", "judge-1", "judge-2"}
+    assert set(frames["length_bias"]["rater"]) >= {"humans", "judge-1", "judge-2"}
+    assert summary["counts"] == {"rows": len(comp), "rows_used": len(comp), "rows_not_submitted": 0, "rows_without_lengths": 0}
+    json.dumps(summary, allow_nan=False)
+
+
+def test_report_keeps_cells_it_cannot_compute_and_counts_rows_it_leaves_out():
+    from reports.pairwise.report import pairwise_report
+
+    comp = simulate(TRUE, languages=("hi",), n_prompts=10)
+    comp.loc[comp.index[:5], "status"] = "draft"
+    comp.loc[comp.index[5:8], "length_b"] = 0  # an empty response: no length ratio
+    # a third judge that only ever compared two models: no rank agreement possible
+    few = comp[(comp["rater"] == "judge-1") & comp["model_a"].isin(["w", "x"]) & comp["model_b"].isin(["w", "x"])].assign(rater="judge-3")
+    frames, summary = pairwise_report(pd.concat([comp, few], ignore_index=True), n_boot=50)
+    la = frames["leaderboard_agreement"]
+    j3 = la[la["judge"] == "judge-3"]
+    assert len(j3) == 2 and j3["note"].str.contains("share 2 model").all()  # 'all' and 'hi'
+    assert summary["counts"]["rows_not_submitted"] == 5 and summary["counts"]["rows_without_lengths"] == 3
+    assert summary["counts"]["rows_used"] == len(comp) + len(few) - 5
+    lb_rows = frames["length_bias"].groupby("rater")["n_comparisons"].first()
+    assert lb_rows["humans"] == (comp.iloc[8:]["rater_kind"] == "human").sum()
+
+
+def test_rank_figure_plots_human_against_judge_ranks_with_their_cis():
+    from reports.pairwise.report import pairwise_report, rank_figure
+
+    frames, _ = pairwise_report(simulate(TRUE, n_prompts=10), n_boot=50)
+    fig = rank_figure(frames["leaderboards"])
+    lb = frames["leaderboards"]
+    points = [t for t in fig.data if t.mode == "markers"]
+    assert len(points) == 2 * 3  # two judges x three panels (all, bn, hi)
+    assert [a.text for a in fig.layout.annotations] == ["all", "bn", "hi"]
+    first = points[0]
+    hum = lb[(lb["raters"] == "humans") & (lb["language"] == "all")].set_index("model")
+    assert list(first.x) == list(hum.loc[list(first.text), "rank"])
+    assert list(first.error_x.arrayminus) == list(hum.loc[list(first.text), "rank"] - hum.loc[list(first.text), "rank_low"])
+    text = fig.to_json()
+    assert "human rank" in text and "judge rank" in text
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="the PARIKSHA release is not on this machine (CI has it)")
+def test_real_release_leaderboards_for_humans_and_gpt4_and_their_agreement(capsys):
+    from reports.pairwise.report import pairwise_report
+
+    comp, _, _ = from_pariksha_pairwise(REAL)
+    frames, summary = pairwise_report(comp, n_boot=200, seed=0)
+    lb = frames["leaderboards"]
+    languages = sorted(set(comp["language"]))
+    assert frames["notes"].empty
+    assert {(r, lang) for r, lang in zip(lb["raters"], lb["language"])} == {(r, lang) for r in ("humans", JUDGE) for lang in ["all", *languages]}
+    la = frames["leaderboard_agreement"]
+    tau = la[la["statistic"] == "kendall_tau_b"].set_index("language")
+    assert sorted(tau.index) == sorted(["all", *languages]) and tau["note"].isna().all()
+    assert (tau["ci_low"] <= tau["value"]).all() and (tau["value"] <= tau["ci_high"]).all()
+    with capsys.disabled():
+        print("\nPARIKSHA pairwise, Kendall tau-b of the human and GPT-4 leaderboards (95% prompt-bootstrap CI, 200 resamples):")
+        for lang, r in tau.iterrows():
+            print(f"  {lang}: {r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over {r['n_models']} models, {r['n_prompts']} prompts")
