@@ -69,7 +69,8 @@ def release(root: Path, coding: dict[str, str] = None, seed: int = 0, n_prompts:
     gpt = [{"pairing_id": pid, "battle_outcome": {"A": "A", "B": "B", "tie": "C"}[verdict(m1, m2, 0.3)],
             "justification": "Response A ..."} for pid, m1, m2 in listed + unlisted]
     (pw / "gpt4" / "battle_outcomes_hindi.json").write_text(json.dumps(gpt), encoding="utf-8")
-    return {"pairings": pairings, "human": human, "gpt4": gpt, "n_unlisted": len(unlisted)}
+    return {"pairings": pairings, "human": human, "gpt4": gpt, "n_unlisted": len(unlisted),
+            "models": {pid: (m1, m2) for pid, m1, m2 in listed + unlisted}}
 
 
 def test_crafted_release_imports_in_model_terms_with_every_row_counted(tmp_path):
@@ -99,6 +100,30 @@ def test_crafted_release_imports_in_model_terms_with_every_row_counted(tmp_path)
     assert all(a == 10 * (MODELS.index(r.model_a) + 1) + int(r.prompt_id.split("-")[1]) for (a, _), r in zip(lens, comp.itertuples()))
     ev = evidence.set_index("reading")
     assert ev.loc["0=A, 1=B, 2=tie", "self_consistency"] == ev["self_consistency"].max() > 2 * ev["self_consistency"].min()
+
+
+def test_upstream_pairing_files_join_the_pairings_the_csv_does_not_list(tmp_path):
+    truth = release(tmp_path)
+    gone = [(pid, *models) for pid, models in truth["models"].items() if pid.startswith("gone-")]
+    upstream = [{"pairing_id": pid, "prompt_id": "prompt-1", "language": "hindi", "prompt": "...", "is_duplicated": False,
+                 "duplicate_id": None, "model1": m1, "response1": "...", "model2": m2, "response2": "..."} for pid, m1, m2 in gone]
+    listed = truth["pairings"][0]
+    upstream.append({**listed, "is_duplicated": listed["is_duplicated"] == "True"})  # also in pairings.csv: kept once
+    upstream.append({**truth["pairings"][1], "model1": "m-other"})  # contradicts pairings.csv: excluded
+    folder = tmp_path / "pairwise" / "pairings" / "llm_eval"
+    folder.mkdir(parents=True)
+    (folder / "hindi_pairings.json").write_text(json.dumps(upstream), encoding="utf-8")
+    comp, report, _ = from_pariksha_pairwise(tmp_path)
+    c, issues = report.counts, {i.kind: i for i in report.issues}
+    assert c["pairings_read"] == len(truth["pairings"]) + len(gone) + 2
+    assert c["human_rows_not_joined"] == 3  # only the contradicted pairing's three ratings
+    assert issues["pairings listed more than once with the same prompt and models"].count == 1
+    assert issues["pairings listed with different prompts or models in different rows"].examples == \
+        ["pairings.csv: row 2", f"hindi_pairings.json: row {len(gone) + 2}"]
+    joined = comp[comp["pair_id"].str.startswith("gone-")]
+    assert len(joined) == 4 * len(gone) and set(joined["prompt_id"]) == {"prompt-1"}
+    for row in joined.itertuples():
+        assert {row.model_a, row.model_b} == set(truth["models"][row.pair_id])
 
 
 def test_the_human_coding_is_read_from_the_data_not_assumed(tmp_path):

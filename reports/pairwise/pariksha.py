@@ -50,23 +50,51 @@ def _language(label: str, where: str) -> str:
         raise ValueError(f"{where}: {exc}; expected a language name such as 'hindi'") from None
 
 
-def _read_pairings(path: Path, report: ImportReport) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; the pairwise release lists its pairings there")
-    p = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in PAIRING_COLUMNS if c not in p.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected {list(PAIRING_COLUMNS)}")
-    bad = []
-    for col in ("pairing_id", "prompt_id", "model1", "model2"):
-        bad += [(r, col, "a value") for r in np.flatnonzero(p[col].str.strip() == "")]
-    bad += [(r, "is_duplicated", "True or False") for r in np.flatnonzero(~p["is_duplicated"].isin(["True", "False"]))]
-    bad += [(r, "model2", "a model other than model1") for r in np.flatnonzero((p["model1"] == p["model2"]).to_numpy())]
-    bad += [(r, "pairing_id", "an id listed once") for r in np.flatnonzero(p["pairing_id"].duplicated().to_numpy())]
-    report.counts["pairings_read"] = len(p)
-    _bad_values(report, path, bad, "pairings")
-    p = p.drop(index=p.index[sorted({r for r, _, _ in bad})])
-    p["language"] = [_language(x, f"{path}: column 'language'") for x in p["language"]]
+def _pairing_files(folder: Path) -> list[tuple[Path, pd.DataFrame]]:
+    """``pairings.csv`` and any upstream pairing files (``pairings/**/*.json``), all values as text."""
+    files = [folder / "pairings.csv"] if (folder / "pairings.csv").is_file() else []
+    files += sorted((folder / "pairings").rglob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no pairings.csv and no pairings/**/*.json; the release lists its pairings there")
+    out = []
+    for path in files:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+                raise ValueError(f"{path}: expected a JSON list of pairings ({{pairing_id, prompt_id, language, model1, model2, ...}})")
+            frame = pd.DataFrame([{k: "" if v is None else str(v) for k, v in x.items()} for x in data])
+        missing = [c for c in PAIRING_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; expected {list(PAIRING_COLUMNS)}")
+        out.append((path, frame[list(PAIRING_COLUMNS)].assign(file=path.name)))
+    return out
+
+
+def _read_pairings(folder: Path, report: ImportReport) -> pd.DataFrame:
+    """The listed pairings, checked; a pairing listed in several files with the same models is kept once,
+    with different prompt or models in none of them."""
+    frames = []
+    for path, p in _pairing_files(folder):
+        bad = []
+        for col in ("pairing_id", "prompt_id", "model1", "model2"):
+            bad += [(r, col, "a value") for r in np.flatnonzero((p[col].str.strip() == "").to_numpy())]
+        bad += [(r, "is_duplicated", "True or False") for r in np.flatnonzero(~p["is_duplicated"].isin(["True", "False"]).to_numpy())]
+        bad += [(r, "model2", "a model other than model1") for r in np.flatnonzero((p["model1"] == p["model2"]).to_numpy())]
+        report.counts["pairings_read"] = report.counts.get("pairings_read", 0) + len(p)
+        _bad_values(report, path, bad, "pairings")
+        frames.append(p.assign(row=np.arange(1, len(p) + 1)).drop(index=p.index[sorted({r for r, _, _ in bad})]))
+    p = pd.concat(frames, ignore_index=True)
+    definition = p["prompt_id"] + "\0" + p["model1"] + "\0" + p["model2"]
+    conflict = (definition.groupby(p["pairing_id"]).transform("nunique") > 1).to_numpy()
+    report.add("pairings listed with different prompts or models in different rows", int(conflict.sum()), "excluded",
+               [f"{f}: row {r}" for f, r in p.loc[conflict, ["file", "row"]].itertuples(index=False)])
+    again = p["pairing_id"].duplicated().to_numpy() & ~conflict
+    report.add("pairings listed more than once with the same prompt and models", int(again.sum()), "kept once",
+               [f"{f}: row {r}" for f, r in p.loc[again, ["file", "row"]].itertuples(index=False)])
+    p = p[~conflict & ~again].drop(columns="row")
+    p["language"] = [_language(x, f"pairing {i}: column 'language'") for i, x in zip(p["pairing_id"], p["language"])]
     p["is_duplicated"] = p["is_duplicated"] == "True"
     return p
 
@@ -181,7 +209,7 @@ def from_pariksha_pairwise(root: str | Path) -> tuple[pd.DataFrame, ImportReport
     root = Path(root)
     folder = root / "pairwise"
     report = ImportReport(source=str(folder))
-    pairings = _read_pairings(folder / "pairings.csv", report)
+    pairings = _read_pairings(folder, report)
     humans = _read_humans(folder / "human", report)
     gpt4 = _read_gpt4(folder / "gpt4", report)
     coding, evidence = establish_coding(humans, gpt4, pairings)
@@ -195,8 +223,8 @@ def from_pariksha_pairwise(root: str | Path) -> tuple[pd.DataFrame, ImportReport
     joined = frame["pair_id"].isin(listed.index).to_numpy()
     for kind, sub in frame[~joined].groupby("rater_kind"):
         report.add(f"{kind} rows whose pairing_id is in no pairing file", len(sub),
-                   "not joined: which models they compare is not in the release (pairings.csv lists 6,048 pairings; "
-                   "no other file names these ids)", [f"{f}: row {r}" for f, r in sub[["file", "row"]].head(5).itertuples(index=False)])
+                   "not joined: which models they compare is unknown (add upstream's pairing files under "
+                   "pairwise/pairings/ to join them)", [f"{f}: row {r}" for f, r in sub[["file", "row"]].head(5).itertuples(index=False)])
     j = frame[joined].join(listed[["prompt_id", "language", "model1", "model2"]], on="pair_id")
     other = (j["language"] != j["file_language"]).to_numpy()
     report.add("rows in a file named for another language than their pairing", int(other.sum()),
