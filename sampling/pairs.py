@@ -70,7 +70,8 @@ def _balanced(groups: list[list[tuple]], n_per_prompt: int | None, rng: np.rando
     chosen = []
     for g in rng.permutation(len(groups)):
         candidates = list(groups[g])
-        n = min(len(candidates), n_per_prompt or max(1, len({c[3] for c in candidates} | {c[4] for c in candidates}) // 2))
+        n_models = len({c[3] for c in candidates} | {c[4] for c in candidates})
+        n = min(len(candidates), n_per_prompt or max(1, n_models // 2))
         for _ in range(n):
             keys = [(model_use.get(c[3], 0) + model_use.get(c[4], 0), pair_use.get((c[3], c[4]), 0), rng.random())
                     for c in candidates]
@@ -110,10 +111,10 @@ def make_pairs(sample_df: pd.DataFrame, design: str = "all", seed: int = 0, n_pe
     rng = np.random.default_rng(seed)
     no_model = sample_df["source_model"].isna().to_numpy()
     s = sample_df[~no_model].assign(_prompt=prompt_ids(sample_df[~no_model]), _row=np.flatnonzero(~no_model) + 1)
-    twice = s.duplicated(["_prompt", "source_model"], keep=False).to_numpy()
+    twice = s.duplicated(["_prompt", "source_model"]).to_numpy()
     if twice.any():
-        rows = s[twice & (s["source_model"] == s["source_model"].to_numpy()[twice.argmax()]).to_numpy()
-                 & (s["_prompt"] == s["_prompt"].to_numpy()[twice.argmax()]).to_numpy()]
+        first = s.iloc[twice.argmax()]
+        rows = s[(s["_prompt"] == first["_prompt"]) & (s["source_model"] == first["source_model"])]
         raise ValueError(f"sample: rows {', '.join(map(str, rows['_row']))}, column 'source_model': "
                          f"{rows['source_model'].iloc[0]!r} answers the same prompt more than once; "
                          "a pair compares two models, so keep one response per model and prompt")

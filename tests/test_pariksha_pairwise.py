@@ -258,6 +258,20 @@ def test_report_keeps_cells_it_cannot_compute_and_counts_rows_it_leaves_out():
     assert lb_rows["humans"] == (comp.iloc[8:]["rater_kind"] == "human").sum()
 
 
+def test_written_json_and_csv_hold_the_report_numbers(tmp_path):
+    from reports.pairwise.report import pairwise_report, write_pairwise
+
+    frames, summary = pairwise_report(simulate(TRUE, languages=("hi",), n_prompts=10), n_boot=50)
+    paths = write_pairwise(frames, summary, tmp_path / "report")
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    assert "notes" not in paths  # nothing to say: no file
+    back = pd.read_csv(paths["leaderboards"])
+    pd.testing.assert_frame_equal(back[["model", "score", "ci_low", "rank"]], frames["leaderboards"][["model", "score", "ci_low", "rank"]],
+                                  check_dtype=False)
+    la = pd.read_csv(paths["leaderboard_agreement"])
+    assert list(la["value"]) == pytest.approx(list(frames["leaderboard_agreement"]["value"]))
+
+
 def test_rank_figure_plots_human_against_judge_ranks_with_their_cis():
     from reports.pairwise.report import pairwise_report, rank_figure
 

@@ -13,6 +13,7 @@ one, a model that never lost in a language has no finite score.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -115,6 +116,19 @@ def pairwise_report(comparisons: pd.DataFrame, model: str = "davidson", prior: f
     summary = {"model": model, "prior": prior, "n_boot": n_boot, "seed": seed, "top_k": k, "counts": counts,
                **{name: _records(table) for name, table in frames.items()}}
     return frames, summary
+
+
+def write_pairwise(frames: dict[str, pd.DataFrame], summary: dict, out_dir: str | Path) -> dict[str, Path]:
+    """``pairwise.json`` (the summary) and ``pairwise_<name>.csv`` per non-empty frame in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "pairwise.json"}
+    paths["json"].write_text(json.dumps(summary, indent=1, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+    for name, frame in frames.items():
+        if len(frame):
+            paths[name] = out / f"pairwise_{name}.csv"
+            frame.to_csv(paths[name], index=False)
+    return paths
 
 
 def rank_figure(leaderboards: pd.DataFrame, criterion: str | None = None):
