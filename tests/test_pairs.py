@@ -140,3 +140,22 @@ def test_write_pairs_writes_the_documented_file(tmp_path):
     assert path == tmp_path / "pairs.parquet"
     back = studytables.read(PAIRS, path)
     assert list(back.columns) == PAIRS.names and len(back) == counts["pairs"] + counts["repeats"] == 6
+
+
+def test_pairs_from_the_demo_study_sample_written_by_kasauti_sample(tmp_path):
+    import subprocess
+    import sys
+
+    from kasauti.demo import demo_study
+
+    study = demo_study(tmp_path / "demo")
+    run = subprocess.run([sys.executable, "-m", "kasauti", "sample", str(study.root)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    path, counts = write_pairs(study.root, "all", seed=0)
+    pairs = studytables.read(PAIRS, path)
+    sample_df = studytables.read(SAMPLE, study.root / "sample.parquet")
+    uuid = sample_df["item_id"].str.split("|").str[0]  # PARIKSHA ids: <prompt uuid>|<model>
+    per_prompt = uuid.value_counts()
+    assert counts["prompts"] == len(per_prompt) and counts["items_alone"] == int((per_prompt == 1).sum())
+    assert len(pairs) == int((per_prompt * (per_prompt - 1) // 2).sum())
+    assert (pairs["item_a"].str.split("|").str[0] == pairs["item_b"].str.split("|").str[0]).all()
