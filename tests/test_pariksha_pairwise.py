@@ -258,6 +258,13 @@ def test_report_keeps_cells_it_cannot_compute_and_counts_rows_it_leaves_out():
     assert lb_rows["humans"] == (comp.iloc[8:]["rater_kind"] == "human").sum()
 
 
+def test_report_names_the_columns_it_needs():
+    from reports.pairwise.report import pairwise_report
+
+    with pytest.raises(ValueError, match=r"comparisons: missing column\(s\) \['language', 'shown_order'\]; the pairwise report needs"):
+        pairwise_report(simulate(TRUE, languages=("hi",), n_prompts=2).drop(columns=["language", "shown_order"]), n_boot=10)
+
+
 def test_written_json_and_csv_hold_the_report_numbers(tmp_path):
     from reports.pairwise.report import pairwise_report, write_pairwise
 

@@ -21,6 +21,7 @@ from . import leaderboard, pairs
 
 HUMANS = "humans"
 ALL = "all"
+NEEDED = ("pair_id", "prompt_id", "language", "model_a", "model_b", "rater", "rater_kind", "outcome", "shown_order")
 
 
 def _boards(frame: pd.DataFrame, criterion: str, opts: dict) -> tuple[list[pd.DataFrame], list[dict]]:
@@ -90,6 +91,10 @@ def pairwise_report(comparisons: pd.DataFrame, model: str = "davidson", prior: f
     (leaderboards that could not be fitted, and why). The dict holds the same records under the same
     names plus ``counts`` (rows read, used, not submitted, without usable lengths).
     """
+    missing = [c for c in NEEDED if c not in comparisons.columns]
+    if missing:
+        raise ValueError(f"comparisons: missing column(s) {missing}; the pairwise report needs {list(NEEDED)} "
+                         "(see ARCHITECTURE.md, comparisons.parquet)")
     leaderboard.check(comparisons)
     status = comparisons["status"] if "status" in comparisons.columns else pd.Series("submitted", index=comparisons.index)
     used = comparisons[(status == "submitted").to_numpy()].reset_index(drop=True)
