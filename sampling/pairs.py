@@ -1,9 +1,9 @@
 """Pairs of responses to the same prompt for pairwise comparison (``pairs.parquet``).
 
-A prompt is identified by its content within a language: ``prompt_id`` is 16 hex characters of
-SHA-256 over language, task, prompt, conversation, system prompt and context, so responses by
-different source models to the same prompt share it (PARIKSHA-shaped item ids ``<uuid>|<model>``
-need no special case). Within a pair the two items are in model-name order (``item_a`` by the
+A prompt is identified by the sample's ``prompt_id`` column when it has one, else by its content
+within a language: 16 hex characters of SHA-256 over language, task, prompt, conversation, system
+prompt and context, so responses by different source models to the same prompt share it
+(PARIKSHA-shaped item ids ``<uuid>|<model>`` need no special case). Within a pair the two items are in model-name order (``item_a`` by the
 alphabetically first model); the order an annotator sees them in is drawn per pair (seeded) and
 recorded in ``shown_order``. Pair ids hash the two items (and the repeat marker), so the same
 sample and seed give the same ids.
@@ -36,8 +36,14 @@ def _digest(*parts) -> str:
 
 
 def prompt_ids(sample: pd.DataFrame) -> pd.Series:
-    """Each row's prompt id: a hash of its language, task, prompt and (when present) conversation,
-    system prompt and context."""
+    """Each row's prompt id: its ``prompt_id`` when the sample has that column, else a hash of its
+    language, task, prompt and (when present) conversation, system prompt and context."""
+    if "prompt_id" in sample.columns:
+        empty = sample["prompt_id"].isna().to_numpy()
+        if empty.any():
+            raise ValueError(f"sample: row {int(empty.argmax()) + 1}, column 'prompt_id': empty; every item needs the id "
+                             "of the prompt it answers (or leave the column out to identify prompts by their text)")
+        return sample["prompt_id"].astype(str)
     cols = [c for c in PROMPT_KEY if c in sample.columns]
     values = sample[cols].astype(object).where(sample[cols].notna(), None)
     return pd.Series([_digest(*row) for row in values.itertuples(index=False)], index=sample.index, dtype=object)
@@ -86,8 +92,9 @@ def _balanced(groups: list[list[tuple]], n_per_prompt: int | None, rng: np.rando
 def _frame(rows: list[tuple], repeat_share: float, rng: np.random.Generator) -> pd.DataFrame:
     """PAIRS rows from (prompt_id, item_a, item_b, model_a, model_b, language, task) with orders and repeats."""
     cols = ["prompt_id", "item_a", "item_b", "model_a", "model_b", "language", "task"]
-    f = pd.DataFrame(rows, columns=cols)
-    f["pair_id"] = [_digest(p, a, b, ma, mb) for p, a, b, ma, mb in zip(f["prompt_id"], f["item_a"], f["item_b"], f["model_a"], f["model_b"])]
+    f = pd.DataFrame(rows, columns=cols, dtype=object)
+    f["pair_id"] = pd.Series([_digest(p, a, b, ma, mb) for p, a, b, ma, mb in zip(f["prompt_id"], f["item_a"], f["item_b"], f["model_a"], f["model_b"])],
+                            index=f.index, dtype=object)
     f["shown_order"] = np.where(rng.random(len(f)) < 0.5, "ab", "ba")
     f["repeat_of"] = None
     rep = f.iloc[np.sort(rng.choice(len(f), int(round(repeat_share * len(f))), replace=False))].copy()

@@ -218,6 +218,9 @@ COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti 
     Column("probs", S, "JSON object outcome -> probability, when the judge returned logprobs", True),
     Column("justification", S, "the rater's optional justification", True),
     Column("status", S, "`submitted`, `draft` or `discarded` (judges: `submitted`)"),
+    Column("length_a", I64, "length of `model_a`'s response in grapheme units, for the length bias (an importer's; "
+                       "null when unknown)", True, False),
+    Column("length_b", I64, "length of `model_b`'s response (as `length_a`)", True, False),
 ))
 
 DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate",

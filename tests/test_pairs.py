@@ -59,6 +59,22 @@ def test_same_prompt_text_in_two_languages_is_two_prompts():
     assert set(pairs["language"]) == {"hi", "bn"}
 
 
+def test_a_prompt_id_column_is_the_prompt_identity_when_the_sample_has_one():
+    s = sample({"p1": ["m1", "m2"], "p2": ["m1", "m2"]})
+    s["prompt"] = [f"text {i}" for i in range(len(s))]  # e.g. whitespace variants of one prompt: texts differ
+    s["prompt_id"] = ["q1", "q1", "q2", "q2"]
+    pairs = make_pairs(s)
+    assert list(pairs["prompt_id"]) == ["q1", "q2"] and len(pairs) == 2
+    with pytest.raises(ValueError, match=r"row 2, column 'prompt_id': empty"):
+        make_pairs(s.assign(prompt_id=["q1", None, "q2", "q2"]))
+
+
+def test_no_prompt_with_two_models_is_an_empty_table_with_its_counts(tmp_path):
+    pairs = make_pairs(sample({"p1": ["m1"], "p2": ["m2"]}), repeat_share=0.5)
+    assert pairs.empty and list(pairs.columns) == PAIRS.names
+    assert pairs.attrs["counts"]["items_alone"] == 2 and pairs.attrs["counts"]["pairs"] == 0
+
+
 def test_balanced_design_uses_each_model_about_equally_often():
     # models are unequally available: m1..m3 answer every prompt, m4 and m5 half of them, m6 two in three
     prompts = {f"p{i}": ["m1", "m2", "m3", "m4" if i % 2 else "m5"] + ["m6"] * (i % 3 > 0) for i in range(60)}
