@@ -38,6 +38,7 @@ from ..ratings import ImportReport
 JUDGE = "gpt-4 (PARIKSHA)"
 CRITERION = "overall"
 SHOWN_TERMS = ("A", "B", "tie")  # the response shown first is better, the second is, a tie
+FLIP = {"A": "B", "B": "A", "tie": "tie"}  # the same verdict with the order shown swapped
 GPT4_CODES = {"A": "A", "B": "B", "C": "tie"}
 HUMAN_CODES = ("0", "1", "2")
 PAIRING_COLUMNS = ("pairing_id", "prompt_id", "language", "model1", "model2", "is_duplicated", "duplicate_id")
@@ -173,8 +174,7 @@ def establish_coding(humans: pd.DataFrame, gpt4: pd.DataFrame, pairings: pd.Data
     for reading in permutations(SHOWN_TERMS):
         m = dict(zip(HUMAN_CODES, reading))
         x, y = both["code"].map(m).to_numpy(), both["code_orig"].map(m).to_numpy()
-        flip = {"A": "B", "B": "A", "tie": "tie"}
-        y_in_x_terms = np.where(same_first, y, np.array([flip[v] for v in y], dtype=object)) if len(y) else y
+        y_in_x_terms = np.where(same_first, y, np.array([FLIP[v] for v in y], dtype=object)) if len(y) else y
         rows.append({"reading": ", ".join(f"{k}={v}" for k, v in m.items()),
                      "self_consistency": float(np.mean(x == y_in_x_terms)) if len(x) else np.nan,
                      "n_repeats": len(x),
