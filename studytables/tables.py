@@ -188,15 +188,18 @@ REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti re
 
 # Planned tables (issues 9 and 10): defined here first, so their stages write them through this module.
 PAIRS = Table("pairs", "pairs.parquet", "sampling", "kasauti pairs",
-              "planned (issue 9): one row per pair of responses to the same prompt by two source models", (
-    Column("pair_id", S, "unique id of the pair"),
-    Column("prompt_id", S, "the prompt both responses answer"),
+              "issue 9 (`sampling.pairs`; the command is wired later): one row per pair of responses to the same "
+              "prompt by two source models (or two versions of one item: original vs boosted)", (
+    Column("pair_id", S, "unique id of the pair (a hash of its items: the same sample gives the same ids)"),
+    Column("prompt_id", S, "the prompt both responses answer: a hash of language, task, prompt, conversation, "
+                       "system prompt and context"),
     Column("language", S, "the prompt's language"),
     Column("task", S, "the prompt's task"),
     Column("item_a", S, "the first response's `sample.item_id`"),
     Column("item_b", S, "the second response's `sample.item_id`"),
-    Column("model_a", S, "`source_model` of `item_a`"),
-    Column("model_b", S, "`source_model` of `item_b`"),
+    Column("model_a", S, "`source_model` of `item_a` (the alphabetically first); for original vs boosted pairs, "
+                     "the original's label (`item_a` = `item_b`)"),
+    Column("model_b", S, "`source_model` of `item_b`; for original vs boosted pairs, the boosted version's label"),
     Column("shown_order", S, "`ab` (`item_a` shown as A) or `ba`, drawn at random per pair"),
     Column("repeat_of", S, "the `pair_id` this pair repeats in swapped order (annotator consistency check)", True),
 ))
@@ -216,6 +219,9 @@ COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti 
     Column("probs", S, "JSON object outcome -> probability, when the judge returned logprobs", True),
     Column("justification", S, "the rater's optional justification", True),
     Column("status", S, "`submitted`, `draft` or `discarded` (judges: `submitted`)"),
+    Column("length_a", I64, "length of `model_a`'s response in grapheme units, for the length bias (an importer's; "
+                       "null when unknown)", True, False),
+    Column("length_b", I64, "length of `model_b`'s response (as `length_a`)", True, False),
 ))
 
 DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate",

@@ -329,6 +329,17 @@ def test_length_bias_counts_add_up():
         pairs.length_bias(frame.assign(length_a=0))
 
 
+def test_length_bias_keeps_a_rater_with_no_decisive_comparison_of_unequal_lengths():
+    frame = rated_pairs(np.random.default_rng(4)).assign(length_a=100, length_b=200)
+    judge = frame["rater_kind"] == "judge"
+    frame.loc[judge, "outcome"] = "tie"
+    out = pairs.length_bias(frame)
+    for rater in frame.loc[judge, "rater"].unique():
+        row = out[out["rater"] == rater]
+        assert len(row) == 1 and row["n_decisive"].item() == 0 and np.isnan(row["share"].item())
+        assert row["n_ties"].item() == row["n_comparisons"].item() == (frame["rater"] == rater).sum()
+
+
 # ---------------------------------------------------------------- system level
 
 

@@ -138,7 +138,8 @@ def length_bias(frame: pd.DataFrame, bins=LENGTH_BINS) -> pd.DataFrame:
 
     Needs ``length_a``, ``length_b`` (> 0). Ratio = longer / shorter, binned right-open on ``bins``.
     Per bin: n_decisive, n_longer_won, share (Wilson CI); per group, ``n_ties`` and ``n_equal_length``
-    (comparisons that cannot show the bias) so the counts add up to the group's comparisons.
+    (comparisons that cannot show the bias) so the counts add up to the group's comparisons; a group
+    with no decisive comparison of unequal lengths has one row with ``ratio_bin`` null.
     """
     check(frame)
     for col in ("length_a", "length_b"):
@@ -164,4 +165,6 @@ def length_bias(frame: pd.DataFrame, bins=LENGTH_BINS) -> pd.DataFrame:
                  "n_comparisons": len(g)}
         for b, u in usable.groupby("_bin"):
             rows.append({"rater": rater, "rater_kind": kind, "ratio_bin": b, **_share(int(u["_longer_won"].sum()), len(u)), **extra})
+        if usable.empty:  # nothing shows the bias; the row keeps the group's counts
+            rows.append({"rater": rater, "rater_kind": kind, "ratio_bin": None, **_share(0, 0), **extra})
     return pd.DataFrame(rows).rename(columns={"n": "n_decisive", "k": "n_longer_won"})
