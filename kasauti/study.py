@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 import rubrics
+import studytables
 from annotator.config import AnnotationConfig
 from judge.config import JudgeConfig
 from reports.config import ReportConfig
@@ -114,13 +115,13 @@ class Study:
         p = Path(self.config.data.path).expanduser()
         return p if p.is_absolute() else (self.root / p).resolve()
 
-    sample = property(lambda self: self.root / "sample.parquet")
-    strata = property(lambda self: self.root / "strata.parquet")
+    sample = property(lambda self: self.root / studytables.SAMPLE.file)
+    strata = property(lambda self: self.root / studytables.STRATA.file)
     intake_report = property(lambda self: self.root / "intake.json")
-    judgments = property(lambda self: self.root / "judgments.parquet")
+    judgments = property(lambda self: self.root / studytables.JUDGMENTS.file)
     judge_ledger = property(lambda self: self.root / "judge_ledger.sqlite")
-    ratings = property(lambda self: self.root / "ratings.parquet")
-    revisions = property(lambda self: self.root / "revisions.parquet")
+    ratings = property(lambda self: self.root / studytables.RATINGS.file)
+    revisions = property(lambda self: self.root / studytables.REVISIONS.file)
     report_dir = property(lambda self: self.root / "report")
     argilla_dir = property(lambda self: self.root / "argilla")
 

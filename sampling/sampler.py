@@ -27,15 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+import studytables
+
 from .config import DataSource, SamplingConfig
 from .filters import language_matches, repetition_ratio
 from .intake import Population, Tally, mapped_columns, scan, split_conversation
 from .sources import SourceError, iter_chunks
 
-SAMPLE_COLUMNS = [
-    "item_id", "language", "task", "prompt", "response", "conversation", "system_prompt",
-    "source_model", "context", "length", "stratum", "length_bin", "source_row",
-]
+SAMPLE_COLUMNS = studytables.SAMPLE.names
 
 
 def length_bins(lengths: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,8 +273,8 @@ def save(result: SampleResult, sample_path: Path, strata_path: Path, intake_path
     intake_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     if result.sample.empty:
         raise SourceError(f"{result.intake['source']}: {_why_empty(result.intake)}; nothing sampled, see {intake_path}")
-    result.sample.to_parquet(sample_path, index=False)
-    result.strata.to_parquet(strata_path, index=False)
+    studytables.write(studytables.SAMPLE, result.sample, sample_path)
+    studytables.write(studytables.STRATA, result.strata, strata_path)
 
 
 def _why_empty(intake: dict) -> str:
