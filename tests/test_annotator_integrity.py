@@ -217,26 +217,40 @@ def test_changed_text_never_carries_old_ratings(srv, tmp_path):
     assert len(rid2) == 2 and {(i, h) for i, h in zip(ratings["item_id"], ratings["text_hash"])} == set(hashes.items())
 
 
-def test_roster_is_the_truth(srv, tmp_path):
+def test_relative_roster_option_is_relative_to_the_current_directory(srv, tmp_path):
     study = make_study(tmp_path / "s", srv, "people", None)
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    # a relative --roster is relative to where the command runs
-    (elsewhere / "team.yaml").write_text("annotators:\n  - {username: rost1, name: R, languages: [Bengali, ta]}\n")
+    (elsewhere / "team.yaml").write_text("annotators:\n  - {username: rost0, name: R, languages: [hi]}\n")
     out = kasauti(srv, "people", str(study), "--roster", "team.yaml", cwd=elsewhere).stdout
-    assert "new users ['rost1']" in out
+    assert "new users ['rost0']" in out and memberships(srv, "rost0") == {"hi"}
+
+
+def test_roster_languages_are_normalised_and_checked(srv, tmp_path):
+    study = make_study(tmp_path / "s", srv, "people", None)
+    roster = tmp_path / "team.yaml"
+    roster.write_text("annotators:\n  - {username: rost1, name: R, languages: [Bengali, tam]}\n")
+    kasauti(srv, "people", str(study), "--roster", str(roster))
     assert memberships(srv, "rost1") == {"bn", "ta"}
-    assert owner(srv).workspaces("bengali") is None
-    # languages changed: the old membership goes, even for a workspace no one else on the roster uses
-    (elsewhere / "team.yaml").write_text("annotators:\n  - {username: rost1, name: R, languages: [or]}\n")
-    kasauti(srv, "people", str(study), "--roster", str(elsewhere / "team.yaml"))
-    assert memberships(srv, "rost1") == {"or"}
+    assert owner(srv).workspaces("bengali") is None and owner(srv).workspaces("tam") is None
     # unknown languages are refused, naming file, entry and key; nothing is created
-    (elsewhere / "team.yaml").write_text("annotators:\n  - {username: rost2, name: R, languages: [xx]}\n")
-    bad = kasauti(srv, "people", str(study), "--roster", "team.yaml", cwd=elsewhere, code=2)
-    assert str(elsewhere / "team.yaml") in bad.stderr and "annotators[0].languages" in bad.stderr
+    roster.write_text("annotators:\n  - {username: rost2, name: R, languages: [xx]}\n")
+    bad = kasauti(srv, "people", str(study), "--roster", str(roster), code=2)
+    assert str(roster) in bad.stderr and "annotators[0].languages" in bad.stderr
     assert "'xx' is not a language name" in bad.stderr and "Traceback" not in bad.stderr
     assert owner(srv).workspaces("xx") is None and owner(srv).users("rost2") is None
+
+
+def test_memberships_follow_the_roster(srv, tmp_path):
+    study = make_study(tmp_path / "s", srv, "people", None)
+    roster = tmp_path / "team.yaml"
+    roster.write_text("annotators:\n  - {username: rost3, name: R, languages: [bn, ta]}\n")
+    kasauti(srv, "people", str(study), "--roster", str(roster))
+    assert memberships(srv, "rost3") == {"bn", "ta"}
+    # languages changed: the old memberships go, though no one else on the roster uses those workspaces
+    roster.write_text("annotators:\n  - {username: rost3, name: R, languages: [or]}\n")
+    out = kasauti(srv, "people", str(study), "--roster", str(roster)).stdout
+    assert memberships(srv, "rost3") == {"or"} and "memberships +1 -2" in out
 
 
 def test_push_warns_about_languages_nobody_speaks(srv, tmp_path):
