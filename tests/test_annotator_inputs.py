@@ -8,6 +8,7 @@ import pytest
 import rubrics
 from annotator.people import RosterError, load_roster
 from annotator.push import PushError, check_sample, read_sample, record_payload
+from annotator.records import RecordMap, RecordMapError
 from tests.annotator_data import make_sample
 
 RS = rubrics.load_rubric_set("pariksha")
@@ -88,3 +89,17 @@ def test_payload_carries_nothing_an_annotator_must_not_see():
             "language": item["language"], "task": item["task"]}
         sent = repr(payload)
         assert item["item_id"] not in sent and item["source_model"] not in sent and item["stratum"] not in sent
+
+
+def test_record_map_is_stable_and_refuses_a_damaged_file(tmp_path):
+    path = tmp_path / "records.parquet"
+    items = make_sample(per_language=2)["item_id"].tolist()
+    first = RecordMap(path)
+    ids = first.assign(items)
+    assert len(set(ids)) == len(items) and all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in ids)
+    first.save()
+    again = RecordMap(path)
+    assert again.assign(reversed(items)) == ids[::-1] and [again.item_of(i) for i in ids] == items
+    path.write_bytes(b"not parquet")
+    with pytest.raises(RecordMapError, match=rf"^{path}: not a readable record map .*restore it from a backup"):
+        RecordMap(path)
