@@ -25,7 +25,7 @@ from argilla._models._record._response import UserResponseModel
 import rubrics
 from annotator.forms import dataset_name
 from annotator.people import api_key_of
-from annotator.pull import collect
+from annotator.pull import PullError, collect
 from annotator.push import PushError, bulk_upsert, iter_records, push, record_payload
 from annotator.records import RECORD_MAP, RecordMap, text_hash
 from annotator.status import progress
@@ -167,6 +167,9 @@ def test_records_of_an_older_kasauti_are_refused_not_duplicated(srv, tmp_path):
         values={m: {"value": 1} for m in METRICS}, status="submitted", user_id=client.me.id))
     ratings, _ = collect(client, "legacy", RS, RecordMap(tmp_path / RECORD_MAP), sample)
     assert set(ratings["item_id"]) == {rec["external_id"]} and sorted(ratings["metric"]) == sorted(METRICS)
+    # without the sample those ratings cannot be joined: an error, not a silent drop
+    with pytest.raises(PullError, match=r"1 record\(s\) with responses are not in .* nor the sample"):
+        collect(client, "legacy", RS, RecordMap(tmp_path / RECORD_MAP), None)
 
 
 def test_changed_text_never_carries_old_ratings(srv, tmp_path):
