@@ -21,8 +21,8 @@ import pandas as pd
 
 from rubrics.schema import Family, RubricSet
 
-from .forms import COMMENT, REVISION, dataset_name, slug
-from .push import iter_records
+from .forms import COMMENT, OPTIONAL_FIELDS, REVISION, dataset_name, slug
+from .push import iter_records, record_payload
 from .records import RecordMap, describe, text_hash
 
 RATING_COLUMNS = {
@@ -131,6 +131,17 @@ def collect(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap,
                         "from) and pull again; nothing was written")
     return (_frame(ratings, RATING_COLUMNS, ["item_id", "metric", "rater"]),
             _frame(revisions, REVISION_COLUMNS, ["item_id", "annotator"]))
+
+
+def stale_items(revisions: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
+    """Items whose responses were given for texts other than the sample's now (edited, not pushed).
+
+    Their ratings and the judges' (which rate the sample's texts) would be about two texts.
+    """
+    current = {str(item["item_id"]): text_hash(record_payload(item, list(OPTIONAL_FIELDS), "")["fields"])
+               for item in sample.to_dict("records")}
+    given = revisions.drop_duplicates(["item_id", "text_hash"])
+    return sorted({i for i, h in zip(given["item_id"], given["text_hash"]) if i in current and current[i] != h})
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:

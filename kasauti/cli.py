@@ -463,7 +463,7 @@ def push(
 @app.command()
 def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
     """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps)."""
-    from annotator.pull import PullError, pull as pull_tables
+    from annotator.pull import PullError, pull as pull_tables, stale_items
     from annotator.push import PushError, read_sample
     from annotator.records import RECORD_MAP, RecordMap, RecordMapError
 
@@ -479,6 +479,11 @@ def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> 
                   f"{ratings['rater'].nunique()} annotators on {ratings['item_id'].nunique()} items", highlight=False)
     console.print(f"{study.revisions}: {len(revisions)} responses, "
                   f"{int(revisions['revised_response'].notna().sum())} with a revision", highlight=False)
+    stale = [] if sample is None else stale_items(revisions, sample)
+    if stale:
+        err.print(f"[bold yellow]warning:[/] {len(stale)} items were rated on texts that differ from {study.sample} "
+                  f"(e.g. {', '.join(map(repr, stale[:3]))}); their ratings and the judges' are about different texts: "
+                  "restore the sample, or push (--discard-changed-ratings) to have the new texts rated", highlight=False)
 
 
 @app.command()

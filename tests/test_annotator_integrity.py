@@ -200,10 +200,14 @@ def test_changed_text_never_carries_old_ratings(srv, tmp_path):
     assert now[rid]["fields"] == old_fields and len(now[rid]["responses"]) == 2
     assert "(edited)" not in json.dumps(now, ensure_ascii=False)
 
-    # pull says which text each rating was for
-    kasauti(srv, "pull", str(study))
+    # pull says which text each rating was for, and that it is not the sample's text any more
+    pulled = kasauti(srv, "pull", str(study))
     ratings = pd.read_parquet(study / "ratings.parquet")
     assert len(ratings) == 6 and set(ratings["text_hash"]) == {text_hash(old_fields)}
+    assert [line for line in pulled.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: 1 items were rated on texts that differ from {study / 'sample.parquet'} (e.g. '{rated}'); their "
+        "ratings and the judges' are about different texts: restore the sample, or push (--discard-changed-ratings) "
+        "to have the new texts rated"]
 
     # explicit discard: the responses go, the new text is shown, pull has no rating of the old text
     out = kasauti(srv, "push", str(study), "--discard-changed-ratings").stdout
@@ -214,7 +218,8 @@ def test_changed_text_never_carries_old_ratings(srv, tmp_path):
     kasauti(srv, "pull", str(study))
     assert pd.read_parquet(study / "ratings.parquet").empty
     rid2 = answer(srv, "chg1", list(iter_records(client, ds.id)), values)
-    kasauti(srv, "pull", str(study))
+    pulled = kasauti(srv, "pull", str(study))
+    assert "warning" not in pulled.stderr
     ratings = pd.read_parquet(study / "ratings.parquet")
     hashes = {records.item_of(r["external_id"]): text_hash(r["fields"]) for r in iter_records(client, ds.id)}
     assert len(rid2) == 2 and {(i, h) for i, h in zip(ratings["item_id"], ratings["text_hash"])} == set(hashes.items())
