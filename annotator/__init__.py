@@ -3,6 +3,7 @@
 - `annotator.forms`: Argilla settings (the form) from a rubric family; dataset/workspace names.
 - `annotator.people`: roster file, language workspaces, annotator users (passwords to a 0600 CSV).
 - `annotator.push` / `annotator.pull` / `annotator.status`: idempotent push, complete pull, progress.
+- `annotator.records`: opaque record ids (the study's item <-> record map) and text versions.
 - `annotator.adjudicate`: opt-in judge suggestions after humans rated.
 - `annotator.connect`: the owner's client (embedded server or external Argilla 2.x).
 - `annotator.demo.demo_push`: what `kasauti demo` calls.

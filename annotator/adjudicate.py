@@ -15,6 +15,7 @@ from rubrics.schema import RubricSet
 
 from .pull import study_datasets
 from .push import BULK_MAX, PushError, bulk_upsert, iter_records
+from .records import RecordMap
 
 JUDGMENT_COLUMNS = ("judge", "item_id", "metric", "human_score", "status")
 
@@ -39,8 +40,8 @@ def judge_scores(judgments: pd.DataFrame, judge: str | None = None) -> tuple[str
     return judge, {(r.item_id, r.metric): int(r.human_score) for r in modal.itertuples()}
 
 
-def adjudicate(client: rg.Argilla, study: str, rs: RubricSet, judgments: pd.DataFrame, min_submitted: int,
-               judge: str | None = None) -> int:
+def adjudicate(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, judgments: pd.DataFrame,
+               min_submitted: int, judge: str | None = None) -> int:
     """Add the judge's suggestions to records with >= `min_submitted` submitted responses; returns records changed."""
     agent, scores = judge_scores(judgments, judge)
     changed = 0
@@ -51,8 +52,9 @@ def adjudicate(client: rg.Argilla, study: str, rs: RubricSet, judgments: pd.Data
         for rec in iter_records(client, sd.id, include="responses"):
             if sum(r["status"] == "submitted" for r in rec.get("responses") or []) < min_submitted:
                 continue
-            sugg = [{"question_id": qids[m.name], "value": scores[(rec["external_id"], m.name)], "agent": agent,
-                     "type": "model"} for m in sd.family.metrics if (rec["external_id"], m.name) in scores]
+            item = records.item_of(rec["external_id"])
+            sugg = [{"question_id": qids[m.name], "value": scores[(item, m.name)], "agent": agent,
+                     "type": "model"} for m in sd.family.metrics if (item, m.name) in scores]
             if sugg:
                 todo.append({"external_id": rec["external_id"], "suggestions": sugg})
         for start in range(0, len(todo), BULK_MAX):

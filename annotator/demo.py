@@ -12,6 +12,7 @@ from .connect import owner_client
 from .forms import FormOptions
 from .people import Annotator, Roster, provision
 from .push import PushReport, push
+from .records import RECORD_MAP, RecordMap
 
 DEMO_USER = "demo"
 
@@ -26,6 +27,7 @@ def demo_push(study_root: str | Path, study: str, sample: pd.DataFrame, rs: Rubr
     client = owner_client(url, api_key)
     languages = sorted(sample["language"].str.lower().unique())
     roster = Roster(annotators=[Annotator(username=DEMO_USER, name="Demo annotator", languages=languages)])
-    password_file = Path(study_root) / "argilla" / "annotators.csv"
+    home = Path(study_root) / "argilla"
+    password_file = home / "annotators.csv"
     provision(client, roster, password_file)
-    return DEMO_USER, password_file, push(client, sample, rs, study, opts)
+    return DEMO_USER, password_file, push(client, sample, rs, study, RecordMap(home / RECORD_MAP), opts)

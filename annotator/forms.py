@@ -2,8 +2,9 @@
 
 One dataset per (language, task family): its fields show the item, one RatingQuestion per
 metric carries the rubric's levels with each level's anchor, optional text questions take a
-revised response and a comment, and metadata allow the owner to filter. Blind by default:
-nothing about the source model or any judge is visible to annotators.
+revised response and a comment, and the visible metadata (language, task) allow filtering.
+Blind by default: nothing about the source model, stratum, length bin or any judge is sent to
+Argilla at all (kasauti keeps them in its tables).
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ OPTIONAL_FIELDS = {
     "conversation": "Earlier turns of the conversation",
     "context": "Source context",
 }
-# Metadata: (sample column, kind, visible to annotators). Nothing that could anchor a rater
-# (source model) is shown to annotators.
-METADATA = (("language", "terms", True), ("task", "terms", True), ("length_bin", "integer", False),
-            ("stratum", "terms", False), ("source_model", "terms", False))
+# Metadata (sample columns), visible to annotators: only what annotators may see leaves kasauti.
+METADATA = ("language", "task")
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,7 @@ def build_settings(rs: RubricSet, family: Family, optional_fields: list[str], op
             name=COMMENT, title="Comment (optional)", required=False,
             description="Anything the scores do not say: why you hesitated between two levels, errors you saw.",
         ))
-    metadata = [
-        rg.TermsMetadataProperty(name=name, visible_for_annotators=visible) if kind == "terms"
-        else rg.IntegerMetadataProperty(name=name, min=1, visible_for_annotators=visible)
-        for name, kind, visible in METADATA
-    ]
+    metadata = [rg.TermsMetadataProperty(name=name, visible_for_annotators=True) for name in METADATA]
     return rg.Settings(
         guidelines=render_guidelines(rs, [family]),
         fields=fields,

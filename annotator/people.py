@@ -1,7 +1,9 @@
 """Annotators and language workspaces: a roster file provisions users, one workspace per language.
 
-An annotator is a member of exactly the workspaces of their roster languages, so they only ever
-see datasets of those languages. New users get a generated password, written once to a 0600
+Roster languages are normalised to ISO 639 codes as the sampler does ('Bengali' -> 'bn'); unknown
+ones are refused. The roster is the truth: an annotator is a member of exactly the workspaces of
+their roster languages (memberships of any other workspace are removed), so they only ever see
+datasets of those languages. New users get a generated password, written once to a 0600
 CSV file for the study owner to hand out; passwords are never printed or logged.
 """
 
@@ -17,6 +19,8 @@ from pathlib import Path
 import argilla as rg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sampling.languages import UnknownLanguage, normalise
 
 from .forms import workspace_name
 
@@ -37,7 +41,11 @@ class Annotator(BaseModel):
     @field_validator("languages")
     @classmethod
     def _codes(cls, langs: list[str]) -> list[str]:
-        return list(dict.fromkeys(code.strip().lower() for code in langs))
+        """ISO 639 codes, as the sampler normalises the data's labels ('Bengali', 'ben' -> 'bn')."""
+        try:
+            return list(dict.fromkeys(normalise(label) for label in langs))
+        except UnknownLanguage as exc:
+            raise ValueError(f"{exc}; use a language name or ISO 639 code, as in the data (e.g. hi, bn, Tamil)") from None
 
 
 class Roster(BaseModel):
@@ -130,13 +138,12 @@ def provision(
     """Create the language workspaces and annotator users, and sync each user's memberships.
 
     `languages` adds workspaces for languages nobody on the roster speaks yet (e.g. the sample's).
-    Each roster user ends up a member of exactly the workspaces of the languages managed here
-    (roster plus `languages`) that they speak; workspaces of other languages are left alone.
+    Each roster user ends up a member of exactly the workspaces of their roster languages: other
+    memberships are removed.
     """
     report = ProvisionReport(password_file=Path(password_file))
     managed = sorted(set(roster.languages) | {lang.lower() for lang in languages})
     workspaces, report.workspaces_created = ensure_workspaces(client, managed)
-    ws_names = {workspace_name(lang) for lang in managed}
     rows = read_passwords(report.password_file)
     for person in roster.annotators:
         user = client.users(person.username)
@@ -156,7 +163,7 @@ def provision(
             if ws.name not in member_of:
                 user.add_to_workspace(ws)
                 report.memberships_added.append((person.username, ws.name))
-        for name in sorted((member_of & ws_names) - want):
+        for name in sorted(member_of - want):
             user.remove_from_workspace(client.workspaces(name))
             report.memberships_removed.append((person.username, name))
     if report.users_created:

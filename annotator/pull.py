@@ -2,8 +2,12 @@
 
 The study's datasets are found by name (`<study>-<language>-<family>` in the language's
 workspace). Every record is read page by page with its responses; each response keeps its
-status (submitted, draft, discarded), annotator and timestamps. Rows are sorted, so pulling an
-unchanged server twice gives identical tables.
+status (submitted, draft, discarded), annotator and timestamps. A record's opaque id is mapped
+back to its item through the study's record map, and what annotators never saw (length bin) is
+joined from the sample. Each row carries `text_hash`, the version of the texts the response was
+given for. The tables hold exactly what the server stored: a bulk write that a crash cut short
+shows up as the responses that landed, no more. Rows are sorted, so pulling an unchanged server
+twice gives identical tables.
 """
 
 from __future__ import annotations
@@ -17,20 +21,26 @@ import pandas as pd
 
 from rubrics.schema import Family, RubricSet
 
-from .forms import COMMENT, REVISION, dataset_name, slug
-from .push import iter_records
+from .forms import COMMENT, OPTIONAL_FIELDS, REVISION, dataset_name, slug
+from .push import iter_records, record_payload
+from .records import RecordMap, describe, text_hash
 
 RATING_COLUMNS = {
     "item_id": "string", "metric": "string", "rater": "string", "rater_kind": "string",
     "score": "float64", "raw_score": "float64", "probs": "string", "model": "string",
     "prompt_version": "string", "language": "string", "task": "string", "length_bin": "Int8",
     "status": "string", "inserted_at": "datetime64[us, UTC]", "updated_at": "datetime64[us, UTC]",
+    "text_hash": "string",
 }
 REVISION_COLUMNS = {
     "item_id": "string", "annotator": "string", "revised_response": "string", "comment": "string",
     "status": "string", "language": "string", "task": "string",
-    "inserted_at": "datetime64[us, UTC]", "updated_at": "datetime64[us, UTC]",
+    "inserted_at": "datetime64[us, UTC]", "updated_at": "datetime64[us, UTC]", "text_hash": "string",
 }
+
+
+class PullError(ValueError):
+    """Responses that cannot be joined back to items; the message says which and what to do."""
 
 
 @dataclass(frozen=True)
@@ -73,21 +83,35 @@ def _value(values: dict, name: str):
     return None if v is None else v.get("value")
 
 
-def collect(client: rg.Argilla, study: str, rs: RubricSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap,
+            sample: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ratings, revisions) of every response in the study's datasets.
 
     ratings: the long ratings format, one row per (item, metric, annotator) with a value, any status.
     revisions: one row per (item, annotator) response; `revised_response`/`comment` null when empty.
+    `sample` supplies language, task and length bin (else the record's language and task). A
+    record whose id is in neither `records` nor (as an item id, from an older kasauti) the sample
+    cannot be joined: if it has responses, PullError.
     """
+    items = {} if sample is None else {
+        str(r["item_id"]): {"language": r["language"], "task": r["task"], "length_bin": r.get("length_bin")}
+        for r in sample.to_dict("records")}
     users = {str(u.id): u.username for u in client.api.users.list()}
-    ratings, revisions = [], []
+    ratings, revisions, unknown = [], [], []
     for sd in study_datasets(client, study, rs):
         metrics = [m.name for m in sd.family.metrics]
         for rec in iter_records(client, sd.id, include="responses"):
+            if not rec.get("responses"):
+                continue
+            item_id = records.item_of(rec["external_id"]) or (rec["external_id"] if rec["external_id"] in items else None)
+            if item_id is None:
+                unknown.append(f"{sd.name}: {rec['external_id']!r}")
+                continue
             meta = rec.get("metadata") or {}
-            item = {"item_id": rec["external_id"], "language": meta.get("language", sd.workspace),
-                    "task": meta.get("task")}
-            for resp in rec.get("responses") or []:
+            known = items.get(item_id, {})
+            item = {"item_id": item_id, "language": known.get("language", meta.get("language", sd.workspace)),
+                    "task": known.get("task", meta.get("task")), "text_hash": text_hash(rec["fields"])}
+            for resp in rec["responses"]:
                 who = users.get(str(resp["user_id"]), str(resp["user_id"]))
                 stamp = {"status": resp["status"], "inserted_at": resp["inserted_at"], "updated_at": resp["updated_at"]}
                 for metric in metrics:
@@ -96,13 +120,28 @@ def collect(client: rg.Argilla, study: str, rs: RubricSet) -> tuple[pd.DataFrame
                         continue
                     ratings.append(item | stamp | {
                         "metric": metric, "rater": who, "rater_kind": "human", "score": float(value),
-                        "raw_score": float(value), "length_bin": meta.get("length_bin"),
+                        "raw_score": float(value), "length_bin": known.get("length_bin"),
                     })
                 revised, comment = _value(resp.get("values"), REVISION), _value(resp.get("values"), COMMENT)
                 revisions.append(item | stamp | {"annotator": who, "revised_response": revised or None,
                                                  "comment": comment or None})
+    if unknown:
+        raise PullError(f"{len(unknown)} record(s) with responses are not in {records.path} nor the sample "
+                        f"({describe(unknown, 3)}); restore the record map (or the sample.parquet they were pushed "
+                        "from) and pull again; nothing was written")
     return (_frame(ratings, RATING_COLUMNS, ["item_id", "metric", "rater"]),
             _frame(revisions, REVISION_COLUMNS, ["item_id", "annotator"]))
+
+
+def stale_items(revisions: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
+    """Items whose responses were given for texts other than the sample's now (edited, not pushed).
+
+    Their ratings and the judges' (which rate the sample's texts) would be about two texts.
+    """
+    current = {str(item["item_id"]): text_hash(record_payload(item, list(OPTIONAL_FIELDS), "")["fields"])
+               for item in sample.to_dict("records")}
+    given = revisions.drop_duplicates(["item_id", "text_hash"])
+    return sorted({i for i, h in zip(given["item_id"], given["text_hash"]) if i in current and current[i] != h})
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
@@ -111,10 +150,10 @@ def _write(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def pull(client: rg.Argilla, study: str, rs: RubricSet, ratings_path: str | Path,
-         revisions_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def pull(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, sample: pd.DataFrame | None,
+         ratings_path: str | Path, revisions_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect every response and write both tables (each replaced atomically); returns them."""
-    ratings, revisions = collect(client, study, rs)
+    ratings, revisions = collect(client, study, rs, records, sample)
     _write(ratings, Path(ratings_path))
     _write(revisions, Path(revisions_path))
     return ratings, revisions

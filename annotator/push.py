@@ -1,9 +1,13 @@
 """Push sampled items to Argilla: one dataset per (language, task family), idempotent and resumable.
 
-Each record's external id is its item id, so a re-push updates in place and a larger sample adds
-only its new items. Before uploading, the dataset's records are listed and compared with what
-would be sent: only new or changed records go out, in bulk batches the server commits one by
-one, so an interrupted push resumes where it stopped when run again.
+A record's external id is the item's opaque record id (`records.RecordMap`), so a re-push
+updates in place and a larger sample adds only its new items. A record carries only what an
+annotator may see: its texts and the visible metadata (language, task); source model, stratum and
+length bin stay in kasauti's tables and pull joins them back. Before uploading, the dataset's
+records are listed and compared with what would be sent: only new or changed records go out, in
+bulk batches the server commits one by one, so an interrupted push resumes where it stopped when
+run again. A record whose texts changed after annotators responded is not updated unless those
+responses are explicitly discarded: ratings never move to a text they were not given for.
 """
 
 from __future__ import annotations
@@ -14,44 +18,62 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import argilla as rg
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rubrics.schema import Family, RubricSet
 
 from .forms import OPTIONAL_FIELDS, FormOptions, build_settings, dataset_name, render_conversation, workspace_name
 from .people import ensure_workspaces
+from .records import RecordMap, describe
 
 REQUIRED_COLUMNS = ("item_id", "language", "task", "prompt", "response")
 BULK_MAX = 500  # argilla-server's RECORDS_BULK_UPSERT_MAX_ITEMS
 PAGE = 1000  # argilla-server's LIST_DATASET_RECORDS_LIMIT_LE
+DELETE_MAX = 100  # argilla-server's DELETE_DATASET_RECORDS_LIMIT
 
 
 class PushError(ValueError):
     """Input or server state that a push cannot use; the message says where and what was expected."""
 
 
+def _first_bad(sample: pd.DataFrame, mask, col: str, source: str, expected: str) -> None:
+    """Raise naming the first row (1-based) where `mask` holds, and how many rows do."""
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    if len(rows):
+        raise PushError(f"{source}: row {rows[0] + 1}, column {col!r}: expected {expected}, got "
+                        f"{sample[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); fix the sample or re-run `kasauti sample`")
+
+
 def check_sample(sample: pd.DataFrame, source: str = "sample") -> pd.DataFrame:
-    """Validate the columns push needs (ARCHITECTURE.md `sample.parquet`); errors name row and column."""
+    """Validate the columns push and pull use (ARCHITECTURE.md `sample.parquet`); errors name row and column."""
     missing = [c for c in REQUIRED_COLUMNS if c not in sample.columns]
     if missing:
         raise PushError(f"{source}: missing column(s) {missing}; expected the sample.parquet schema in ARCHITECTURE.md")
     for col in REQUIRED_COLUMNS:
-        bad = sample.index[sample[col].isna() | (sample[col].astype(str).str.strip() == "")]
-        if len(bad):
-            raise PushError(f"{source}: row {int(bad[0])}, column {col!r}: expected a non-empty string, got "
-                            f"{sample.at[bad[0], col]!r} ({len(bad)} such row(s))")
-    dupes = sample.index[sample["item_id"].duplicated(keep="first")]
-    if len(dupes):
-        raise PushError(f"{source}: row {int(dupes[0])}, column 'item_id': {sample.at[dupes[0], 'item_id']!r} "
-                        f"is not unique ({len(dupes)} duplicate(s))")
+        _first_bad(sample, sample[col].isna() | (sample[col].astype(str).str.strip() == ""), col, source,
+                   "a non-empty string")
+    _first_bad(sample, sample["item_id"].astype(str).duplicated(keep="first"), "item_id", source, "a unique id")
+    if "length_bin" in sample.columns:
+        bins = pd.to_numeric(sample["length_bin"], errors="coerce")
+        _first_bad(sample, sample["length_bin"].notna() & ~((bins >= 1) & (bins % 1 == 0)), "length_bin", source,
+                   "a length bin (an integer >= 1)")
     return sample
 
 
 def read_sample(path: str | Path) -> pd.DataFrame:
+    """sample.parquet, checked; a missing or unreadable file is a PushError saying what to do."""
     path = Path(path)
     if not path.exists():
         raise PushError(f"{path}: no sample; run `kasauti sample` first")
-    return check_sample(pd.read_parquet(path), str(path))
+    try:
+        sample = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise PushError(f"{path}: not a readable Parquet file ({reason}); re-run `kasauti sample` to write it again") \
+            from None
+    return check_sample(sample, str(path))
 
 
 @dataclass
@@ -64,12 +86,14 @@ class DatasetPush:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    discarded_responses: int = 0
 
 
 @dataclass
 class PushReport:
     datasets: list[DatasetPush] = field(default_factory=list)
     workspaces_created: list[str] = field(default_factory=list)
+    unstaffed: dict[str, int] = field(default_factory=dict)  # language -> items no annotator of it can see
 
     @property
     def added(self) -> int:
@@ -83,8 +107,8 @@ def _clean(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def record_payload(item: dict, optional_fields: list[str]) -> dict:
-    """The bulk-upsert item for one sample row: fields, metadata and the item id as external id."""
+def record_payload(item: dict, optional_fields: list[str], record_id: str) -> dict:
+    """The bulk-upsert item for one sample row: its fields, visible metadata and opaque record id."""
     fields = {"prompt": str(item["prompt"]), "response": str(item["response"])}
     extra = {
         "system_prompt": _clean(item.get("system_prompt")),
@@ -99,12 +123,7 @@ def record_payload(item: dict, optional_fields: list[str]) -> dict:
                             f"field; push it to a new study or delete the dataset to recreate its form")
         fields[name] = str(value)
     metadata = {"language": str(item["language"]), "task": str(item["task"])}
-    for name in ("stratum", "source_model"):
-        if _clean(item.get(name)) is not None:
-            metadata[name] = str(item[name])
-    if _clean(item.get("length_bin")) is not None:
-        metadata["length_bin"] = int(item["length_bin"])
-    return {"external_id": str(item["item_id"]), "fields": fields, "metadata": metadata}
+    return {"external_id": record_id, "fields": fields, "metadata": metadata}
 
 
 def iter_records(client: rg.Argilla, dataset_id, include: str | None = None, page: int = PAGE) -> Iterator[dict]:
@@ -152,47 +171,106 @@ def _existing_fields(ds: rg.Dataset) -> list[str]:
     return [f.name for f in ds.settings.fields if f.name in OPTIONAL_FIELDS]
 
 
+def _delete_records(client: rg.Argilla, dataset_id, record_ids: list[str]) -> None:
+    for start in range(0, len(record_ids), DELETE_MAX):
+        resp = client.http_client.delete(f"/api/v1/datasets/{dataset_id}/records",
+                                         params={"ids": ",".join(record_ids[start:start + DELETE_MAX])})
+        if resp.status_code >= 400:
+            raise PushError(f"Argilla refused to delete records of dataset {dataset_id}: "
+                            f"HTTP {resp.status_code} {resp.text[:500]}")
+
+
+def unstaffed_languages(client: rg.Argilla, workspaces: dict[str, rg.Workspace]) -> list[str]:
+    """The languages whose workspace has no annotator member: nobody can rate their items."""
+    return [lang for lang, ws in sorted(workspaces.items())
+            if not any(u.role == "annotator" for u in client.api.users.list_by_workspace_id(ws.id))]
+
+
+@dataclass
+class _Plan:
+    dataset: rg.Dataset
+    entry: DatasetPush
+    todo: list[dict]
+    replace: list[str]  # Argilla ids of records whose texts changed under responses (deleted first)
+
+
 def push(
     client: rg.Argilla,
     sample: pd.DataFrame,
     rs: RubricSet,
     study: str,
+    records: RecordMap,
     opts: FormOptions = FormOptions(),
     batch_size: int = BULK_MAX,
     progress: Callable[[str, int, int], None] | None = None,
+    discard_changed_ratings: bool = False,
 ) -> PushReport:
     """Push every sample item to its (language, family) dataset; only new or changed records are sent.
 
-    `progress(dataset_name, done, todo)` is called after each committed batch.
+    An item whose texts changed while its record has responses is refused (PushError naming the
+    items, before anything is sent) unless `discard_changed_ratings`: then that record and its
+    responses are deleted and the item is pushed afresh. `records` maps items to record ids and is
+    saved before any record is uploaded. `progress(dataset_name, done, todo)` is called after each
+    committed batch.
     """
     check_sample(sample)
     if not 1 <= batch_size <= BULK_MAX:
         raise PushError(f"batch_size must be in 1..{BULK_MAX} (the server's bulk limit), got {batch_size}")
     report = PushReport()
     families = sample["task"].map(lambda t: rs.family_for(str(t)).name)
-    _, report.workspaces_created = ensure_workspaces(client, sorted(sample["language"].str.lower().unique()))
-    for (language, fam_name), group in sample.groupby([sample["language"].str.lower(), families], sort=True):
+    languages = sample["language"].str.lower()
+    workspaces, report.workspaces_created = ensure_workspaces(client, sorted(languages.unique()))
+    report.unstaffed = {lang: int((languages == lang).sum()) for lang in unstaffed_languages(client, workspaces)}
+    ids = dict(zip(sample["item_id"].astype(str), records.assign(sample["item_id"])))
+    plans, conflicts = [], []
+    for (language, fam_name), group in sample.groupby([languages, families], sort=True):
         family = rs.family(fam_name)
+        metrics = {m.name for m in family.metrics}
         used = [c for c in OPTIONAL_FIELDS if c in group.columns and group[c].notna().any()]
         name, workspace = dataset_name(study, language, fam_name), workspace_name(language)
         ds, created = ensure_dataset(client, rs, family, name, workspace, used, opts)
         fields = _existing_fields(ds) if not created else used
-        existing = {r["external_id"]: (r["fields"], r.get("metadata") or {}) for r in iter_records(client, ds.id)}
-        todo, entry = [], DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group), created=created)
+        existing = {r["external_id"]: r for r in iter_records(client, ds.id, include="responses")}
+        foreign = sorted(x for x in existing if records.item_of(x) is None)
+        if foreign:
+            raise PushError(
+                f"dataset {workspace}/{name} holds {len(foreign)} record(s) whose ids are not in {records.path} "
+                f"(e.g. {describe([repr(x) for x in foreign], 3)}): pushed by an older kasauti, which used item ids as record ids and so "
+                "showed annotators the source model, or the record map was lost. Pull their ratings with "
+                "`kasauti pull`, then delete the dataset in Argilla or set a new study name in kasauti.yaml, and push again")
+        plan = _Plan(ds, DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group),
+                                     created=created), [], [])
         for item in group.to_dict("records"):
-            payload = record_payload(item, fields)
+            payload = record_payload(item, fields, ids[str(item["item_id"])])
             old = existing.get(payload["external_id"])
             if old is None:
-                entry.added += 1
-            elif old != (payload["fields"], payload["metadata"]):
-                entry.updated += 1
+                plan.entry.added += 1
+            elif old["fields"] != payload["fields"]:
+                plan.entry.updated += 1
+                responses = old.get("responses") or []
+                if responses:
+                    plan.replace.append(old["id"])
+                    plan.entry.discarded_responses += len(responses)
+                    rated = sum(k in metrics for r in responses for k in (r.get("values") or {}))
+                    conflicts.append(f"{str(item['item_id'])!r} ({rated} ratings in {len(responses)} responses)")
+            elif (old.get("metadata") or {}) != payload["metadata"]:
+                plan.entry.updated += 1
             else:
-                entry.unchanged += 1
+                plan.entry.unchanged += 1
                 continue
-            todo.append(payload)
-        for start in range(0, len(todo), batch_size):
-            bulk_upsert(client, ds.id, todo[start:start + batch_size])
+            plan.todo.append(payload)
+        plans.append(plan)
+    if conflicts and not discard_changed_ratings:
+        raise PushError(
+            f"{len(conflicts)} item(s) changed their texts after annotators responded: {describe(conflicts)}. "
+            "Updating them would attach those ratings to a text they were not given for. Restore the old texts in "
+            "the sample, or pull the ratings and push with --discard-changed-ratings to delete them and show the new texts")
+    records.save()
+    for plan in plans:
+        _delete_records(client, plan.dataset.id, plan.replace)
+        for start in range(0, len(plan.todo), batch_size):
+            bulk_upsert(client, plan.dataset.id, plan.todo[start:start + batch_size])
             if progress:
-                progress(name, min(start + batch_size, len(todo)), len(todo))
-        report.datasets.append(entry)
+                progress(plan.entry.name, min(start + batch_size, len(plan.todo)), len(plan.todo))
+        report.datasets.append(plan.entry)
     return report

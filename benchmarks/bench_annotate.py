@@ -38,6 +38,7 @@ from annotator.forms import FormOptions, build_settings  # noqa: E402
 from annotator.people import Annotator, Roster, provision  # noqa: E402
 from annotator.pull import collect, study_datasets  # noqa: E402
 from annotator.push import bulk_upsert, iter_records, push, record_payload  # noqa: E402
+from annotator.records import RecordMap  # noqa: E402
 from sampling.pariksha import flatten_responses  # noqa: E402
 
 CODES = {"bengali": "bn", "odia": "or", "tamil": "ta"}
@@ -84,17 +85,19 @@ def run(client: rg.Argilla, args, pid: int | None) -> None:
     rg.Workspace(name="baseline", client=client).create()
     ds = rg.Dataset(name="sdk-log", workspace="baseline", client=client,
                     settings=build_settings(rs, family, ["system_prompt"], FormOptions())).create()
+    record_map = RecordMap(Path(args.workdir) / "records.parquet")
     records = [rg.Record(id=p["external_id"], fields=p["fields"], metadata=p["metadata"])
-               for p in (record_payload(it, ["system_prompt"]) for it in base.to_dict("records"))]
+               for p in (record_payload(it, ["system_prompt"], rid)
+                         for it, rid in zip(base.to_dict("records"), record_map.assign(base["item_id"])))]
     _, base_push = timed("baseline push: SDK records.log (batch 256)", len(records), "records",
                          lambda: ds.records.log(records))
 
     # 2. kasauti push
     _, our_push = timed("kasauti push (diff + bulk upserts of 500)", len(items), "records",
-                        lambda: push(client, items, rs, STUDY))
+                        lambda: push(client, items, rs, STUDY, record_map))
     print(f"  server {memory(pid)}")
     again, _ = timed("kasauti re-push, nothing changed (diff only)", len(items), "records",
-                     lambda: push(client, items, rs, STUDY))
+                     lambda: push(client, items, rs, STUDY, record_map))
     assert again.added == 0 and sum(d.updated for d in again.datasets) == 0
 
     # 3. responses from --raters annotators, every metric of every item
@@ -127,7 +130,7 @@ def run(client: rg.Argilla, args, pid: int | None) -> None:
 
     # 5. kasauti pull
     (ratings, revisions), our_pull = timed("kasauti pull (pages of 1000, all datasets)", len(items), "records",
-                                           lambda: collect(client, STUDY, rs))
+                                           lambda: collect(client, STUDY, rs, record_map, items))
     expected = len(items) * args.raters * len(metrics)
     print(f"  ratings rows {len(ratings)} (expected {expected}), response rows {len(revisions)}; server {memory(pid)}")
     if len(ratings) != expected:

@@ -395,11 +395,12 @@ def _provision(study: Study, client, roster_path: Path, languages: list[str]) ->
 @app.command()
 def people(
     study_dir: Path = typer.Argument(..., help="The study directory."),
-    roster: Optional[Path] = typer.Option(None, help="Roster YAML (default: annotation.roster of the study)."),
+    roster: Optional[Path] = typer.Option(None, help="Roster YAML (default: annotation.roster of the study, "
+                                                     "relative to the study directory)."),
 ) -> None:
     """Create annotator users and one workspace per language from a roster; passwords go to a 0600 file."""
     study, _, client = _annotation(study_dir)
-    roster = roster or study.config.annotation.roster
+    roster = roster.resolve() if roster else study.config.annotation.roster
     if roster is None:
         fail("no roster: pass --roster roster.yaml or set annotation.roster in kasauti.yaml")
     _provision(study, client, roster, [])
@@ -414,6 +415,10 @@ def push(
         help="Show a judge's scores as suggestions on items with min_submitted submitted responses "
              "(default: annotation.adjudication, off)."),
     judge: Optional[str] = typer.Option(None, help="With --adjudicate: the judge to show (needed if several)."),
+    discard_changed_ratings: bool = typer.Option(
+        False, "--discard-changed-ratings",
+        help="Items whose texts changed after annotators responded: delete those responses and show the new texts "
+             "(pull first to keep them)."),
 ) -> None:
     """Push the sample to Argilla: one dataset per language and task family; re-push only sends changes."""
     import pandas as pd
@@ -421,27 +426,35 @@ def push(
     from annotator.adjudicate import adjudicate as add_suggestions
     from annotator.forms import FormOptions
     from annotator.push import PushError, push as push_items, read_sample
+    from annotator.records import RECORD_MAP, RecordMap, RecordMapError
 
     study, rs, client = _annotation(study_dir)
     cfg = study.config.annotation
     try:
         sample = read_sample(study.sample)
+        records = RecordMap(study.argilla_dir / RECORD_MAP)
         if cfg.roster is not None:
             _provision(study, client, cfg.roster, sorted(sample["language"].str.lower().unique()))
-        report = push_items(client, sample, rs, study.config.name,
+        report = push_items(client, sample, rs, study.config.name, records,
                             FormOptions(cfg.min_submitted, cfg.revision_question, cfg.comment_question), batch_size,
-                            progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False))
-    except (PushError, KeyError) as exc:
+                            progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False),
+                            discard_changed_ratings=discard_changed_ratings)
+    except (PushError, RecordMapError, KeyError) as exc:
         fail(str(exc))
     for d in report.datasets:
         console.print(f"{d.workspace}/{d.name}: {d.items} items, {d.added} added, {d.updated} updated, "
-                      f"{d.unchanged} unchanged{' (new dataset)' if d.created else ''}", highlight=False)
+                      f"{d.unchanged} unchanged{' (new dataset)' if d.created else ''}"
+                      f"{f', {d.discarded_responses} responses discarded' if d.discarded_responses else ''}",
+                      highlight=False)
+    for lang, n in report.unstaffed.items():
+        err.print(f"[bold yellow]warning:[/] {n} items in language {lang!r}, but no annotator is a member of "
+                  f"workspace {lang!r}: add one to the roster and run `kasauti people`", highlight=False)
     if cfg.adjudication if adjudicate is None else adjudicate:
         if not study.judgments.exists():
             fail(f"{study.judgments}: no judgments to adjudicate with; run `kasauti judge` first")
         try:
-            n = add_suggestions(client, study.config.name, rs, pd.read_parquet(study.judgments), cfg.min_submitted,
-                                judge)
+            n = add_suggestions(client, study.config.name, rs, records, pd.read_parquet(study.judgments),
+                                cfg.min_submitted, judge)
         except PushError as exc:
             fail(str(exc))
         console.print(f"adjudication: judge suggestions on {n} items with >= {cfg.min_submitted} submitted "
@@ -452,15 +465,27 @@ def push(
 @app.command()
 def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
     """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps)."""
-    from annotator.pull import pull as pull_tables
+    from annotator.pull import PullError, pull as pull_tables, stale_items
+    from annotator.push import PushError, read_sample
+    from annotator.records import RECORD_MAP, RecordMap, RecordMapError
 
     study, rs, client = _annotation(study_dir)
-    ratings, revisions = pull_tables(client, study.config.name, rs, study.ratings, study.revisions)
+    try:
+        sample = read_sample(study.sample) if study.sample.exists() else None
+        ratings, revisions = pull_tables(client, study.config.name, rs, RecordMap(study.argilla_dir / RECORD_MAP),
+                                         sample, study.ratings, study.revisions)
+    except (PushError, PullError, RecordMapError) as exc:
+        fail(str(exc))
     submitted = ratings[ratings["status"] == "submitted"]
     console.print(f"{study.ratings}: {len(ratings)} ratings ({len(submitted)} submitted) by "
                   f"{ratings['rater'].nunique()} annotators on {ratings['item_id'].nunique()} items", highlight=False)
     console.print(f"{study.revisions}: {len(revisions)} responses, "
                   f"{int(revisions['revised_response'].notna().sum())} with a revision", highlight=False)
+    stale = [] if sample is None else stale_items(revisions, sample)
+    if stale:
+        err.print(f"[bold yellow]warning:[/] {len(stale)} items were rated on texts that differ from {study.sample} "
+                  f"(e.g. {', '.join(map(repr, stale[:3]))}); their ratings and the judges' are about different texts: "
+                  "restore the sample, or push (--discard-changed-ratings) to have the new texts rated", highlight=False)
 
 
 @app.command()

@@ -155,6 +155,8 @@ RATINGS = Table("ratings", "ratings.parquet", "annotator", "kasauti pull",
                     "(null in an import: `submitted`)", True, False),
     Column("inserted_at", UTC, "humans: when the response was first saved (null for judges)", True, False),
     Column("updated_at", UTC, "humans: when the response was last changed (null for judges)", True, False),
+    Column("text_hash", S, "humans (`kasauti pull`): the version of the texts the rating was given for, 16 hex "
+                           "chars of SHA-256 over the record's fields (name NUL text NUL ..., sorted)", True, False),
 ))
 
 REVISIONS = Table("revisions", "revisions.parquet", "annotator", "kasauti pull",
@@ -168,6 +170,7 @@ REVISIONS = Table("revisions", "revisions.parquet", "annotator", "kasauti pull",
     Column("task", S, "the item's task, from the record's metadata", True),
     Column("inserted_at", UTC, "when the response was first saved"),
     Column("updated_at", UTC, "when the response was last changed"),
+    Column("text_hash", S, "the version of the texts the response was given for (as in `ratings.parquet`)", True),
 ))
 
 REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti report",

@@ -28,6 +28,7 @@ from annotator.forms import FormOptions, build_settings, dataset_name, level_tex
 from annotator.people import Roster, api_key_of, load_roster, provision, read_passwords
 from annotator.pull import collect, study_datasets
 from annotator.push import iter_records, push
+from annotator.records import RECORD_MAP, RecordMap
 from annotator.status import progress
 from tests.annotator_data import make_sample
 
@@ -68,6 +69,11 @@ def study(tmp_path_factory, server_python):
         srv.stop()
 
 
+def rmap(root: Path) -> RecordMap:
+    """The study's record map as it is on disk now (the CLI writes it too)."""
+    return RecordMap(root / "argilla" / RECORD_MAP)
+
+
 def owner(srv) -> rg.Argilla:
     return rg.Argilla(api_url=srv.url, api_key=srv.api_key)
 
@@ -81,7 +87,7 @@ def counts(client) -> dict[str, int]:
 
 
 def respond(client: rg.Argilla, dataset_id, n: int, values, status: str) -> list[str]:
-    """As the annotator behind `client`: answer the first `n` of their pending records; returns item ids."""
+    """As the annotator behind `client`: answer the first `n` of their pending records; returns record ids."""
     resp = client.http_client.post(
         f"/api/v1/me/datasets/{dataset_id}/records/search", params={"limit": n},
         json={"filters": {"and": [{"type": "terms", "scope": {"entity": "response", "property": "status"},
@@ -114,10 +120,10 @@ def test_provision_push_respond_pull_restart(study):
     assert counts(client) == want
 
     # re-push: nothing sent, no duplicates; a larger sample adds only its new items
-    again = push(client, sample, RS, STUDY)
+    again = push(client, sample, RS, STUDY, rmap(root))
     assert {(d.added, d.updated) for d in again.datasets} == {(0, 0)}
     bigger = make_sample(per_language=5)
-    grown = push(client, bigger, RS, STUDY)
+    grown = push(client, bigger, RS, STUDY, rmap(root))
     assert sum(d.added for d in grown.datasets) == len(bigger) - len(sample)
     assert counts(client) == {dataset_name(STUDY, lang, "general"): int(n)
                               for lang, n in bigger["language"].value_counts().items()}
@@ -129,10 +135,11 @@ def test_provision_push_respond_pull_restart(study):
     asha, kavi = as_user(srv, client, "asha"), as_user(srv, client, "kavi")
     v1 = {"linguistic_acceptability": 2, "task_quality": 1, "hallucination": 0, "revised_response": "सुधरा हुआ उत्तर"}
     v2 = {"linguistic_acceptability": 1, "task_quality": 0, "hallucination": 1, "comment": "தவறான தகவல்"}
-    asha_hi = respond(asha, hi.id, 2, v1, "submitted")
-    kavi_hi = respond(kavi, hi.id, 2, v1 | {"task_quality": 2}, "submitted")
-    kavi_ta = respond(kavi, ta.id, 1, v2, "submitted")
-    kavi_draft = respond(kavi, ta.id, 1, {"task_quality": 1}, "draft")
+    item_of = rmap(root).item_of
+    asha_hi = [item_of(r) for r in respond(asha, hi.id, 2, v1, "submitted")]
+    kavi_hi = [item_of(r) for r in respond(kavi, hi.id, 2, v1 | {"task_quality": 2}, "submitted")]
+    kavi_ta = [item_of(r) for r in respond(kavi, ta.id, 1, v2, "submitted")]
+    kavi_draft = [item_of(r) for r in respond(kavi, ta.id, 1, {"task_quality": 1}, "draft")]
     assert len(asha_hi) == len(kavi_hi) == 2 and len(kavi_ta) == len(kavi_draft) == 1
 
     # pull through the CLI: exactly those values, statuses kept
@@ -164,14 +171,14 @@ def test_provision_push_respond_pull_restart(study):
     kasauti("status", str(root))
 
     # pull again, then restart the server (kill -9) and pull again: identical tables
-    first = collect(client, STUDY, RS)
+    first = collect(client, STUDY, RS, rmap(root), bigger)
     pd.testing.assert_frame_equal(first[0], ratings)
     pd.testing.assert_frame_equal(first[1], revisions)
     srv.process.kill()
     srv.process.wait()
     srv.start()
     client = owner(srv)
-    after = collect(client, STUDY, RS)
+    after = collect(client, STUDY, RS, rmap(root), bigger)
     pd.testing.assert_frame_equal(after[0], ratings)
     pd.testing.assert_frame_equal(after[1], revisions)
 
@@ -182,21 +189,21 @@ def test_provision_push_respond_pull_restart(study):
         for item in hi_items for metric in ("linguistic_acceptability", "task_quality", "hallucination")
         for score, status in ((1, "ok"), (0, "ok"), (0, "ok"), (1, "failed"))])
     both = sorted(set(asha_hi) & set(kavi_hi))
-    assert adjudicate(client, STUDY, RS, judgments, min_submitted=2) == len(both) > 0
+    assert adjudicate(client, STUDY, RS, rmap(root), judgments, min_submitted=2) == len(both) > 0
     suggested = {}
     for rec in iter_records(client, hi.id, include="suggestions"):
         for sug in rec.get("suggestions") or []:
-            suggested.setdefault(rec["external_id"], []).append((sug["value"], sug["agent"]))
+            suggested.setdefault(item_of(rec["external_id"]), []).append((sug["value"], sug["agent"]))
     assert sorted(suggested) == both
     assert all(v == [(0, "j1")] * 3 for v in suggested.values())
-    pd.testing.assert_frame_equal(collect(client, STUDY, RS)[0], ratings)
+    pd.testing.assert_frame_equal(collect(client, STUDY, RS, rmap(root), bigger)[0], ratings)
 
 
 def test_annotator_isolation(study):
     root, srv = study
     client = owner(srv)
     provision(client, load_roster(root / "roster.yaml"), root / "argilla" / "annotators.csv", ["bn", "or"])
-    push(client, make_sample(per_language=2), RS, STUDY, FormOptions())
+    push(client, make_sample(per_language=2), RS, STUDY, rmap(root), FormOptions())
     meera = as_user(srv, client, "meera")
     assert sorted(d.name for d in meera.datasets) == [dataset_name(STUDY, "ta", "general")]
     bn = client.datasets(dataset_name(STUDY, "bn", "general"), workspace="bn")
@@ -224,7 +231,7 @@ def test_browser_annotation_in_tamil(study, tmp_path):
         "the browser test needs node, Debian chromium and `npm ci` in tests/browser (see .ci/run)"
     client = owner(srv)
     provision(client, load_roster(root / "roster.yaml"), root / "argilla" / "annotators.csv", [])
-    push(client, make_sample(per_language=2), RS, STUDY)
+    push(client, make_sample(per_language=2), RS, STUDY, rmap(root))
     ta = client.datasets(dataset_name(STUDY, "ta", "general"), workspace="ta")
     password = {r["username"]: r["password"] for r in read_passwords(root / "argilla" / "annotators.csv")}["meera"]
     picks = {"linguistic_acceptability": 1, "task_quality": 2, "hallucination": 1}
@@ -241,7 +248,7 @@ def test_browser_annotation_in_tamil(study, tmp_path):
     assert seen["saveStatus"] in (200, 201) and seen["saveBody"]["status"] == "submitted"
     assert shot.stat().st_size > 10_000
 
-    ratings, revisions = collect(client, STUDY, RS)
+    ratings, revisions = collect(client, STUDY, RS, rmap(root), make_sample(per_language=5))
     mine = ratings[ratings["rater"] == "meera"]
     assert len(mine["item_id"].unique()) == 1
     item = mine["item_id"].iloc[0]
@@ -257,7 +264,9 @@ def test_external_url_by_configuration(study, tmp_path):
     """The same commands against 'any Argilla 2.x URL': annotation.url plus the key's env variable."""
     root, srv = study
     ext = tmp_path / "ext"
-    ext.mkdir()
+    (ext / "argilla").mkdir(parents=True)
+    shutil.copy(root / "argilla" / RECORD_MAP, ext / "argilla" / RECORD_MAP)
+    shutil.copy(root / "sample.parquet", ext / "sample.parquet")
     (ext / "kasauti.yaml").write_text(yaml.safe_dump({
         "name": STUDY, "data": {"path": "unused.jsonl"},
         "annotation": {"url": srv.url, "api_key_env": "KASAUTI_TEST_ARGILLA_KEY"}}))
@@ -271,7 +280,8 @@ def test_external_url_by_configuration(study, tmp_path):
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert srv.api_key not in ok.stdout + ok.stderr
-    pd.testing.assert_frame_equal(pd.read_parquet(ext / "ratings.parquet"), collect(owner(srv), STUDY, RS)[0])
+    pd.testing.assert_frame_equal(pd.read_parquet(ext / "ratings.parquet"),
+                                  collect(owner(srv), STUDY, RS, rmap(root), pd.read_parquet(root / "sample.parquet"))[0])
     env["KASAUTI_TEST_ARGILLA_KEY"] = "not-a-key-" + srv.api_key[:4]
     bad = subprocess.run([sys.executable, "-m", "kasauti", "status", str(ext)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
@@ -288,8 +298,7 @@ def test_form_follows_the_rubric(study):
     assert [q.name for q in settings.questions][-1] == "revised_response"
     assert [f.name for f in settings.fields] == ["prompt", "response", "conversation"]
     assert settings.distribution.min_submitted == 3
-    hidden = {m.name for m in settings.metadata if not m.visible_for_annotators}
-    assert "source_model" in hidden
+    assert [(m.name, m.visible_for_annotators) for m in settings.metadata] == [("language", True), ("task", True)]
     text = level_text(fam.metric("hallucination"))
     assert all(f"{lv.value} = {lv.label}: {lv.anchor}" in text for lv in fam.metric("hallucination").human.levels)
     assert render_conversation('[{"role": "user", "content": "नमस्ते"}]') == "**User:**\n\nनमस्ते"
@@ -311,7 +320,7 @@ def test_demo_push(study, tmp_path):
     assert resp.status_code == 201 and resp.json()["access_token"]  # the password logs in
 
 
-def test_interrupted_push_resumes(study):
+def test_interrupted_push_resumes(study, tmp_path):
     _, srv = study
     client = owner(srv)
     sample = make_sample(per_language=5, hindi=False)
@@ -325,9 +334,10 @@ def test_interrupted_push_resumes(study):
             raise Stop
 
     with pytest.raises(Stop):
-        push(client, sample, RS, "resume", batch_size=2, progress=stop_after_first)
+        push(client, sample, RS, "resume", RecordMap(tmp_path / RECORD_MAP), batch_size=2, progress=stop_after_first)
     ds = client.datasets(dataset_name("resume", "bn", "general"), workspace="bn")
     assert sum(1 for _ in iter_records(client, ds.id)) == 2  # the first batch was committed
-    again = push(client, sample, RS, "resume", batch_size=2)
+    records = RecordMap(tmp_path / RECORD_MAP)
+    again = push(client, sample, RS, "resume", records, batch_size=2)
     assert [(d.added, d.unchanged) for d in again.datasets] == [(len(sample) - 2, 2)]
-    assert sorted(r["external_id"] for r in iter_records(client, ds.id)) == sorted(sample["item_id"])
+    assert sorted(records.item_of(r["external_id"]) for r in iter_records(client, ds.id)) == sorted(sample["item_id"])
