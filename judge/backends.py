@@ -30,11 +30,13 @@ class Completion:
 
 
 class TransientError(Exception):
-    """Worth retrying (429, 5xx, timeout, connection); `retry_after` in seconds if the server said."""
+    """Worth retrying (429, 5xx, timeout, connection); `retry_after` in seconds if the server said;
+    `unreachable` when no connection could be made at all (refused, unknown host)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, unreachable: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.unreachable = unreachable
 
 
 class CallError(Exception):
@@ -69,6 +71,16 @@ def retry_after_seconds(headers) -> float | None:
     return max(parsed.timestamp() - time.time(), 0.0)
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether the connection could not be made at all (refused, unknown host): a ConnectError of
+    the client's HTTP library (httpx, or the httpx2 that newer openai releases ship) behind it."""
+    while exc is not None:
+        if type(exc).__name__ == "ConnectError":
+            return True
+        exc = exc.__cause__
+    return False
+
+
 _FORMATS = ("json_schema", "json_object", "none")
 _DIGIT = re.compile(r"\d")
 
@@ -88,6 +100,7 @@ class OpenAIBackend:
         )
         self.format = "json_schema" if cfg.response_format == "auto" else cfg.response_format
         self.logprobs = cfg.logprobs
+        self.reached = False  # whether any HTTP response has come back
 
     def request(self, messages: Sequence[dict], schema: dict) -> dict:
         """The keyword arguments of ``chat.completions.create``."""
@@ -115,21 +128,24 @@ class OpenAIBackend:
             try:
                 # the raw body: the client's typed response models cost more CPU than the rest of a call
                 raw = await self.client.chat.completions.with_raw_response.create(**kw)
+                self.reached = True
                 resp = json.loads(raw.http_response.content)
             except json.JSONDecodeError as exc:
                 raise TransientError(f"the response body is not JSON ({exc.msg})") from None
             except openai.APITimeoutError as exc:  # before APIConnectionError: it is a subclass
                 raise TransientError(f"timeout: {exc}") from None
             except openai.APIConnectionError as exc:
-                raise TransientError(f"connection error: {exc.__cause__ or exc}") from None
+                cause = exc.__cause__ or exc
+                raise TransientError(f"connection error: {cause}", unreachable=_refused(exc)) from None
             except openai.APIStatusError as exc:
+                self.reached = True
                 status, text = exc.status_code, str(exc)
                 if status == 429 or status >= 500 or status == 408:
                     raise TransientError(f"HTTP {status}: {text[:300]}", retry_after_seconds(exc.response.headers)) from None
                 if status in (400, 422) and self._step_down(text, used):
                     continue
                 if status in (401, 403, 404):
-                    raise FatalError(f"HTTP {status} from {self.cfg.base_url or 'api.openai.com'}: {text[:300]}") from None
+                    raise FatalError(f"HTTP {status} from {self.cfg.endpoint}: {text[:300]}") from None
                 raise CallError(f"HTTP {status}: {text[:500]}") from None
             except openai.OpenAIError as exc:  # e.g. a response the client cannot read
                 raise CallError(f"{type(exc).__name__}: {str(exc)[:500]}") from None

@@ -3,7 +3,9 @@
 Retry policy (per call): 429, 5xx, 408, timeouts and connection errors are retried up to
 ``max_attempts`` with exponential backoff ``min(backoff_max_s, backoff_base_s * 2**(n-1))``
 times a uniform jitter in [0.5, 1], or exactly the server's Retry-After when it sends one.
-Then the call is recorded ``failed`` with the last error. An unusable answer is re-asked
+Then the call is recorded ``failed`` with the last error (a rerun calls it again unless told
+to skip failed calls). When no connection can be made at all (refused, unknown host) and no
+response has come back yet, the run stops after ``UNREACHABLE_ATTEMPTS`` attempts of one call. An unusable answer is re-asked
 ``reask`` times (the judge sees its answer and what was wrong), then recorded ``unparseable``
 with the raw text. 401/403/404 stop the run (no call could succeed); other 4xx fail the call.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +33,10 @@ from .ledger import Ledger
 from .parse import AnswerError, MetricAnswer, parse_answer, score_distributions, summarize
 from .prompts import Call, Planner
 
+UNREACHABLE_ATTEMPTS = 3
+_GOT = re.compile(r"\bgot .*?(?=; |$)")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -38,6 +45,8 @@ class Summary:
     judge: str
     planned: int = 0
     cached: int = 0
+    retried: int = 0  # failed in an earlier run, called again
+    skipped_failed: int = 0  # failed in an earlier run, left alone (retry_failed=False)
     ok: int = 0
     failed: int = 0
     unparseable: int = 0
@@ -48,7 +57,14 @@ class Summary:
     completion_tokens: int = 0
     cost: float | None = None
     elapsed_s: float = 0.0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # error_kind -> calls
+
+
+def error_kind(error: str) -> str:
+    """A call's error for the summary: whole, with the answered value after "got" left out (so
+    the same problem counts once however the judge phrased its answer), at most 200 characters."""
+    kind = _GOT.sub("got ...", error)
+    return kind if len(kind) <= 200 else kind[:199] + "…"
 
 class Progress:
     """Progress callbacks; the default does nothing (see ``judge.progress`` for the rich bar)."""
@@ -112,7 +128,7 @@ def reask_messages(messages: list[dict], answer: str, problem: str) -> list[dict
 class JudgeRun:
     """One judge over one sample, writing to one ledger. Use :func:`run_judge`."""
 
-    def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None, retry_failed: bool = False):
+    def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None, retry_failed: bool = True):
         self.cfg, self.rubric, self.ledger = cfg, rubric, ledger
         self.planner = Planner(sample, rubric, cfg)
         self.progress = progress or Progress()
@@ -125,18 +141,30 @@ class JudgeRun:
 
     # planning -------------------------------------------------------------------------------
     def pending(self, render: bool = False) -> list[Call]:
-        """Calls not in the ledger yet (or failed there, with retry_failed). A call never planned
-        before has no key until rendered (`render` renders now; else the worker does and skips
-        it then if the ledger has it after all, e.g. under another fingerprint)."""
+        """Calls not in the ledger yet, or failed there (unless not retry_failed). A call never
+        planned before has no key until rendered (`render` renders now; else the worker does and
+        skips it then if the ledger has it after all, e.g. under another fingerprint)."""
         calls = self.planner.plan(self.ledger.fingerprints(), render=render)
         self.status = self.ledger.statuses(self.cfg.name)
-        self.redo = {"failed"} if self.retry_failed else set()
-        todo = [c for c in calls if self._todo(c.key)]
-        self.summary.planned, self.summary.cached = len(calls), len(calls) - len(todo)
-        return todo
+        self.summary.planned = len(calls)
+        return [c for c in calls if self._todo(c.key)]
 
     def _todo(self, key: str | None) -> bool:
-        return key is None or key not in self.status or self.status[key] in self.redo
+        """Whether to call; counts a call the ledger has as cached, retried or skipped."""
+        if key is None:
+            return True
+        status = self.status.get(key)
+        s = self.summary
+        if status is None:
+            return True
+        if status != "failed":
+            s.cached += 1
+        elif self.retry_failed:
+            s.retried += 1
+            return True
+        else:
+            s.skipped_failed += 1
+        return False
 
     def schema(self, metrics: Sequence[Metric]) -> dict:
         names = tuple(m.name for m in metrics)
@@ -167,7 +195,7 @@ class JudgeRun:
         s.prompt_tokens += prompt_tokens or 0
         s.completion_tokens += completion_tokens or 0
         if error:
-            kind = error.split(":")[0][:60]
+            kind = error_kind(error)
             s.errors[kind] = s.errors.get(kind, 0) + 1
         return {**self._base, "key": call.key, "fingerprint": call.fingerprint, "prompt_hash": call.prompt_hash, "repeat": call.repeat, "item_id": call.item_id,
                 "status": status, "results": json.dumps(results, ensure_ascii=False),
@@ -201,6 +229,9 @@ class JudgeRun:
                 return await backend.complete(convo, schema), attempt, None
             except TransientError as exc:
                 last = exc
+                if exc.unreachable and not getattr(backend, "reached", True) and attempt >= UNREACHABLE_ATTEMPTS:
+                    raise FatalError(f"cannot reach {cfg.endpoint} ({exc}): check base_url in the judge's config "
+                                     "and that the server is up") from None
                 if attempt == cfg.max_attempts:
                     break
                 self.summary.retries += 1
@@ -215,9 +246,9 @@ class JudgeRun:
 
     async def _one(self, backend, call: Call) -> dict | None:
         started = now()
+        resolved = call.key is None
         call, messages = self.planner.resolve(call)
-        if not self._todo(call.key):
-            self.summary.cached += 1
+        if resolved and not self._todo(call.key):
             self.progress.advance("cached", None)
             return None
         schema = self.schema(call.metrics)
@@ -271,11 +302,11 @@ class JudgeRun:
         for lo in range(0, len(calls), bs):
             chunk = calls[lo:lo + bs]
             started = now()
-            chunk, base = map(list, zip(*(self.planner.resolve(c) for c in chunk)))
-            base = [b for c, b in zip(chunk, base) if self._todo(c.key)]
-            cached = len(chunk) - len(base)
-            chunk = [c for c in chunk if self._todo(c.key)]
-            self.summary.cached += cached
+            resolved = [(c.key is None, *self.planner.resolve(c)) for c in chunk]
+            keep = [not new or self._todo(c.key) for new, c, _ in resolved]
+            chunk = [c for (_, c, _), k in zip(resolved, keep) if k]
+            base = [b for (_, _, b), k in zip(resolved, keep) if k]
+            cached = len(keep) - len(chunk)
             for _ in range(cached):
                 self.progress.advance("cached", None)
             if not chunk:
@@ -320,13 +351,14 @@ def limit_items(sample: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     return sample if limit is None else sample.iloc[:limit]
 
 def run_judge(sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *, progress: Progress | None = None,
-              retry_failed: bool = False, backend=None) -> Summary:
-    """Score every pending call of `cfg` over `sample`; answers go to the ledger as they come."""
+              retry_failed: bool = True, backend=None) -> Summary:
+    """Score every pending call of `cfg` over `sample` (calls that failed in an earlier run too,
+    unless not `retry_failed`); answers go to the ledger as they come."""
     t0 = time.perf_counter()
     with Ledger(ledger_path) as ledger:
         run = JudgeRun(sample, rubric, cfg, ledger, progress=progress, retry_failed=retry_failed)
         calls = run.pending()
-        run.progress.start(cfg, run.summary.planned, run.summary.cached)
+        run.progress.start(cfg, run.summary.planned, run.summary.planned - len(calls))
         try:
             if calls:
                 if cfg.backend == "vllm":
@@ -350,10 +382,10 @@ class DryRun:
         return self.planned - self.cached
 
 def dry_run(sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *, show: int = 2,
-            retry_failed: bool = False) -> DryRun:
+            retry_failed: bool = True) -> DryRun:
     """The calls a run would make (none is made) and the first `show` rendered prompts."""
     with Ledger(ledger_path) as ledger:
         run = JudgeRun(sample, rubric, cfg, ledger, retry_failed=retry_failed)
         calls = run.pending(render=True)
         ex = [(c, run.planner.messages(c.row, c.metrics)) for c in calls[:show]]
-        return DryRun(cfg.name, run.summary.planned, run.summary.cached, ex)
+        return DryRun(cfg.name, run.summary.planned, run.summary.planned - len(calls), ex)

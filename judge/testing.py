@@ -3,7 +3,9 @@
 Used by the tests, the benchmark and ``kasauti demo`` (judging with no API key). It reads the
 rubric section of the judge prompt (``### metric: Title`` followed by ``- 0 (label): ...`` scale
 lines), scores each metric from a hash of the first user message and the metric name, and
-answers in the judge's JSON format, with OpenAI-shaped ``logprobs`` when asked.
+answers in the judge's JSON format, with OpenAI-shaped ``logprobs`` when asked. Asked without a
+JSON schema it answers like a model that copies the prompt's answer example (quoted scores if
+the example quotes them).
 
 Faults are drawn per request from a hash of the request's messages and how many times the
 server has seen them, so a run is reproducible and a retried request can succeed.
@@ -205,6 +207,8 @@ class FakeJudgeServer:
             answer[m0]["score"] = max(metrics[m0]) + 5
         elif metrics and content_fault == "missing_score":
             del answer[next(iter(metrics))]["score"]
+        if (body.get("response_format") or {}).get("type") != "json_schema":
+            _like_prompt(answer, messages)
         content = json.dumps(answer, ensure_ascii=False)
         if content_fault == "malformed":
             content = content[: len(content) // 2]
@@ -246,6 +250,19 @@ class FakeJudgeServer:
         alts.append(('"', math.log(0.03)))
         chosen = dict(alts)[tok] if tok in dict(alts) else -0.01
         return _tok(tok, chosen, alts[:k])
+
+
+def _like_prompt(answer: dict, messages: list[dict]) -> None:
+    """Without a schema a model copies the answer example of the system prompt: a score shown
+    quoted there comes back as a string."""
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    try:
+        form = json.loads(system[system.index("{"):])
+    except ValueError:
+        return
+    for metric, part in answer.items():
+        if "score" in part and isinstance((form.get(metric) or {}).get("score"), str):
+            part["score"] = str(part["score"])
 
 
 def _tok(tok: str, lp: float, top: list[tuple[str, float]]) -> dict:

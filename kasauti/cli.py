@@ -261,7 +261,8 @@ def judge_cmd(
     names: list[str] = typer.Option(None, "--judge", help="Run only this judge (repeatable); default: all configured."),
     dry: bool = typer.Option(False, "--dry-run", help="Print the first prompts and the number of calls; call nothing."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items of the sample."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Call again where the ledger recorded a failure."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--skip-failed",
+                                      help="Call again where the ledger recorded a failure (the default), or leave those alone."),
 ) -> None:
     """Score the study's sample with its configured LLM judges; writes judgments.parquet."""
     import judge
@@ -283,6 +284,13 @@ def judge_cmd(
     except rubrics.RubricError as exc:
         fail(str(exc))
     sample = judge.limit_items(pd.read_parquet(study.sample), limit)
+    for cfg in cfgs:
+        try:
+            warning = cfg.key_warning()
+        except ValueError as exc:
+            fail(str(exc))
+        if warning:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if dry:
         for cfg in cfgs:
             try:
@@ -297,16 +305,20 @@ def judge_cmd(
                 for m in messages:
                     console.print(f"[{m['role']}]\n{m['content']}\n", markup=False, highlight=False, soft_wrap=True)
         return
+    failed = skipped = 0
     try:
         for cfg in cfgs:
             s = judge.run_judge(sample, rs, cfg, study.judge_ledger, progress=RichProgress(console), retry_failed=retry_failed)
             cost = "" if s.cost is None else f", cost ${s.cost:.4f}"
+            earlier = (f"{s.retried} failed earlier and retried, " if s.retried else "") + (
+                f"{s.skipped_failed} failed earlier and skipped, " if s.skipped_failed else "")
             console.print(
-                f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {s.ok} ok, {s.failed} failed, "
+                f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {earlier}{s.ok} ok, {s.failed} failed, "
                 f"{s.unparseable} unparseable; {s.requests} requests ({s.retries} retries, {s.reasks} re-asks), "
                 f"{s.prompt_tokens}+{s.completion_tokens} tokens{cost}, {s.elapsed_s:.1f} s", highlight=False, soft_wrap=True)
             for kind, n in sorted(s.errors.items()):
-                console.print(f"  {n} x {kind}", highlight=False)
+                console.print(f"  {n} x {escape(kind)}", highlight=False)
+            failed, skipped = failed + s.failed, skipped + s.skipped_failed
     except FatalError as exc:
         fail(str(exc))
     except ValueError as exc:
@@ -316,6 +328,14 @@ def judge_cmd(
             with judge.Ledger(study.judge_ledger) as ledger:
                 df = ledger.export(study.judgments)
             console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
+    if failed:
+        err.print(f"[bold red]{failed} calls failed[/] (reasons above): fix the cause and run it again, "
+                  f"`kasauti judge {study_dir}`, to call them again", highlight=False, soft_wrap=True)
+    if skipped:
+        err.print(f"{skipped} calls failed in an earlier run were skipped: run without --skip-failed to call them again",
+                  highlight=False, soft_wrap=True)
+    if failed or skipped:
+        raise typer.Exit(1)
 
 
 @app.command()

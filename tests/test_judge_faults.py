@@ -59,8 +59,8 @@ def test_every_item_scored_or_failed_with_reason(tmp_path):
         outcomes = Counter(e[2] for e in srv.events)
         assert all(outcomes[k] > 0 for k in ("429", "500", "slow", "drop")), outcomes
         before = srv.total
-        s2 = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
-        assert (s2.cached, s2.requests, srv.total) == (s.planned, 0, before)  # a finished run makes zero calls
+        s2 = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite", retry_failed=False)
+        assert (s2.cached, s2.skipped_failed, s2.requests, srv.total) == (s.planned - s.failed, s.failed, 0, before)  # zero calls
         calls = Ledger(tmp_path / "l.sqlite").judgments().drop_duplicates(["item_id", "metric", "repeat"])
         assert calls.attempts.sum() == before  # every request is accounted to one call
     df = Ledger(tmp_path / "l.sqlite").judgments()
