@@ -2,6 +2,6 @@
 
 from .config import JudgeConfig
 from .ledger import Ledger
-from .runner import DryRun, Progress, Summary, dry_run, limit_items, run_judge
+from .runner import DryRun, Progress, Summary, dry_run, limit_items, read_sample, run_judge
 
-__all__ = ["DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "limit_items", "run_judge"]
+__all__ = ["DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "limit_items", "read_sample", "run_judge"]

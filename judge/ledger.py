@@ -48,10 +48,14 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (not a power cut) and is much faster.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (not a power cut) and is much faster.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ValueError(f"{self.path}: not a judge ledger ({exc}); move it away to start a new one") from None
 
     def close(self) -> None:
         self.db.close()

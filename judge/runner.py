@@ -347,6 +347,14 @@ def make_backend(cfg: JudgeConfig):
         return VLLMBackend(cfg)
     return OpenAIBackend(cfg)
 
+def read_sample(path: str | Path) -> pd.DataFrame:
+    """The study's sample.parquet; a ValueError naming the file when it cannot be read."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: not a Parquet file that can be read ({exc}); write it again with `kasauti sample`") from None
+
+
 def limit_items(sample: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     return sample if limit is None else sample.iloc[:limit]
 

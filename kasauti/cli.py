@@ -283,7 +283,10 @@ def judge_cmd(
         rs = rubrics.load_rubric_set(study.config.rubric)
     except rubrics.RubricError as exc:
         fail(str(exc))
-    sample = judge.limit_items(pd.read_parquet(study.sample), limit)
+    try:
+        sample = judge.limit_items(judge.read_sample(study.sample), limit)
+    except ValueError as exc:
+        fail(str(exc))
     for cfg in cfgs:
         try:
             warning = cfg.key_warning()
@@ -319,15 +322,16 @@ def judge_cmd(
             for kind, n in sorted(s.errors.items()):
                 console.print(f"  {n} x {escape(kind)}", highlight=False)
             failed, skipped = failed + s.failed, skipped + s.skipped_failed
-    except FatalError as exc:
-        fail(str(exc))
-    except ValueError as exc:
+    except (FatalError, ValueError, ImportError) as exc:  # ImportError: a backend's missing package, with the install hint
         fail(str(exc))
     finally:
         if study.judge_ledger.exists():
-            with judge.Ledger(study.judge_ledger) as ledger:
-                df = ledger.export(study.judgments)
-            console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
+            try:
+                with judge.Ledger(study.judge_ledger) as ledger:
+                    df = ledger.export(study.judgments)
+                console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
+            except ValueError:  # not a ledger: already reported by the run
+                pass
     if failed:
         err.print(f"[bold red]{failed} calls failed[/] (reasons above): fix the cause and run it again, "
                   f"`kasauti judge {study_dir}`, to call them again", highlight=False, soft_wrap=True)

@@ -104,3 +104,26 @@ def test_answer_in_the_form_the_prompt_shows(tmp_path):
         with FakeJudgeServer(Faults(json_schema=False)) as srv:
             s = run_judge(SAMPLE, RS, JudgeConfig(**judge_cfg(srv.url, response_format=fmt)), tmp_path / f"{fmt}.sqlite")
         assert (s.ok, s.unparseable, s.reasks) == (len(SAMPLE), 0, 0), (fmt, s)
+
+
+def test_unreadable_files_and_missing_backend_are_one_line_errors(tmp_path):
+    url = "http://127.0.0.1:9/v1"
+    study = make_study(tmp_path / "a", [judge_cfg(url)], SAMPLE)
+    (study / "sample.parquet").write_text("not parquet")
+    out = kasauti("judge", str(study))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{study / 'sample.parquet'}: not a Parquet file" in out.stderr and "kasauti sample" in out.stderr
+
+    study = make_study(tmp_path / "b", [judge_cfg(url)], SAMPLE)
+    (study / "judge_ledger.sqlite").write_bytes(b"garbage" * 200)
+    out = kasauti("judge", str(study))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{study / 'judge_ledger.sqlite'}: not a judge ledger" in out.stderr and "move it away" in out.stderr
+
+    study = make_study(tmp_path / "c", [{"name": "local", "model": "m", "backend": "vllm"}], SAMPLE)
+    env = cli_env() | {"PYTHONPATH": f"{tmp_path / 'novllm'}:{ROOT}"}
+    (tmp_path / "novllm").mkdir()
+    (tmp_path / "novllm" / "vllm.py").write_text("raise ImportError('no vllm here')\n")
+    out = kasauti("judge", str(study), env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "pip install 'kasauti[vllm]'" in out.stderr
