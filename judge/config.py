@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "authorization", "password", "secret"}
@@ -26,7 +26,7 @@ class JudgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Unique judge name, recorded on every judgment.")
-    backend: Literal["openai", "vllm"] = "openai"
+    backend: str = Field(default="openai", description="A registered backend: openai, openai_batch, vllm (see judge/backends.py).")
     model: str = Field(min_length=1)
     base_url: str | None = Field(default=None, description="OpenAI-compatible base URL ending in /v1; null = api.openai.com.")
     api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -55,7 +55,16 @@ class JudgeConfig(BaseModel):
     price_per_1k_prompt_tokens: float | None = Field(default=None, ge=0)
     price_per_1k_completion_tokens: float | None = Field(default=None, ge=0)
     batch_size: int = Field(default=256, ge=1, description="vllm: prompts per LLM.chat batch (answers saved after each).")
+    batch_poll_s: float = Field(default=30.0, gt=0, description="openai_batch: seconds between polls of a running batch.")
+    batch_requests: int = Field(default=50_000, ge=1, le=50_000, description="openai_batch: most requests per batch.")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="vllm: keyword arguments for vllm.LLM.")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        from .backends import check_backend  # the registry imports this module
+
+        return check_backend(name)
 
     @model_validator(mode="before")
     @classmethod
