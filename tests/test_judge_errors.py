@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 
 import pandas as pd
+import pytest
 import yaml
 
 import rubrics
@@ -36,9 +37,14 @@ def ledger_statuses(path):
         return [s for (s,) in db.execute("SELECT status FROM calls")]
 
 
-def test_unreachable_endpoint_stops_early_naming_the_url(tmp_path):
+@pytest.fixture(params=["openai", "openai_batch"])
+def backend(request):
+    return request.param
+
+
+def test_unreachable_endpoint_stops_early_naming_the_url(tmp_path, backend):
     url = f"http://127.0.0.1:{closed_port()}/v1"
-    study = make_study(tmp_path / "s", [judge_cfg(url)], SAMPLE)
+    study = make_study(tmp_path / "s", [judge_cfg(url, backend=backend)], SAMPLE)
     out = kasauti("judge", str(study))
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"cannot reach {url}" in out.stderr and "base_url" in out.stderr
@@ -47,9 +53,9 @@ def test_unreachable_endpoint_stops_early_naming_the_url(tmp_path):
     assert not ledger.exists() or ledger_statuses(ledger) == []  # nothing recorded as failed
 
 
-def test_failed_calls_exit_nonzero_and_a_rerun_retries_them(tmp_path):
+def test_failed_calls_exit_nonzero_and_a_rerun_retries_them(tmp_path, backend):
     with FakeJudgeServer(Faults(rate_500=1.0)) as srv:
-        study = make_study(tmp_path / "s", [judge_cfg(srv.url, max_attempts=2)], SAMPLE)
+        study = make_study(tmp_path / "s", [judge_cfg(srv.url, max_attempts=2, backend=backend, batch_poll_s=0.02)], SAMPLE)
         out = kasauti("judge", str(study))
         assert out.returncode == 1, out.stdout + out.stderr
         assert "6 failed" in out.stdout and "6 calls failed" in out.stderr and "run it again" in out.stderr
