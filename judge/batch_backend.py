@@ -48,14 +48,17 @@ class BatchBackend(OpenAIBackend):
                 jobs.append(self._submit_and_collect(rest[lo:lo + self.cfg.batch_requests], deliver))
             await asyncio.gather(*jobs)
 
-    async def _api(self, fn, *args, **kw):
-        """One Batch/Files API call with the chat requests' retries; CallError when it cannot succeed."""
+    async def _api(self, fn, *args, gone_ok: bool = False, **kw):
+        """One Batch/Files API call with the chat requests' retries; CallError when it cannot
+        succeed (with `gone_ok`, also for a 404: a recorded batch or file the provider no longer has)."""
         async def once():
             try:
                 out = await fn(*args, **kw)
             except openai.OpenAIError as exc:
                 if isinstance(exc, openai.APIStatusError):
                     self.reached = True
+                    if gone_ok and exc.status_code == 404:
+                        raise CallError(f"not found at {self.cfg.endpoint}: {str(exc)[:300]}") from None
                 raise self.error(exc) from None
             self.reached = True
             return out
@@ -85,12 +88,12 @@ class BatchBackend(OpenAIBackend):
     async def _collect(self, batch_id: str, reqs: list[Request], deliver: Callable[[Result], None]) -> None:
         """Poll the batch until it ends, then deliver each request's answer or why there is none."""
         try:
-            while (batch := await self._api(self.client.batches.retrieve, batch_id)).status in _RUNNING:
+            while (batch := await self._api(self.client.batches.retrieve, batch_id, gone_ok=True)).status in _RUNNING:
                 await asyncio.sleep(self.cfg.batch_poll_s)
             lines = {}
             for file_id in (batch.error_file_id, batch.output_file_id):  # output last: it wins
                 if file_id:
-                    content = await self._api(self.client.files.content, file_id)
+                    content = await self._api(self.client.files.content, file_id, gone_ok=True)
                     for line in content.text.splitlines():
                         if line.strip():
                             obj = json.loads(line)

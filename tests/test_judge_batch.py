@@ -124,3 +124,18 @@ def test_unknown_backend_is_named_with_a_suggestion_by_the_cli(tmp_path):
     study = make_study(tmp_path / "s", [{"name": "j", "model": "m", "backend": "opanai"}], demo_sample(1))
     out = subprocess.run(kasauti_cmd("judge", str(study)), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "judges.0.backend" in out.stderr and "did you mean 'openai'" in out.stderr, out.stderr
+
+
+def test_a_recorded_batch_the_provider_no_longer_has_fails_its_calls_then_is_replaced(tmp_path):
+    with FakeJudgeServer() as srv:
+        c = cfg(srv.url)
+        with Ledger(tmp_path / "l.sqlite") as led:  # a run killed after submitting, against another server
+            from judge.runner import JudgeRun
+
+            ids = [f"{call.key}:0" for call in JudgeRun(SAMPLE, RS, c, led).pending(render=True)]
+            led.record_batch(c.name, "batch_elsewhere", "file-elsewhere", ids, "2026-01-01T00:00:00+00:00")
+        s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
+        assert (s.failed, srv.total, len(srv.batches)) == (len(SAMPLE), 0, 0)
+        assert Ledger(tmp_path / "l.sqlite").judgments().error.str.startswith(f"batch batch_elsewhere: not found at {srv.url}").all()
+        s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")  # its calls are in the ledger now: a new batch
+        assert (s.retried, s.ok, len(srv.batches)) == (len(SAMPLE), len(SAMPLE), 1)
