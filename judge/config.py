@@ -120,10 +120,13 @@ class JudgeConfig(BaseModel):
         return "unused"
 
     def key_warning(self) -> str | None:
-        """Why no key will be sent, when the variable is unset for a self-hosted endpoint."""
+        """Why no key will be sent, when the variable is unset for a self-hosted endpoint that is
+        not on this machine (local servers such as `vllm serve` usually need none)."""
         if self.backend == "vllm" or os.environ.get(self.api_key_env):
             return None
         self.api_key()  # raises for OpenAI's own API
+        if urlsplit(self.endpoint).hostname in ("127.0.0.1", "localhost", "::1"):
+            return None
         return (f"judge {self.name!r}: the environment variable {self.api_key_env} is not set; calling {self.endpoint} "
                 f"without an API key (set {self.api_key_env}, or api_key_env to the variable that holds the key)")
 
