@@ -252,6 +252,16 @@ class RateLimiter:
             self.level[1] -= actual - estimated
 
 
+async def run_all(coros) -> None:
+    """Run the coroutines concurrently; the first FatalError cancels the others and is raised as is."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for coro in coros:
+                tg.create_task(coro)
+    except* FatalError as eg:
+        raise eg.exceptions[0] from None
+
+
 async def with_retries(cfg: JudgeConfig, attempt_once: Callable[[], Awaitable], reached: Callable[[], bool],
                        on_retry: Callable[[], None] = lambda: None):
     """`attempt_once()` until it returns, retrying TransientErrors with backoff (Retry-After when
@@ -301,12 +311,7 @@ class OpenAIBackend:
             while reqs := await queue.take(1):
                 deliver(await self.answer(reqs[0]))
 
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(self.cfg.concurrency):
-                    tg.create_task(worker())
-        except* FatalError as eg:
-            raise eg.exceptions[0] from None
+        await run_all(worker() for _ in range(self.cfg.concurrency))
 
     async def answer(self, req: Request) -> Result:
         """One request, with retries and rate limits."""

@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import openai
 
-from .backends import CallError, OpenAIBackend, Request, RequestQueue, Result, TransientError, register_backend, with_retries
+from .backends import (CallError, OpenAIBackend, Request, RequestQueue, Result, TransientError, register_backend, run_all,
+                       with_retries)
 from .config import JudgeConfig
 from .ledger import Ledger, now
 
@@ -46,7 +47,7 @@ class BatchBackend(OpenAIBackend):
             rest = list(todo.values())
             for lo in range(0, len(rest), self.cfg.batch_requests):
                 jobs.append(self._submit_and_collect(rest[lo:lo + self.cfg.batch_requests], deliver))
-            await asyncio.gather(*jobs)
+            await run_all(jobs)
 
     async def _api(self, fn, *args, gone_ok: bool = False, **kw):
         """One Batch/Files API call with the chat requests' retries; CallError when it cannot
