@@ -3,6 +3,7 @@
 import json
 from collections import Counter
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -243,7 +244,10 @@ def test_server_runs_standalone():
 def test_bad_sample_rows_are_named(tmp_path):
     bad = SAMPLE.head(3).copy()
     bad.loc[2, "language"] = "xx-not-a-code!"
-    with pytest.raises(ValueError, match=r"sample.parquet row 2 .* column language"):
+    with pytest.raises(ValueError, match=r"sample.parquet row 3 .* column language"):  # rows count from 1
         run_judge(bad, RS, cfg("http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
+    twice = pd.concat([SAMPLE.head(3), SAMPLE.iloc[[1]]], ignore_index=True)
+    with pytest.raises(ValueError, match=rf"sample.parquet rows 2 and 4, column item_id: {SAMPLE.item_id[1]!r} appears more than once"):
+        run_judge(twice, RS, cfg("http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['response'\]"):
         run_judge(SAMPLE.drop(columns="response"), RS, cfg("http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
