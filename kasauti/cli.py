@@ -333,8 +333,8 @@ def judge_cmd(
             except ValueError:  # not a ledger: already reported by the run
                 pass
     if failed:
-        err.print(f"[bold red]{failed} calls failed[/] (reasons above): fix the cause and run it again, "
-                  f"`kasauti judge {study_dir}`, to call them again", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]{failed} calls failed[/] (reasons above): fix the cause, then run `kasauti judge {study_dir}` "
+                  "again to call them again", highlight=False, soft_wrap=True)
     if skipped:
         err.print(f"{skipped} calls failed in an earlier run were skipped: run without --skip-failed to call them again",
                   highlight=False, soft_wrap=True)

@@ -58,7 +58,7 @@ def test_failed_calls_exit_nonzero_and_a_rerun_retries_them(tmp_path, backend):
         study = make_study(tmp_path / "s", [judge_cfg(srv.url, max_attempts=2, backend=backend, batch_poll_s=0.02)], SAMPLE)
         out = kasauti("judge", str(study))
         assert out.returncode == 1, out.stdout + out.stderr
-        assert "6 failed" in out.stdout and "6 calls failed" in out.stderr and "run it again" in out.stderr
+        assert "6 failed" in out.stdout and "6 calls failed" in out.stderr and f"then run `kasauti judge {study}` again" in out.stderr
         assert ledger_statuses(study / "judge_ledger.sqlite") == ["failed"] * 6
         srv.faults = Faults()
         srv.reset()
