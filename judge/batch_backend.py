@@ -9,7 +9,9 @@ started again instead of submitting it anew. ``batches.retrieve`` is polled ever
 ``batch_poll_s`` until the batch ends; then the output and error files are read
 (``files.content``). A request that errored (its line in the error file or a non-200 response),
 expired, or belongs to a batch that failed or was cancelled is delivered as failed with the
-reason. Upload, submit, poll and download are retried like chat requests (``max_attempts``).
+reason; one refused for its answer format (json_schema, logprobs) is sent again in a follow-up
+batch in the format the chat backend would step down to. Upload, submit, poll and download are
+retried like chat requests (``max_attempts``).
 """
 
 from __future__ import annotations
@@ -36,18 +38,21 @@ class BatchBackend(OpenAIBackend):
         self.ledger = ledger
 
     async def run(self, queue: RequestQueue, deliver: Callable[[Result], None]) -> None:
-        recorded = self.ledger.open_batches(self.cfg.name)
+        # batches submitted by a run that did not finish, newest first (a request sent again is in the newest)
+        recorded = self.ledger.open_batches(self.cfg.name)[::-1]
         while reqs := await queue.take(None):
-            todo = {r.id: r for r in reqs}
-            jobs = []
-            for batch_id, ids in recorded:  # submitted by a run that did not finish: wait for it
-                mine = [todo.pop(i) for i in ids if i in todo]
-                if mine:
-                    jobs.append(self._collect(batch_id, mine, deliver))
-            rest = list(todo.values())
-            for lo in range(0, len(rest), self.cfg.batch_requests):
-                jobs.append(self._submit_and_collect(rest[lo:lo + self.cfg.batch_requests], deliver))
-            await run_all(jobs)
+            while reqs:  # again: requests refused for their answer format, sent again in the format stepped down to
+                todo, again = {r.id: r for r in reqs}, []
+                jobs = []
+                for batch_id, ids in recorded:
+                    mine = [todo.pop(i) for i in ids if i in todo]
+                    if mine:
+                        jobs.append(self._collect(batch_id, mine, deliver, again))
+                rest = list(todo.values())
+                for lo in range(0, len(rest), self.cfg.batch_requests):
+                    jobs.append(self._submit_and_collect(rest[lo:lo + self.cfg.batch_requests], deliver, again))
+                await run_all(jobs)
+                reqs = again
 
     async def _api(self, fn, *args, gone_ok: bool = False, **kw):
         """One Batch/Files API call with the chat requests' retries; CallError when it cannot
@@ -66,7 +71,8 @@ class BatchBackend(OpenAIBackend):
 
         return (await with_retries(self.cfg, once, lambda: self.reached))[0]
 
-    async def _submit_and_collect(self, reqs: list[Request], deliver: Callable[[Result], None]) -> None:
+    async def _submit_and_collect(self, reqs: list[Request], deliver: Callable[[Result], None], again: list[Request]) -> None:
+        used = (self.format, self.logprobs)
         lines = [json.dumps({"custom_id": r.id, "method": "POST", "url": "/v1/chat/completions", "body": self.body(r)},
                             ensure_ascii=False) for r in reqs]
         try:
@@ -79,15 +85,19 @@ class BatchBackend(OpenAIBackend):
                 deliver(Result(r, None, f"the batch could not be submitted: {exc}"))
             return
         self.ledger.record_batch(self.cfg.name, batch.id, f.id, [r.id for r in reqs], now())
-        await self._collect(batch.id, reqs, deliver)
+        await self._collect(batch.id, reqs, deliver, again, used)
 
     def body(self, req: Request) -> dict:
         """The request's chat-completions body (extra_body merged in, as the client would)."""
         kw = self.request(req.messages, req.schema)
         return {**kw, **kw.pop("extra_body", {})}
 
-    async def _collect(self, batch_id: str, reqs: list[Request], deliver: Callable[[Result], None]) -> None:
-        """Poll the batch until it ends, then deliver each request's answer or why there is none."""
+    async def _collect(self, batch_id: str, reqs: list[Request], deliver: Callable[[Result], None], again: list[Request],
+                       used: tuple[str, bool] | None = None) -> None:
+        """Poll the batch until it ends, then deliver each request's answer or why there is none;
+        a request refused for its answer format (see ``_step_down``; `used`: the format it was sent
+        in) goes to `again` instead."""
+        used = used or (self.format, self.logprobs)
         try:
             while (batch := await self._api(self.client.batches.retrieve, batch_id, gone_ok=True)).status in _RUNNING:
                 await asyncio.sleep(self.cfg.batch_poll_s)
@@ -107,9 +117,14 @@ class BatchBackend(OpenAIBackend):
         if batch.errors and batch.errors.data:
             why += ": " + "; ".join(e.message or e.code or "" for e in batch.errors.data)[:300]
         for r in reqs:
-            deliver(self._result(r, lines.get(r.id), why))
+            result = self._result(r, lines.get(r.id), why, used)
+            if result is None:
+                again.append(r)
+            else:
+                deliver(result)
 
-    def _result(self, req: Request, line: dict | None, why: str) -> Result:
+    def _result(self, req: Request, line: dict | None, why: str, used: tuple[str, bool]) -> Result | None:
+        """The answer on the request's line of the output or error file; None: send it again."""
         if line is None:
             return Result(req, None, f"{why}: no answer for this request")
         if line.get("error"):
@@ -119,6 +134,8 @@ class BatchBackend(OpenAIBackend):
         status, body = resp.get("status_code"), resp.get("body") or {}
         if status != 200:
             msg = (body.get("error") or {}).get("message") if isinstance(body, dict) else body
+            if status in (400, 422) and self._step_down(str(msg), used):
+                return None
             return Result(req, None, f"HTTP {status}: {msg}"[:500])
         try:
             return Result(req, self._completion(body), None)

@@ -144,9 +144,9 @@ def test_logprobs_present_or_absent(tmp_path, logprobs, backend):
         assert 0 < r.entropy <= __import__("math").log(len(levels)) + 1e-9
 
 
-def test_json_schema_refused_falls_back(tmp_path):
+def test_json_schema_refused_falls_back(tmp_path, backend):
     with FakeJudgeServer(Faults(json_schema=False)) as srv:
-        c = cfg(srv.url)
+        c = cfg(srv.url, backend=backend)
         s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert s.ok == len(SAMPLE)
     df = Ledger(tmp_path / "l.sqlite").judgments()
