@@ -174,7 +174,7 @@ def demo(
 
     with FakeJudgeServer() as server:
         study = use_judge_server(study, server.url)
-        judge_cmd(study.root, names=None, dry=False, limit=None, retry_failed=False)
+        judge_cmd(study.root, names=None, dry=False, limit=None, retry_failed=True)
     console.rule("3. annotate: the embedded Argilla server, one workspace per language, rubric forms")
     server = demo_annotation(study, port)
     console.rule("4. report: native speakers vs the GPT-4 judge (PARIKSHA's ratings) and the demo judge")
