@@ -1,7 +1,9 @@
-"""LLM judges: rubric prompts through OpenAI-compatible endpoints or vLLM, into a resumable ledger."""
+"""LLM judges: rubric prompts through a registered backend (OpenAI-compatible endpoints, the OpenAI
+Batch API, vLLM), into a resumable ledger."""
 
+from .backends import register_backend
 from .config import JudgeConfig
 from .ledger import Ledger
-from .runner import DryRun, Progress, Summary, dry_run, limit_items, run_judge
+from .runner import DryRun, Progress, Summary, dry_run, limit_items, read_sample, run_judge
 
-__all__ = ["DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "limit_items", "run_judge"]
+__all__ = ["DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "limit_items", "read_sample", "register_backend", "run_judge"]

@@ -4,7 +4,8 @@ One row per call (judge x item x prompt hash x parameters x repeat), handed to a
 as each answer arrives and committed at once (answers that arrive while a commit is under way
 go into the next one: group commit, never a timer), so a killed run loses only the calls in
 flight and the few answers of one commit. ``judgments.parquet`` is exported from it (one row
-per call x metric).
+per call x metric). The Batch API backend also records each batch it submits (``batches``), so
+a killed run goes back to the same batch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +31,10 @@ CREATE TABLE IF NOT EXISTS calls (
   started_at TEXT NOT NULL, finished_at TEXT NOT NULL, params TEXT NOT NULL, fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_judge ON calls(judge);
+CREATE TABLE IF NOT EXISTS batches (
+  batch_id TEXT PRIMARY KEY, judge TEXT NOT NULL, input_file_id TEXT NOT NULL,
+  request_ids TEXT NOT NULL, created_at TEXT NOT NULL
+);
 """
 
 _INSERT = (
@@ -44,14 +50,23 @@ COLUMNS = [
 ]
 
 
+def now() -> str:
+    """The ledger's timestamps: UTC, ISO 8601 with microseconds (they sort as strings)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (not a power cut) and is much faster.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (not a power cut) and is much faster.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ValueError(f"{self.path}: not a judge ledger ({exc}); move it away to start a new one") from None
 
     def close(self) -> None:
         self.db.close()
@@ -69,6 +84,24 @@ class Ledger:
     def statuses(self, judge: str) -> dict[str, str]:
         """key -> status of every recorded call of `judge`."""
         return dict(self.db.execute("SELECT key, status FROM calls WHERE judge = ?", (judge,)))
+
+    def record_batch(self, judge: str, batch_id: str, input_file_id: str, request_ids: list[str], created_at: str) -> None:
+        """A submitted provider batch (Batch API), committed at once so a killed run finds it."""
+        self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?)",
+                        (batch_id, judge, input_file_id, json.dumps(request_ids), created_at))
+
+    def open_batches(self, judge: str) -> list[tuple[str, list[str]]]:
+        """(batch id, request ids) of `judge`'s recorded batches whose answers are not all in the
+        ledger: some request's call (its id is ``<call key>:<ask>``) has no row finished after the
+        batch was created."""
+        finished = dict(self.db.execute("SELECT key, finished_at FROM calls WHERE judge = ?", (judge,)))
+        out = []
+        for batch_id, ids, created in self.db.execute(
+                "SELECT batch_id, request_ids, created_at FROM batches WHERE judge = ? ORDER BY created_at", (judge,)):
+            ids = json.loads(ids)
+            if any(finished.get(i.rsplit(":", 1)[0], "") < created for i in ids):
+                out.append((batch_id, ids))
+        return out
 
     def record_many(self, rows: Iterable[Mapping]) -> None:
         """Call rows in one transaction."""

@@ -93,6 +93,13 @@ class Planner:
         missing = [c for c in ("item_id", "language", "task", "response") if c not in sample.columns]
         if missing:
             raise ValueError(f"sample.parquet: missing column(s) {missing}; see ARCHITECTURE.md for the schema")
+        ids = sample["item_id"].astype(str).reset_index(drop=True)
+        dupes = ids[ids.duplicated()]
+        if len(dupes):  # one answer per ledger key: an id twice would share it
+            rows = ids.index[ids == dupes.iloc[0]] + 1
+            raise ValueError(f"sample.parquet rows {rows[0]} and {rows[1]}, column item_id: {dupes.iloc[0]!r} appears more than "
+                             f"once ({len(dupes)} repeated ids in all); item ids must be unique (write the sample again with "
+                             "`kasauti sample`)")
         self.records = sample.to_dict("records")
         self.rubric = rubric
         self.judge = judge
@@ -118,11 +125,11 @@ class Planner:
             try:
                 groups = self.groups(str(rec["task"]))
             except KeyError as exc:
-                raise ValueError(f"sample.parquet row {i} (item {rec['item_id']!r}), column task: {exc.args[0]}") from None
+                raise ValueError(f"sample.parquet row {i + 1} (item {rec['item_id']!r}), column task: {exc.args[0]}") from None
             try:
                 language_name(str(rec["language"]))
             except ValueError as exc:
-                raise ValueError(f"sample.parquet row {i} (item {rec['item_id']!r}), column language: {exc}") from None
+                raise ValueError(f"sample.parquet row {i + 1} (item {rec['item_id']!r}), column language: {exc}") from None
             content = sha("\x00".join([str(rec["language"])] + [_field(rec.get(k)) for k in ITEM_FIELDS]))
             for metrics in groups:
                 yield i, metrics, sha(self._metrics_hash(metrics) + content)
@@ -133,7 +140,7 @@ class Planner:
         try:
             name = language_name(code)
         except ValueError as exc:
-            raise ValueError(f"sample.parquet row {row} (item {rec['item_id']!r}), column language: {exc}") from None
+            raise ValueError(f"sample.parquet row {row + 1} (item {rec['item_id']!r}), column language: {exc}") from None
         return rubrics.judge_messages(metrics, _item_for_render(rec), name)
 
     def plan(self, known: Mapping[str, str], render: bool = False) -> list[Call]:

@@ -1,22 +1,25 @@
-"""Run a judge over a sample: plan, skip what the ledger has, call with retries and limits, record.
+"""Run a judge over a sample: plan, skip what the ledger has, hand requests to the backend,
+parse, re-ask, record.
 
-Retry policy (per call): 429, 5xx, 408, timeouts and connection errors are retried up to
-``max_attempts`` with exponential backoff ``min(backoff_max_s, backoff_base_s * 2**(n-1))``
-times a uniform jitter in [0.5, 1], or exactly the server's Retry-After when it sends one.
-Then the call is recorded ``failed`` with the last error. An unusable answer is re-asked
-``reask`` times (the judge sees its answer and what was wrong), then recorded ``unparseable``
-with the raw text. 401/403/404 stop the run (no call could succeed); other 4xx fail the call.
+Retry policy (per request, in the backends: ``backends.with_retries``): 429, 5xx, 408,
+timeouts and connection errors are retried up to ``max_attempts`` with exponential backoff
+``min(backoff_max_s, backoff_base_s * 2**(n-1))`` times a uniform jitter in [0.5, 1], or exactly
+the server's Retry-After when it sends one. Then the call is recorded ``failed`` with the last
+error (a rerun calls it again unless told to skip failed calls). When no connection can be made
+at all (refused, unknown host) and no response has come back yet, the run stops after
+``UNREACHABLE_ATTEMPTS`` attempts of one request. An unusable answer is re-asked ``reask`` times
+(the judge sees its answer and what was wrong), then recorded ``unparseable`` with the raw
+text. 401/403/404 stop the run (no call could succeed); other 4xx fail the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -24,20 +27,22 @@ import pandas as pd
 import rubrics
 from rubrics import Metric, RubricSet
 
-from .backends import CallError, Completion, FatalError, OpenAIBackend, TransientError
+from .backends import Backend, Completion, Request, RequestQueue, Result, make_backend
 from .config import JudgeConfig
-from .ledger import Ledger
+from .ledger import Ledger, now
 from .parse import AnswerError, MetricAnswer, parse_answer, score_distributions, summarize
 from .prompts import Call, Planner
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+_GOT = re.compile(r"\bgot .*?(?=; |$)")
+
 
 @dataclass
 class Summary:
     judge: str
     planned: int = 0
     cached: int = 0
+    retried: int = 0  # failed in an earlier run, called again
+    skipped_failed: int = 0  # failed in an earlier run, left alone (retry_failed=False)
     ok: int = 0
     failed: int = 0
     unparseable: int = 0
@@ -48,7 +53,14 @@ class Summary:
     completion_tokens: int = 0
     cost: float | None = None
     elapsed_s: float = 0.0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # error_kind -> calls
+
+
+def error_kind(error: str) -> str:
+    """A call's error for the summary: whole, with the answered value after "got" left out (so
+    the same problem counts once however the judge phrased its answer), at most 200 characters."""
+    kind = _GOT.sub("got ...", error)
+    return kind if len(kind) <= 200 else kind[:199] + "…"
 
 class Progress:
     """Progress callbacks; the default does nothing (see ``judge.progress`` for the rich bar)."""
@@ -57,41 +69,6 @@ class Progress:
     def advance(self, status: str, cost: float | None) -> None:
         """One call finished: status is ok, failed, unparseable, or cached (found once rendered)."""
     def stop(self) -> None: ...
-
-class RateLimiter:
-    """Token buckets for requests and tokens per minute that pace evenly (no bursts): each holds
-    at most one request's worth, so any window of T seconds sees at most 1 + rate * T requests."""
-
-    def __init__(self, rpm: float | None, tpm: float | None):
-        self.rates = [r / 60.0 if r else None for r in (rpm, tpm)]
-        self.level = [1.0, float("inf")]
-        self.t = time.monotonic()
-
-    async def acquire(self, tokens: float) -> None:
-        if self.rates == [None, None]:
-            return
-        need = [1.0, tokens]
-        while True:
-            t = time.monotonic()
-            dt, self.t = t - self.t, t
-            wait = 0.0
-            for i, rate in enumerate(self.rates):
-                if rate is None:
-                    continue
-                cap = max(1.0, need[i])
-                self.level[i] = min(cap, self.level[i] + dt * rate)
-                if self.level[i] < need[i]:
-                    wait = max(wait, (need[i] - self.level[i]) / rate)
-            if wait == 0.0:
-                for i, rate in enumerate(self.rates):
-                    if rate is not None:
-                        self.level[i] -= need[i]
-                return
-            await asyncio.sleep(wait)
-
-    def correct(self, estimated: float, actual: float) -> None:
-        if self.rates[1] is not None:
-            self.level[1] -= actual - estimated
 
 def evaluate(metrics: Sequence[Metric], completion: Completion) -> tuple[dict[str, MetricAnswer] | None, str | None]:
     """Parsed answers and the problem with them (None when every metric is usable)."""
@@ -112,31 +89,42 @@ def reask_messages(messages: list[dict], answer: str, problem: str) -> list[dict
 class JudgeRun:
     """One judge over one sample, writing to one ledger. Use :func:`run_judge`."""
 
-    def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None, retry_failed: bool = False):
+    def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None, retry_failed: bool = True):
         self.cfg, self.rubric, self.ledger = cfg, rubric, ledger
         self.planner = Planner(sample, rubric, cfg)
         self.progress = progress or Progress()
         self.retry_failed = retry_failed
         self.summary = Summary(cfg.name)
-        self.limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self._schemas: dict[tuple[str, ...], dict] = {}
         self._params_json: dict[str | None, str] = {}
         self._base = {"judge": cfg.name, "model": cfg.model, "rubric": rubric.name, "rubric_version": rubric.version, "mode": cfg.mode}
 
     # planning -------------------------------------------------------------------------------
     def pending(self, render: bool = False) -> list[Call]:
-        """Calls not in the ledger yet (or failed there, with retry_failed). A call never planned
-        before has no key until rendered (`render` renders now; else the worker does and skips
-        it then if the ledger has it after all, e.g. under another fingerprint)."""
+        """Calls not in the ledger yet, or failed there (unless not retry_failed). A call never
+        planned before has no key until rendered (`render` renders now; else the worker does and
+        skips it then if the ledger has it after all, e.g. under another fingerprint)."""
         calls = self.planner.plan(self.ledger.fingerprints(), render=render)
         self.status = self.ledger.statuses(self.cfg.name)
-        self.redo = {"failed"} if self.retry_failed else set()
-        todo = [c for c in calls if self._todo(c.key)]
-        self.summary.planned, self.summary.cached = len(calls), len(calls) - len(todo)
-        return todo
+        self.summary.planned = len(calls)
+        return [c for c in calls if self._todo(c.key)]
 
     def _todo(self, key: str | None) -> bool:
-        return key is None or key not in self.status or self.status[key] in self.redo
+        """Whether to call; counts a call the ledger has as cached, retried or skipped."""
+        if key is None:
+            return True
+        status = self.status.get(key)
+        s = self.summary
+        if status is None:
+            return True
+        if status != "failed":
+            s.cached += 1
+        elif self.retry_failed:
+            s.retried += 1
+            return True
+        else:
+            s.skipped_failed += 1
+        return False
 
     def schema(self, metrics: Sequence[Metric]) -> dict:
         names = tuple(m.name for m in metrics)
@@ -167,7 +155,7 @@ class JudgeRun:
         s.prompt_tokens += prompt_tokens or 0
         s.completion_tokens += completion_tokens or 0
         if error:
-            kind = error.split(":")[0][:60]
+            kind = error_kind(error)
             s.errors[kind] = s.errors.get(kind, 0) + 1
         return {**self._base, "key": call.key, "fingerprint": call.fingerprint, "prompt_hash": call.prompt_hash, "repeat": call.repeat, "item_id": call.item_id,
                 "status": status, "results": json.dumps(results, ensure_ascii=False),
@@ -190,149 +178,101 @@ class JudgeRun:
             self.summary.cost = (self.summary.cost or 0.0) + cost
         self.progress.advance(row["status"], cost)
 
-    # the async path (openai) ----------------------------------------------------------------
-    async def _complete(self, backend, convo: list[dict], schema: dict, est: float) -> tuple[Completion | None, int, str | None]:
-        cfg = self.cfg
-        last: TransientError | None = None
-        for attempt in range(1, cfg.max_attempts + 1):
-            await self.limiter.acquire(est)
-            self.summary.requests += 1
-            try:
-                return await backend.complete(convo, schema), attempt, None
-            except TransientError as exc:
-                last = exc
-                if attempt == cfg.max_attempts:
-                    break
-                self.summary.retries += 1
-                if exc.retry_after is not None:
-                    delay = exc.retry_after
-                else:
-                    delay = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(delay)
-            except CallError as exc:
-                return None, attempt, str(exc)
-        return None, cfg.max_attempts, f"gave up after {cfg.max_attempts} attempts: {last}"
-
-    async def _one(self, backend, call: Call) -> dict | None:
-        started = now()
-        call, messages = self.planner.resolve(call)
-        if not self._todo(call.key):
-            self.summary.cached += 1
-            self.progress.advance("cached", None)
-            return None
-        schema = self.schema(call.metrics)
-        est = sum(len(m["content"]) for m in messages) / 3.0 + self.cfg.max_tokens
-        convo, attempts, pt, ct = messages, 0, 0, 0
-        for ask in range(self.cfg.reask + 1):
-            completion, n, error = await self._complete(backend, convo, schema, est)
-            attempts += n
-            if completion is None:
-                return self.row(call, started=started, status="failed", answers=None, completion=None, error=error,
-                                attempts=attempts, prompt_tokens=pt or None, completion_tokens=ct or None, response_format=None)
-            pt += completion.prompt_tokens or 0
-            ct += completion.completion_tokens or 0
-            self.limiter.correct(est, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0) or est)
-            answers, problem = evaluate(call.metrics, completion)
-            if problem is None or ask == self.cfg.reask:
-                return self.row(call, started=started, status="ok" if problem is None else "unparseable", answers=answers,
-                                completion=completion, error=problem, attempts=attempts, prompt_tokens=pt, completion_tokens=ct,
-                                response_format=completion.response_format)
-            self.summary.reasks += 1
-            convo = reask_messages(messages, completion.text, problem)
-        raise AssertionError("unreachable")
-
-    async def run_async(self, calls: list[Call], backend=None) -> Summary:
-        backend = backend or OpenAIBackend(self.cfg)
-        it = iter(calls)
-        writer = self.ledger.writer()
-
-        async def worker() -> None:
-            for call in it:
-                row = await self._one(backend, call)
-                if row is not None:
-                    writer.put(row)
-                    self._after(row)
-
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(min(self.cfg.concurrency, len(calls))):
-                    tg.create_task(worker())
-        except* FatalError as eg:
-            raise eg.exceptions[0] from None
-        finally:
-            writer.close()
-            if hasattr(backend, "aclose"):
-                await backend.aclose()
-        return self.summary
-
-    # the batched path (vllm) ----------------------------------------------------------------
-    def run_batched(self, calls: list[Call], backend) -> Summary:
-        bs = self.cfg.batch_size
-        for lo in range(0, len(calls), bs):
-            chunk = calls[lo:lo + bs]
-            started = now()
-            chunk, base = map(list, zip(*(self.planner.resolve(c) for c in chunk)))
-            base = [b for c, b in zip(chunk, base) if self._todo(c.key)]
-            cached = len(chunk) - len(base)
-            chunk = [c for c in chunk if self._todo(c.key)]
-            self.summary.cached += cached
-            for _ in range(cached):
+    # the run -------------------------------------------------------------------------------
+    def first_requests(self, calls: list[Call]) -> Iterator[Request]:
+        """Each call's first request, rendered when the backend takes it (calls found in the
+        ledger once rendered are skipped here)."""
+        for call in calls:
+            resolved = call.key is None
+            call, messages = self.planner.resolve(call)
+            if resolved and not self._todo(call.key):
                 self.progress.advance("cached", None)
-            if not chunk:
                 continue
-            convos = list(base)
-            live = list(range(len(chunk)))
-            tokens = [[0, 0] for _ in chunk]
-            rows: dict[int, dict] = {}
-            for ask in range(self.cfg.reask + 1):
-                self.summary.requests += len(live)
-                outs = backend.complete_batch([convos[i] for i in live], [self.schema(chunk[i].metrics) for i in live])
-                nxt = []
-                for i, comp in zip(live, outs):
-                    tokens[i][0] += comp.prompt_tokens or 0
-                    tokens[i][1] += comp.completion_tokens or 0
-                    answers, problem = evaluate(chunk[i].metrics, comp)
-                    if problem is None or ask == self.cfg.reask:
-                        rows[i] = self.row(chunk[i], started=started, status="ok" if problem is None else "unparseable",
-                                           answers=answers, completion=comp, error=problem, attempts=ask + 1,
-                                           prompt_tokens=tokens[i][0], completion_tokens=tokens[i][1], response_format="json_schema")
-                    else:
-                        self.summary.reasks += 1
-                        convos[i] = reask_messages(base[i], comp.text, problem)
-                        nxt.append(i)
-                live = nxt
-                if not live:
-                    break
-            ordered = [rows[i] for i in range(len(chunk))]
-            self.ledger.record_many(ordered)
-            for row in ordered:
-                self._after(row)
+            yield self._request(_Ask(call, messages, now()), messages)
+
+    def _request(self, ask: _Ask, messages: list[dict]) -> Request:
+        req = Request(f"{ask.call.key}:{ask.n}", messages, self.schema(ask.call.metrics),
+                      sum(len(m["content"]) for m in messages) / 3.0 + self.cfg.max_tokens)
+        self._asks[req.id] = ask
+        return req
+
+    def deliver(self, result: Result) -> None:
+        """A request's result: re-ask, or record the call."""
+        ask = self._asks.pop(result.request.id)
+        s, comp = self.summary, result.completion
+        s.requests += result.attempts
+        s.retries += result.attempts - 1
+        ask.attempts += result.attempts
+        if comp is None:
+            row = self.row(ask.call, started=ask.started, status="failed", answers=None, completion=None, error=result.error,
+                           attempts=ask.attempts, prompt_tokens=ask.prompt_tokens or None,
+                           completion_tokens=ask.completion_tokens or None, response_format=None)
+        else:
+            ask.prompt_tokens += comp.prompt_tokens or 0
+            ask.completion_tokens += comp.completion_tokens or 0
+            answers, problem = evaluate(ask.call.metrics, comp)
+            if problem is not None and ask.n < self.cfg.reask:
+                s.reasks += 1
+                again = _Ask(ask.call, ask.messages, ask.started, ask.n + 1, ask.attempts, ask.prompt_tokens, ask.completion_tokens)
+                self.queue.put(self._request(again, reask_messages(ask.messages, comp.text, problem)))
+                self.queue.finished()
+                return
+            row = self.row(ask.call, started=ask.started, status="ok" if problem is None else "unparseable", answers=answers,
+                           completion=comp, error=problem, attempts=ask.attempts, prompt_tokens=ask.prompt_tokens,
+                           completion_tokens=ask.completion_tokens, response_format=comp.response_format)
+        self.writer.put(row)
+        self._after(row)
+        self.queue.finished()
+
+    async def run(self, calls: list[Call], backend: Backend) -> Summary:
+        """Every call through `backend`; each answer is recorded as it is delivered."""
+        self._asks: dict[str, _Ask] = {}
+        self.queue = RequestQueue(self.first_requests(calls))
+        self.writer = self.ledger.writer()
+        try:
+            await backend.run(self.queue, self.deliver)
+        finally:
+            self.writer.close()
+            await backend.aclose()
         return self.summary
 
-def make_backend(cfg: JudgeConfig):
-    if cfg.backend == "vllm":
-        from .vllm_backend import VLLMBackend
 
-        return VLLMBackend(cfg)
-    return OpenAIBackend(cfg)
+@dataclass(slots=True)
+class _Ask:
+    """A call's state between requests: its n-th ask (0 = first), and what its requests used."""
+
+    call: Call
+    messages: list[dict]  # the first ask's messages; a re-ask adds the answer and the problem
+    started: str
+    n: int = 0
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def read_sample(path: str | Path) -> pd.DataFrame:
+    """The study's sample.parquet; a ValueError naming the file when it cannot be read."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: not a Parquet file that can be read ({exc}); write it again with `kasauti sample`") from None
+
 
 def limit_items(sample: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     return sample if limit is None else sample.iloc[:limit]
 
 def run_judge(sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *, progress: Progress | None = None,
-              retry_failed: bool = False, backend=None) -> Summary:
-    """Score every pending call of `cfg` over `sample`; answers go to the ledger as they come."""
+              retry_failed: bool = True, backend=None) -> Summary:
+    """Score every pending call of `cfg` over `sample` (calls that failed in an earlier run too,
+    unless not `retry_failed`); answers go to the ledger as they come."""
     t0 = time.perf_counter()
     with Ledger(ledger_path) as ledger:
         run = JudgeRun(sample, rubric, cfg, ledger, progress=progress, retry_failed=retry_failed)
         calls = run.pending()
-        run.progress.start(cfg, run.summary.planned, run.summary.cached)
+        run.progress.start(cfg, run.summary.planned, run.summary.planned - len(calls))
         try:
             if calls:
-                if cfg.backend == "vllm":
-                    run.run_batched(calls, backend or make_backend(cfg))
-                else:
-                    asyncio.run(run.run_async(calls, backend))
+                asyncio.run(run.run(calls, backend or make_backend(cfg, ledger)))
         finally:
             run.progress.stop()
             run.summary.elapsed_s = time.perf_counter() - t0
@@ -350,10 +290,10 @@ class DryRun:
         return self.planned - self.cached
 
 def dry_run(sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *, show: int = 2,
-            retry_failed: bool = False) -> DryRun:
+            retry_failed: bool = True) -> DryRun:
     """The calls a run would make (none is made) and the first `show` rendered prompts."""
     with Ledger(ledger_path) as ledger:
         run = JudgeRun(sample, rubric, cfg, ledger, retry_failed=retry_failed)
         calls = run.pending(render=True)
         ex = [(c, run.planner.messages(c.row, c.metrics)) for c in calls[:show]]
-        return DryRun(cfg.name, run.summary.planned, run.summary.cached, ex)
+        return DryRun(cfg.name, run.summary.planned, run.summary.planned - len(calls), ex)

@@ -3,7 +3,13 @@
 Used by the tests, the benchmark and ``kasauti demo`` (judging with no API key). It reads the
 rubric section of the judge prompt (``### metric: Title`` followed by ``- 0 (label): ...`` scale
 lines), scores each metric from a hash of the first user message and the metric name, and
-answers in the judge's JSON format, with OpenAI-shaped ``logprobs`` when asked.
+answers in the judge's JSON format, with OpenAI-shaped ``logprobs`` when asked. Asked without a
+JSON schema it answers like a model that copies the prompt's answer example (quoted scores if
+the example quotes them).
+
+It also serves the Batch API (``/v1/files``, ``/v1/batches``): a batch's requests are answered
+like chat requests, with the batch faults of :class:`Faults` (failed batches, errored and
+expired requests, slow completion, 5xx on polls).
 
 Faults are drawn per request from a hash of the request's messages and how many times the
 server has seen them, so a run is reproducible and a retried request can succeed.
@@ -57,6 +63,11 @@ class Faults:
     delay_s: float = 0.0  # latency of every answer
     logprobs: bool = True  # return logprobs when asked
     json_schema: bool = True  # accept response_format json_schema (else answer 400 naming it)
+    # the Batch API (/v1/files, /v1/batches): 429/500 above become errored requests in the error file
+    batch_delay_s: float = 0.0  # a batch completes this long after it was created
+    batch_fail: bool = False  # every batch fails (validation), no request is run
+    rate_expired: float = 0.0  # requests not run within the window: the batch ends "expired"
+    rate_poll_500: float = 0.0  # batches.retrieve answers 500
 
 
 def _u(*parts) -> float:
@@ -89,6 +100,8 @@ class FakeJudgeServer:
     events: list = field(default_factory=list)  # (prompt hash, n messages, outcome, monotonic time)
 
     def __post_init__(self):
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict] = {}  # id -> the batch object (its "_created": monotonic time)
         self._seen: Counter = Counter()
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -106,6 +119,10 @@ class FakeJudgeServer:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/files", self._file_create)
+        app.router.add_get("/v1/files/{id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._batch_create)
+        app.router.add_get("/v1/batches/{id}", self._batch_retrieve)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -151,9 +168,8 @@ class FakeJudgeServer:
         self.events.clear()
 
     # the endpoint -----------------------------------------------------------------------------
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        messages = body["messages"]
+    def _transport(self, messages: list[dict]) -> tuple[str, str, int]:
+        """Count a request and draw its transport outcome: (outcome, hash of the messages, times seen before)."""
         ph = hash_messages(messages[:2])
         full = hash_messages(messages)
         n = self._seen[full]
@@ -168,6 +184,13 @@ class FakeJudgeServer:
                 break
             u -= rate
         self.events.append((ph, len(messages), outcome, time.monotonic()))
+        return outcome, full, n
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        messages = body["messages"]
+        outcome, full, n = self._transport(messages)
+        f = self.faults
         if outcome == "429":
             headers = {"Retry-After": f.retry_after} if f.retry_after is not None else {}
             return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers)
@@ -185,6 +208,80 @@ class FakeJudgeServer:
         if f.delay_s:
             await asyncio.sleep(f.delay_s)
         return web.json_response(self.answer(body, messages, full, n))
+
+    # the Batch API ----------------------------------------------------------------------------
+    async def _file_create(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        data = form["file"].file.read()
+        fid = f"file-{len(self.files) + 1}"
+        self.files[fid] = data
+        return web.json_response({"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                                  "filename": form["file"].filename, "purpose": form["purpose"], "status": "processed"})
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        fid = request.match_info["id"]
+        if fid not in self.files:
+            return web.json_response({"error": {"message": f"no file {fid}", "type": "invalid_request_error"}}, status=404)
+        return web.Response(body=self.files[fid], content_type="application/octet-stream")
+
+    async def _batch_create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("input_file_id") not in self.files:
+            return web.json_response({"error": {"message": "no such input file", "type": "invalid_request_error"}}, status=400)
+        bid = f"batch_{len(self.batches) + 1}"
+        self.batches[bid] = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
+                             "completion_window": body["completion_window"], "created_at": int(time.time()),
+                             "status": "validating", "metadata": body.get("metadata"), "_created": time.monotonic(), "_polls": 0}
+        return web.json_response(_public(self.batches[bid]))
+
+    async def _batch_retrieve(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return web.json_response({"error": {"message": "no such batch", "type": "invalid_request_error"}}, status=404)
+        batch["_polls"] += 1
+        if _u("poll", batch["id"], batch["_polls"]) < self.faults.rate_poll_500:
+            return web.json_response({"error": {"message": "internal error", "type": "server_error"}}, status=500)
+        if batch["status"] in ("validating", "in_progress"):
+            if time.monotonic() - batch["_created"] >= self.faults.batch_delay_s:
+                self._run_batch(batch)
+            else:
+                batch["status"] = "in_progress"
+        return web.json_response(_public(batch))
+
+    def _run_batch(self, batch: dict) -> None:
+        """Answer every request of the batch's input file: output and error files, final status."""
+        f = self.faults
+        if f.batch_fail:
+            batch.update(status="failed", errors={"object": "list", "data": [
+                {"code": "invalid_request", "message": "the input file could not be validated", "line": 1, "param": None}]})
+            return
+        out, errs = [], []
+        for line in self.files[batch["input_file_id"]].decode().splitlines():
+            req = json.loads(line)
+            body, cid = req["body"], req["custom_id"]
+            if _u("expired", cid, batch["id"]) < f.rate_expired:
+                errs.append({"id": f"req-{cid}", "custom_id": cid, "response": None, "error": {
+                    "code": "batch_expired", "message": "This request could not be executed before the completion window expired."}})
+                continue
+            outcome, full, n = self._transport(body["messages"])
+            status, answer = 200, None
+            if outcome in ("429", "500"):
+                status = int(outcome)
+                answer = {"error": {"message": "rate limited" if status == 429 else "internal error", "type": "server_error"}}
+            elif (body.get("response_format") or {}).get("type") == "json_schema" and not f.json_schema:
+                status, answer = 400, {"error": {"message": "response_format json_schema is not supported", "type": "invalid_request_error"}}
+            else:
+                answer = self.answer(body, body["messages"], full, n)
+            line = {"id": f"req-{cid}", "custom_id": cid, "response": {"status_code": status, "request_id": cid, "body": answer}, "error": None}
+            (out if status == 200 else errs).append(line)
+        for key, lines in (("output_file_id", out), ("error_file_id", errs)):
+            if lines:
+                fid = f"file-{len(self.files) + 1}"
+                self.files[fid] = "".join(json.dumps(x) + "\n" for x in lines).encode()
+                batch[key] = fid
+        expired = any((x.get("error") or {}).get("code") == "batch_expired" for x in errs)
+        batch.update(status="expired" if expired else "completed",
+                     request_counts={"total": len(out) + len(errs), "completed": len(out), "failed": len(errs)})
 
     def answer(self, body: dict, messages: list[dict], full: str, n: int) -> dict:
         """The chat.completion body for a request (`full`: hash of its messages, `n`: times seen)."""
@@ -205,6 +302,8 @@ class FakeJudgeServer:
             answer[m0]["score"] = max(metrics[m0]) + 5
         elif metrics and content_fault == "missing_score":
             del answer[next(iter(metrics))]["score"]
+        if (body.get("response_format") or {}).get("type") != "json_schema":
+            _like_prompt(answer, messages)
         content = json.dumps(answer, ensure_ascii=False)
         if content_fault == "malformed":
             content = content[: len(content) // 2]
@@ -246,6 +345,23 @@ class FakeJudgeServer:
         alts.append(('"', math.log(0.03)))
         chosen = dict(alts)[tok] if tok in dict(alts) else -0.01
         return _tok(tok, chosen, alts[:k])
+
+
+def _public(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
+def _like_prompt(answer: dict, messages: list[dict]) -> None:
+    """Without a schema a model copies the answer example of the system prompt: a score shown
+    quoted there comes back as a string."""
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    try:
+        form = json.loads(system[system.index("{"):])
+    except ValueError:
+        return
+    for metric, part in answer.items():
+        if "score" in part and isinstance((form.get(metric) or {}).get("score"), str):
+            part["score"] = str(part["score"])
 
 
 def _tok(tok: str, lp: float, top: list[tuple[str, float]]) -> dict:

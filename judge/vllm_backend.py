@@ -10,9 +10,9 @@ decoded_token)}`` mapping that becomes the score distribution.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from .backends import Completion
+from .backends import Completion, RequestQueue, Result, register_backend
 from .config import JudgeConfig
 from .parse import Token
 
@@ -32,11 +32,22 @@ def structured_json(schema: dict) -> dict:
     return {"guided_decoding": sp.GuidedDecodingParams(json=schema)}
 
 
+@register_backend("vllm")
 class VLLMBackend:
-    def __init__(self, cfg: JudgeConfig, llm=None):
+    """``batch_size`` requests per ``LLM.chat`` (re-asks join the next batch)."""
+
+    def __init__(self, cfg: JudgeConfig, ledger=None, *, llm=None):
         self.cfg = cfg
         self._llm = llm
         _vllm()  # fail early, with the install hint
+
+    async def run(self, queue: RequestQueue, deliver: Callable[[Result], None]) -> None:
+        while reqs := await queue.take(self.cfg.batch_size):
+            for req, completion in zip(reqs, self.complete_batch([r.messages for r in reqs], [r.schema for r in reqs])):
+                deliver(Result(req, completion, None))
+
+    async def aclose(self) -> None:
+        pass
 
     @property
     def llm(self):

@@ -176,7 +176,7 @@ def demo(
 
     with FakeJudgeServer() as server:
         study = use_judge_server(study, server.url)
-        judge_cmd(study.root, names=None, dry=False, limit=None, retry_failed=False)
+        judge_cmd(study.root, names=None, dry=False, limit=None, retry_failed=True)
     console.rule("3. annotate: the embedded Argilla server, one workspace per language, rubric forms")
     server = demo_annotation(study, port)
     console.rule("4. report: native speakers vs the GPT-4 judge (PARIKSHA's ratings) and the demo judge")
@@ -263,7 +263,8 @@ def judge_cmd(
     names: list[str] = typer.Option(None, "--judge", help="Run only this judge (repeatable); default: all configured."),
     dry: bool = typer.Option(False, "--dry-run", help="Print the first prompts and the number of calls; call nothing."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items of the sample."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Call again where the ledger recorded a failure."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--skip-failed",
+                                      help="Call again where the ledger recorded a failure (the default), or leave those alone."),
 ) -> None:
     """Score the study's sample with its configured LLM judges; writes judgments.parquet."""
     import judge
@@ -284,7 +285,17 @@ def judge_cmd(
         rs = rubrics.load_rubric_set(study.config.rubric)
     except rubrics.RubricError as exc:
         fail(str(exc))
-    sample = judge.limit_items(pd.read_parquet(study.sample), limit)
+    try:
+        sample = judge.limit_items(judge.read_sample(study.sample), limit)
+    except ValueError as exc:
+        fail(str(exc))
+    for cfg in cfgs:
+        try:
+            warning = cfg.key_warning()
+        except ValueError as exc:
+            fail(str(exc))
+        if warning:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if dry:
         for cfg in cfgs:
             try:
@@ -299,25 +310,38 @@ def judge_cmd(
                 for m in messages:
                     console.print(f"[{m['role']}]\n{m['content']}\n", markup=False, highlight=False, soft_wrap=True)
         return
+    failed = skipped = 0
     try:
         for cfg in cfgs:
             s = judge.run_judge(sample, rs, cfg, study.judge_ledger, progress=RichProgress(console), retry_failed=retry_failed)
             cost = "" if s.cost is None else f", cost ${s.cost:.4f}"
+            earlier = (f"{s.retried} failed earlier and retried, " if s.retried else "") + (
+                f"{s.skipped_failed} failed earlier and skipped, " if s.skipped_failed else "")
             console.print(
-                f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {s.ok} ok, {s.failed} failed, "
+                f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {earlier}{s.ok} ok, {s.failed} failed, "
                 f"{s.unparseable} unparseable; {s.requests} requests ({s.retries} retries, {s.reasks} re-asks), "
                 f"{s.prompt_tokens}+{s.completion_tokens} tokens{cost}, {s.elapsed_s:.1f} s", highlight=False, soft_wrap=True)
             for kind, n in sorted(s.errors.items()):
-                console.print(f"  {n} x {kind}", highlight=False)
-    except FatalError as exc:
-        fail(str(exc))
-    except ValueError as exc:
+                console.print(f"  {n} x {escape(kind)}", highlight=False)
+            failed, skipped = failed + s.failed, skipped + s.skipped_failed
+    except (FatalError, ValueError, ImportError) as exc:  # ImportError: a backend's missing package, with the install hint
         fail(str(exc))
     finally:
         if study.judge_ledger.exists():
-            with judge.Ledger(study.judge_ledger) as ledger:
-                df = ledger.export(study.judgments)
-            console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
+            try:
+                with judge.Ledger(study.judge_ledger) as ledger:
+                    df = ledger.export(study.judgments)
+                console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
+            except ValueError:  # not a ledger: already reported by the run
+                pass
+    if failed:
+        err.print(f"[bold red]{failed} calls failed[/] (reasons above): fix the cause, then run `kasauti judge {study_dir}` "
+                  "again to call them again", highlight=False, soft_wrap=True)
+    if skipped:
+        err.print(f"{skipped} calls failed in an earlier run were skipped: run without --skip-failed to call them again",
+                  highlight=False, soft_wrap=True)
+    if failed or skipped:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -49,7 +49,9 @@ def judge_response_schema(metrics: Sequence[Metric]) -> dict:
 
 
 def _answer_format(metrics: Sequence[Metric]) -> str:
-    example = {m.name: {"reason": "...", "score": f"<one of {m.judge.scale.values}>"} for m in metrics}
+    """The answer example: valid JSON with each score an integer (a model without schema-constrained
+    output copies the example's types, and the parser rejects quoted scores)."""
+    example = {m.name: {"reason": "...", "score": m.judge.scale.values[0]} for m in metrics}
     return json.dumps(example, ensure_ascii=False)
 
 

@@ -3,6 +3,7 @@
 import json
 from collections import Counter
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -17,8 +18,15 @@ SAMPLE = demo_sample(4)  # 12 items, 3 languages
 
 
 def cfg(url, **kw):
-    base = dict(name="fake", model="fake-judge", base_url=url, timeout_s=1.0, backoff_base_s=0.01, backoff_max_s=0.05, concurrency=8)
+    base = dict(name="fake", model="fake-judge", base_url=url, timeout_s=1.0, backoff_base_s=0.01, backoff_max_s=0.05, concurrency=8,
+                batch_poll_s=0.02)
     return JudgeConfig(**{**base, **kw})
+
+
+@pytest.fixture(params=["openai", "openai_batch"])
+def backend(request):
+    """The backends that speak to an endpoint: each passes the same fault tests."""
+    return request.param
 
 
 def expected_scores(judge_cfg, rubric=RS, sample=SAMPLE):
@@ -47,11 +55,11 @@ def check_every_call_once(df, judge_cfg, rubric=RS, sample=SAMPLE):
         assert r.score == exp[(r.item_id, r.metric)]  # never coerced, never swapped
 
 
-def test_every_item_scored_or_failed_with_reason(tmp_path):
+def test_every_item_scored_or_failed_with_reason(tmp_path, backend):
     faults = Faults(rate_429=0.15, rate_500=0.1, rate_slow=0.05, rate_drop=0.05, rate_malformed=0.1,
                     rate_out_of_scale=0.1, rate_missing_score=0.05, slow_s=2.0, retry_after="0.1")
     with FakeJudgeServer(faults) as srv:
-        c = cfg(srv.url, mode="per_metric", repeats=2, max_attempts=2, timeout_s=0.5)
+        c = cfg(srv.url, mode="per_metric", repeats=2, max_attempts=2, timeout_s=0.5, backend=backend)
         s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert s.planned == len(SAMPLE) * 3 * 2 and s.cached == 0
         assert s.ok + s.failed + s.unparseable == s.planned
@@ -59,8 +67,8 @@ def test_every_item_scored_or_failed_with_reason(tmp_path):
         outcomes = Counter(e[2] for e in srv.events)
         assert all(outcomes[k] > 0 for k in ("429", "500", "slow", "drop")), outcomes
         before = srv.total
-        s2 = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
-        assert (s2.cached, s2.requests, srv.total) == (s.planned, 0, before)  # a finished run makes zero calls
+        s2 = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite", retry_failed=False)
+        assert (s2.cached, s2.skipped_failed, s2.requests, srv.total) == (s.planned - s.failed, s.failed, 0, before)  # zero calls
         calls = Ledger(tmp_path / "l.sqlite").judgments().drop_duplicates(["item_id", "metric", "repeat"])
         assert calls.attempts.sum() == before  # every request is accounted to one call
     df = Ledger(tmp_path / "l.sqlite").judgments()
@@ -68,8 +76,11 @@ def test_every_item_scored_or_failed_with_reason(tmp_path):
     statuses = Counter(df.status)
     assert statuses["ok"] > 0 and statuses["failed"] > 0 and statuses["unparseable"] > 0, statuses
     failed = df[df.status == "failed"]
-    assert failed["error"].str.contains("gave up after 2 attempts").all()
-    assert (failed["attempts"] >= 2).all()
+    if backend == "openai":
+        assert failed["error"].str.contains("gave up after 2 attempts").all()
+        assert (failed["attempts"] >= 2).all()
+    else:  # a batch request is not retried inside the batch: the error file's reason is recorded
+        assert failed["error"].str.match(r"HTTP (429|500): ").all()
 
 
 def test_retry_after_honoured(tmp_path):
@@ -86,9 +97,9 @@ def test_retry_after_honoured(tmp_path):
     assert waits and min(waits) >= 0.3 - 1e-3  # backoff is 0: only Retry-After made it wait
 
 
-def test_out_of_scale_is_reasked_then_unparseable_never_coerced(tmp_path):
+def test_out_of_scale_is_reasked_then_unparseable_never_coerced(tmp_path, backend):
     with FakeJudgeServer(Faults(rate_out_of_scale=1.0)) as srv:
-        c = cfg(srv.url, reask=1)
+        c = cfg(srv.url, backend=backend, reask=1)
         s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert s.requests == 2 * len(SAMPLE) and s.reasks == len(SAMPLE)
         assert sorted(Counter(e[1] for e in srv.events).items()) == [(2, len(SAMPLE)), (4, len(SAMPLE))]  # re-ask carries the answer
@@ -102,9 +113,9 @@ def test_out_of_scale_is_reasked_then_unparseable_never_coerced(tmp_path):
     assert (df.attempts == 2).all()
 
 
-def test_malformed_without_reask(tmp_path):
+def test_malformed_without_reask(tmp_path, backend):
     with FakeJudgeServer(Faults(rate_malformed=1.0)) as srv:
-        c = cfg(srv.url, reask=0, mode="per_metric")
+        c = cfg(srv.url, backend=backend, reask=0, mode="per_metric")
         s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert s.requests == s.planned == s.unparseable
     df = Ledger(tmp_path / "l.sqlite").judgments()
@@ -113,9 +124,9 @@ def test_malformed_without_reask(tmp_path):
 
 
 @pytest.mark.parametrize("logprobs", [True, False])
-def test_logprobs_present_or_absent(tmp_path, logprobs):
+def test_logprobs_present_or_absent(tmp_path, logprobs, backend):
     with FakeJudgeServer(Faults(logprobs=logprobs)) as srv:
-        c = cfg(srv.url, top_logprobs=5)
+        c = cfg(srv.url, backend=backend, top_logprobs=5)
         run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
     df = Ledger(tmp_path / "l.sqlite").judgments()
     check_every_call_once(df, c)
@@ -133,16 +144,16 @@ def test_logprobs_present_or_absent(tmp_path, logprobs):
         assert 0 < r.entropy <= __import__("math").log(len(levels)) + 1e-9
 
 
-def test_json_schema_refused_falls_back(tmp_path):
+def test_json_schema_refused_falls_back(tmp_path, backend):
     with FakeJudgeServer(Faults(json_schema=False)) as srv:
-        c = cfg(srv.url)
+        c = cfg(srv.url, backend=backend)
         s = run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert s.ok == len(SAMPLE)
     df = Ledger(tmp_path / "l.sqlite").judgments()
     assert {json.loads(p)["response_format_used"] for p in df.params} == {"json_object"}
 
 
-def test_judge_scale_mapped_to_human_scale(tmp_path):
+def test_judge_scale_mapped_to_human_scale(tmp_path, backend):
     raw = yaml.safe_load(open(rubrics.load.resolve("pariksha"), encoding="utf-8"))
     la = raw["families"][0]["metrics"][0]
     la["judge"]["scale"] = {"levels": [{"value": v, "label": f"l{v}", "anchor": f"a{v}"} for v in range(1, 6)]}
@@ -150,7 +161,7 @@ def test_judge_scale_mapped_to_human_scale(tmp_path):
     raw["version"] = "1.0-five"
     rs = rubrics.RubricSet.model_validate(raw)
     with FakeJudgeServer() as srv:
-        c = cfg(srv.url)
+        c = cfg(srv.url, backend=backend)
         run_judge(SAMPLE, rs, c, tmp_path / "l.sqlite")
     df = Ledger(tmp_path / "l.sqlite").judgments()
     check_every_call_once(df, c, rs)
@@ -170,11 +181,11 @@ def test_request_rate_limit(tmp_path):
         assert sum(1 for u in times[i:] if u - t < 1.0) <= 21
 
 
-def test_wrong_endpoint_stops_the_run_with_a_clear_error(tmp_path):
+def test_wrong_endpoint_stops_the_run_with_a_clear_error(tmp_path, backend):
     from judge.backends import FatalError
 
     with FakeJudgeServer() as srv:
-        c = cfg(srv.url.removesuffix("/v1"))  # 404 for every call: no point going on
+        c = cfg(srv.url.removesuffix("/v1"), backend=backend)  # 404 for every call: no point going on
         with pytest.raises(FatalError, match="HTTP 404"):
             run_judge(SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert srv.total == 0
@@ -233,7 +244,10 @@ def test_server_runs_standalone():
 def test_bad_sample_rows_are_named(tmp_path):
     bad = SAMPLE.head(3).copy()
     bad.loc[2, "language"] = "xx-not-a-code!"
-    with pytest.raises(ValueError, match=r"sample.parquet row 2 .* column language"):
+    with pytest.raises(ValueError, match=r"sample.parquet row 3 .* column language"):  # rows count from 1
         run_judge(bad, RS, cfg("http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
+    twice = pd.concat([SAMPLE.head(3), SAMPLE.iloc[[1]]], ignore_index=True)
+    with pytest.raises(ValueError, match=rf"sample.parquet rows 2 and 4, column item_id: {SAMPLE.item_id[1]!r} appears more than once"):
+        run_judge(twice, RS, cfg("http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['response'\]"):
         run_judge(SAMPLE.drop(columns="response"), RS, cfg("http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")

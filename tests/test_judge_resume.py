@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import pandas as pd
+import pytest
 
 from judge.ledger import COLUMNS
 from judge.testing import FakeJudgeServer, Faults
@@ -27,9 +28,10 @@ def ledger_keys(path):
         return {}
 
 
-def test_dry_run_then_run_then_rerun(tmp_path):
+@pytest.mark.parametrize("backend", ["openai", "openai_batch"])
+def test_dry_run_then_run_then_rerun(tmp_path, backend):
     with FakeJudgeServer() as srv:
-        study = make_study(tmp_path / "s", [judge_cfg(srv.url, price_per_1k_prompt_tokens=0.5)])
+        study = make_study(tmp_path / "s", [judge_cfg(srv.url, price_per_1k_prompt_tokens=0.5, backend=backend, batch_poll_s=0.02)])
         out = subprocess.run(kasauti_cmd("judge", str(study), "--dry-run"), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "12 calls planned, 0 in the ledger, 12 would be made" in out.stdout

@@ -204,7 +204,7 @@ def test_judge_messages_per_family(family):
     assert list(fmt) == [m.name for m in fam.metrics]
     for m in fam.metrics:
         assert set(fmt[m.name]) == {"reason", "score"}
-        assert str(m.judge.scale.values) in fmt[m.name]["score"]
+        assert type(fmt[m.name]["score"]) is int and fmt[m.name]["score"] in m.judge.scale.values  # never a quoted string
         assert f"### {m.name}: {m.title}" in user
         assert m.judge.question in user
         for lv in m.judge.scale.levels:
