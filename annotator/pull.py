@@ -12,31 +12,19 @@ twice gives identical tables.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import argilla as rg
 import pandas as pd
 
+import studytables
 from rubrics.schema import Family, RubricSet
 
 from .forms import COMMENT, OPTIONAL_FIELDS, REVISION, dataset_name, slug
 from .push import iter_records, record_payload
 from .records import RecordMap, describe, text_hash
 
-RATING_COLUMNS = {
-    "item_id": "string", "metric": "string", "rater": "string", "rater_kind": "string",
-    "score": "float64", "raw_score": "float64", "probs": "string", "model": "string",
-    "prompt_version": "string", "language": "string", "task": "string", "length_bin": "Int8",
-    "status": "string", "inserted_at": "datetime64[us, UTC]", "updated_at": "datetime64[us, UTC]",
-    "text_hash": "string",
-}
-REVISION_COLUMNS = {
-    "item_id": "string", "annotator": "string", "revised_response": "string", "comment": "string",
-    "status": "string", "language": "string", "task": "string",
-    "inserted_at": "datetime64[us, UTC]", "updated_at": "datetime64[us, UTC]", "text_hash": "string",
-}
 
 
 class PullError(ValueError):
@@ -68,14 +56,11 @@ def study_datasets(client: rg.Argilla, study: str, rs: RubricSet) -> list[StudyD
     return sorted(out, key=lambda d: d.name)
 
 
-def _frame(rows: list[dict], columns: dict[str, str], keys: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=list(columns))
-    for col, dtype in columns.items():
-        if dtype.startswith("datetime"):
-            df[col] = pd.to_datetime(df[col], utc=True).astype(dtype)
-        else:
-            df[col] = df[col].astype(dtype)
-    return df.sort_values(keys, kind="stable").reset_index(drop=True)
+def _frame(rows: list[dict], table: studytables.Table, keys: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=table.names)
+    for col in ("inserted_at", "updated_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    return studytables.conform(table, df.sort_values(keys, kind="stable").reset_index(drop=True), table.file)
 
 
 def _value(values: dict, name: str):
@@ -129,8 +114,8 @@ def collect(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap,
         raise PullError(f"{len(unknown)} record(s) with responses are not in {records.path} nor the sample "
                         f"({describe(unknown, 3)}); restore the record map (or the sample.parquet they were pushed "
                         "from) and pull again; nothing was written")
-    return (_frame(ratings, RATING_COLUMNS, ["item_id", "metric", "rater"]),
-            _frame(revisions, REVISION_COLUMNS, ["item_id", "annotator"]))
+    return (_frame(ratings, studytables.RATINGS, ["item_id", "metric", "rater"]),
+            _frame(revisions, studytables.REVISIONS, ["item_id", "annotator"]))
 
 
 def stale_items(revisions: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
@@ -144,16 +129,10 @@ def stale_items(revisions: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
     return sorted({i for i, h in zip(given["item_id"], given["text_hash"]) if i in current and current[i] != h})
 
 
-def _write(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def pull(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, sample: pd.DataFrame | None,
          ratings_path: str | Path, revisions_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect every response and write both tables (each replaced atomically); returns them."""
     ratings, revisions = collect(client, study, rs, records, sample)
-    _write(ratings, Path(ratings_path))
-    _write(revisions, Path(revisions_path))
+    studytables.write(studytables.RATINGS, ratings, ratings_path)
+    studytables.write(studytables.REVISIONS, revisions, revisions_path)
     return ratings, revisions

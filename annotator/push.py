@@ -20,8 +20,8 @@ from pathlib import Path
 import argilla as rg
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+import studytables
 from rubrics.schema import Family, RubricSet
 
 from .forms import OPTIONAL_FIELDS, FormOptions, build_settings, dataset_name, render_conversation, workspace_name
@@ -64,15 +64,10 @@ def check_sample(sample: pd.DataFrame, source: str = "sample") -> pd.DataFrame:
 
 def read_sample(path: str | Path) -> pd.DataFrame:
     """sample.parquet, checked; a missing or unreadable file is a PushError saying what to do."""
-    path = Path(path)
-    if not path.exists():
-        raise PushError(f"{path}: no sample; run `kasauti sample` first")
     try:
-        sample = pd.read_parquet(path)
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise PushError(f"{path}: not a readable Parquet file ({reason}); re-run `kasauti sample` to write it again") \
-            from None
+        sample = studytables.read(studytables.SAMPLE, path)
+    except studytables.TableError as exc:
+        raise PushError(str(exc)) from None
     return check_sample(sample, str(path))
 
 

@@ -9,15 +9,14 @@ written before the records it names are uploaded, never shrinking) and pull join
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
-COLUMNS = ("record_id", "item_id")
-RECORD_MAP = "records.parquet"  # under the study's argilla/ directory
+import studytables
+
+RECORD_MAP = Path(studytables.RECORDS.file).name  # under the study's argilla/ directory
 
 
 class RecordMapError(ValueError):
@@ -40,13 +39,10 @@ class RecordMap:
         self._ids: dict[str, str] = {}
         if self.path.exists():
             try:
-                df = pd.read_parquet(self.path)
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                raise RecordMapError(f"{self.path}: not a readable record map ({type(exc).__name__}); it is the only "
-                                     "link between Argilla records and items: restore it from a backup") from None
-            if list(df.columns) != list(COLUMNS):
-                raise RecordMapError(f"{self.path}: expected columns {list(COLUMNS)}, got {list(df.columns)}; "
-                                     "restore the record map from a backup")
+                df = studytables.read(studytables.RECORDS, self.path)
+            except studytables.TableError:  # not rewritable: it is the only link between records and items
+                raise RecordMapError(f"{self.path}: not a readable record map; it is the only link between Argilla "
+                                     "records and items: restore it from a backup") from None
             self._ids = dict(zip(df["item_id"], df["record_id"]))
         self._items = {rid: item for item, rid in self._ids.items()}
         self._dirty = False
@@ -74,12 +70,8 @@ class RecordMap:
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".parquet.tmp")
-        pd.DataFrame({"record_id": list(self._ids.values()), "item_id": list(self._ids)},
-                     columns=list(COLUMNS)).to_parquet(tmp, index=False)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        studytables.write(studytables.RECORDS, pd.DataFrame({"record_id": list(self._ids.values()),
+                                                             "item_id": list(self._ids)}), self.path)
         self._dirty = False
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+import studytables
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -43,11 +45,7 @@ _INSERT = (
     " :completion_tokens, :started_at, :finished_at, :params, :fingerprint)"
 )
 
-COLUMNS = [
-    "judge", "model", "rubric", "rubric_version", "prompt_hash", "mode", "repeat", "item_id", "metric",
-    "score", "human_score", "probs", "expected_score", "entropy", "reason", "raw_answer", "status", "error",
-    "attempts", "prompt_tokens", "completion_tokens", "started_at", "finished_at", "params",
-]
+COLUMNS = studytables.JUDGMENTS.names
 
 
 def now() -> str:
@@ -126,21 +124,13 @@ class Ledger:
                              None if r["probs"] is None else json.dumps(r["probs"]), r["expected_score"], r["entropy"],
                              r["reason"], raw, r["status"], r["error"], attempts, pt, ct, t0, t1, params))
         df = pd.DataFrame(rows, columns=COLUMNS)
-        for col in ("score", "human_score", "prompt_tokens", "completion_tokens"):
-            df[col] = df[col].astype("Int64")
-        for col in ("expected_score", "entropy"):
-            df[col] = df[col].astype("float64")
-        df["repeat"] = df["repeat"].astype("int64")
-        df["attempts"] = df["attempts"].astype("int64")
         for col in ("started_at", "finished_at"):
             df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")
-        return df
+        return studytables.conform(studytables.JUDGMENTS, df, str(self.path))
 
     def export(self, out: str | Path) -> pd.DataFrame:
         df = self.judgments()
-        tmp = Path(str(out) + ".tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(out)
+        studytables.write(studytables.JUDGMENTS, df, out)
         return df
 
 

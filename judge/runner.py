@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 import rubrics
+import studytables
 from rubrics import Metric, RubricSet
 
 from .backends import Backend, Completion, Request, RequestQueue, Result, make_backend
@@ -252,10 +253,7 @@ class _Ask:
 
 def read_sample(path: str | Path) -> pd.DataFrame:
     """The study's sample.parquet; a ValueError naming the file when it cannot be read."""
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise ValueError(f"{path}: not a Parquet file that can be read ({exc}); write it again with `kasauti sample`") from None
+    return studytables.read(studytables.SAMPLE, path)
 
 
 def limit_items(sample: pd.DataFrame, limit: int | None) -> pd.DataFrame:

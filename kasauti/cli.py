@@ -17,6 +17,7 @@ from rich.table import Table
 import reports
 import rubrics
 import sampling
+import studytables
 from kasauti.study import Study, StudyError, init_study
 
 app = typer.Typer(
@@ -181,7 +182,7 @@ def demo(
     server = demo_annotation(study, port)
     console.rule("4. report: native speakers vs the GPT-4 judge (PARIKSHA's ratings) and the demo judge")
     ratings, items, imp = reports.from_pariksha(DEMO_DATA)
-    ratings = pd.concat([ratings, reports.judgments_to_long(pd.read_parquet(study.judgments), study.judgments)], ignore_index=True)
+    ratings = pd.concat([ratings, reports.judgments_to_long(studytables.read(studytables.JUDGMENTS, study.judgments), study.judgments)], ignore_index=True)
     paths = reports.build_report(ratings, rubrics.load_rubric_set("pariksha"), study.report_dir, items, imp, study.config.report,
                                  title="kasauti demo: PARIKSHA subset (Bengali, Odia, Tamil)")
     for line in imp.lines():
@@ -207,7 +208,7 @@ def demo_annotation(study: Study, port: int | None):
     _quiet_sdk()
     port = study.config.annotation.port if port is None else port
     server = EmbeddedServer(study.argilla_dir, port=port, notify=lambda msg: err.print(msg, highlight=False)).start()
-    user, password_file, pushed = demo_push(study.root, study.config.name, pd.read_parquet(study.sample),
+    user, password_file, pushed = demo_push(study.root, study.config.name, studytables.read(studytables.SAMPLE, study.sample),
                                             rubrics.load_rubric_set(study.config.rubric), server.url, server.api_key)
     for d in pushed.datasets:
         console.print(f"  {d.workspace}/{d.name}: {d.added} added, {d.updated} updated, {d.unchanged} unchanged", highlight=False)
@@ -445,8 +446,6 @@ def push(
              "(pull first to keep them)."),
 ) -> None:
     """Push the sample to Argilla: one dataset per language and task family; re-push only sends changes."""
-    import pandas as pd
-
     from annotator.adjudicate import adjudicate as add_suggestions
     from annotator.forms import FormOptions
     from annotator.push import PushError, push as push_items, read_sample
@@ -477,9 +476,9 @@ def push(
         if not study.judgments.exists():
             fail(f"{study.judgments}: no judgments to adjudicate with; run `kasauti judge` first")
         try:
-            n = add_suggestions(client, study.config.name, rs, records, pd.read_parquet(study.judgments),
+            n = add_suggestions(client, study.config.name, rs, records, studytables.read(studytables.JUDGMENTS, study.judgments),
                                 cfg.min_submitted, judge)
-        except PushError as exc:
+        except (PushError, studytables.TableError) as exc:
             fail(str(exc))
         console.print(f"adjudication: judge suggestions on {n} items with >= {cfg.min_submitted} submitted "
                       "responses", highlight=False)

@@ -31,7 +31,7 @@ class TableError(ValueError):
 
 def write(table: Table, data: pd.DataFrame | pa.Table, path: str | Path) -> pa.Table:
     """Check `data` against `table` and write it to `path` atomically (a temporary file, then
-    `os.replace`): Parquet, or CSV when `path` ends in ``.csv``. Returns the table written."""
+    `os.replace`, after an fsync): Parquet, or CSV when `path` ends in ``.csv``. Returns the table written."""
     path = Path(path)
     arrow = _conform(table, table.columns, _from_pandas(table, data, str(path)), str(path), strict=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -40,6 +40,8 @@ def write(table: Table, data: pd.DataFrame | pa.Table, path: str | Path) -> pa.T
             pacsv.write_csv(arrow, tmp)
         else:
             pq.write_table(arrow, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

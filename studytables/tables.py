@@ -242,5 +242,12 @@ DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate
     Column("provenance", S, "JSON: how the threshold was chosen (calibration items, delta, test)"),
 ))
 
-TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, REPORT_CELLS,
+RECORDS = Table("records", "argilla/records.parquet", "annotator", "kasauti push",
+                "the map from each item to its opaque Argilla record id (the only link between records and items; "
+                "written before the records it names are uploaded, never shrinks)", (
+    Column("record_id", S, "the record's external id in Argilla: 32 random hex characters"),
+    ITEM_ID,
+))
+
+TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, REPORT_CELLS,
                                                 PAIRS, COMPARISONS, DECISIONS)}

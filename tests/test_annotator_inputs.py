@@ -45,7 +45,7 @@ def test_unreadable_sample_is_one_clear_error(tmp_path, content):
         make_sample(per_language=2).to_parquet(path)
         content = path.read_bytes()[: path.stat().st_size // 2]
     path.write_bytes(content)
-    with pytest.raises(PushError, match=rf"^{path}: not a readable Parquet file \(.*\); re-run `kasauti sample`") as exc:
+    with pytest.raises(PushError, match=rf"^{path}: not a Parquet file \(truncated\?\): .*; write it again \(`kasauti sample` writes it\)") as exc:
         read_sample(path)
     assert "\n" not in str(exc.value)
 

@@ -294,7 +294,7 @@ def test_bad_sample_is_one_clear_error(srv, tmp_path, damage):
         if damage == "length_bin":
             assert "row 2, column 'length_bin': expected a length bin (an integer >= 1), got 'x'" in msg
         else:
-            assert "not a readable Parquet file" in msg and "re-run `kasauti sample`" in msg
+            assert "not a Parquet file" in msg and "`kasauti sample` writes it" in msg
 
 
 def _stored(db: Path, dataset_id: str) -> tuple[int, dict[tuple[str, str], int]]:
