@@ -41,8 +41,8 @@ class RecordMap:
             try:
                 df = studytables.read(studytables.RECORDS, self.path)
             except studytables.TableError:  # not rewritable: it is the only link between records and items
-                raise RecordMapError(f"{self.path}: not a readable record map; it is the only link between Argilla "
-                                     "records and items: restore it from a backup") from None
+                raise RecordMapError(f"{self.path}: not a readable record map (damaged, or not a record map); it is the only link "
+                                     "between Argilla records and items: restore it from a backup") from None
             self._ids = dict(zip(df["item_id"], df["record_id"]))
         self._items = {rid: item for item, rid in self._ids.items()}
         self._dirty = False
