@@ -230,7 +230,7 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
         raise ValueError(f"ratings: missing required column(s) {missing}; the long format needs {REQUIRED}")
     df = ratings.reindex(columns=LONG_COLUMNS)  # one copy; absent optional columns become null
     df["item_id"] = df["item_id"].astype(str)
-    df["status"] = df["status"].fillna("submitted")
+    df["status"] = df["status"].astype(object).fillna("submitted")  # an all-null column is float
     report.counts["ratings read"] = len(df)
     keep = np.ones(len(df), bool)
 
@@ -243,7 +243,7 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     human = (df["rater_kind"] == "human").to_numpy()
     drop(~df["rater_kind"].isin(["human", "judge"]), "ratings with rater_kind not 'human' or 'judge'", ["rater", "rater_kind"])
     specs = metric_specs(rubric_set)
-    metric_code = pd.Categorical(df["metric"], categories=list(specs)).codes
+    metric_code = pd.Index(list(specs)).get_indexer(df["metric"])  # -1: not in the rubric set
     drop(metric_code < 0, f"ratings of metrics not in rubric set {rubric_set.name!r}", ["metric", "rater"])
     drop(human & (df["status"] != "submitted").to_numpy(), "human ratings not submitted (drafts/discarded)", ["item_id", "rater", "status"])
     score = df["score"].to_numpy(float)

@@ -16,6 +16,9 @@ import pytest
 import reports
 import rubrics
 
+# pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
+pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "kasauti" / "demo_data" / "pariksha"
 BROWSER_DIR = ROOT / "tests" / "browser"

@@ -13,6 +13,9 @@ import pytest
 import rubrics
 from reports.ratings import from_pariksha, from_study, judgments_to_long, prepare, read_long
 
+# pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
+pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
+
 DEMO = Path(__file__).resolve().parents[1] / "kasauti" / "demo_data" / "pariksha"
 RUBRIC = rubrics.load_rubric_set("pariksha")
 

@@ -6,9 +6,13 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import rubrics
 from reports import ReportConfig, build_report
+
+# pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
+pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
 
 
 def synthetic(rng: np.random.Generator, n: int = 150) -> pd.DataFrame:
