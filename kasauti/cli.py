@@ -222,7 +222,7 @@ def report(
     ratings: Path = typer.Option(None, "--ratings", help="Run on a .csv/.parquet in the long ratings format instead."),
     out: Path = typer.Option(None, "--out", help="Output directory (default: STUDY_DIR/report; required otherwise)."),
     rubric: str = typer.Option(None, "--rubric", help="Rubric set name or YAML path (default: the study's, else pariksha)."),
-    n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples per figure (default 1000)."),
+    n_boot: int = typer.Option(None, "--n-boot", min=0, help="Bootstrap resamples per figure (default 1000; 0: no CIs)."),
 ) -> None:
     """Agreement, calibration and verdicts as report.html, report.json and report.csv."""
     if sum(x is not None for x in (study_dir, pariksha, ratings)) != 1:
@@ -247,7 +247,7 @@ def report(
         if n_boot is not None:
             cfg = cfg.model_copy(update={"n_boot": n_boot})
         paths = reports.build_report(table, rs, out, items, imp, cfg)
-    except (StudyError, rubrics.RubricError, ValueError, FileNotFoundError) as exc:
+    except (StudyError, rubrics.RubricError, ValueError, OSError) as exc:
         fail(str(exc))
     for line in imp.lines():
         console.print(f"  {line}", highlight=False)

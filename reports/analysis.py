@@ -23,7 +23,8 @@ VERDICT_RULE = (
     "passes. <b>Humans disagree</b> (checked first) when alpha among the humans on those items is below "
     "{min_alpha}: without a human ceiling there is nothing for a judge to match, so fix the rubric or the "
     "annotation before trusting either. <b>Humans needed</b> when both tests fail; <b>not enough data</b> with fewer than "
-    "{min_items} items that have a judge score and at least two human ratings."
+    "{min_items} items that have a judge score and at least two human ratings. Without a bootstrap (n_boot = 0) "
+    "each CI bound is replaced by its point estimate."
 )
 
 
@@ -75,7 +76,8 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
     return rows_out, extras_out
 
 
-def verdicts(cells: pd.DataFrame, min_items: int = 30, tolerance: float = -0.10, min_human_alpha: float = 0.2) -> list[dict]:
+def verdicts(cells: pd.DataFrame, min_items: int = 30, tolerance: float = -0.10, min_human_alpha: float = 0.2,
+             n_boot: int = 1000) -> list[dict]:
     """Verdict per (raw) judge x metric x language (and all languages), by :data:`VERDICT_RULE`."""
     sel = cells["facet"].isin(["overall", "language"]) & (cells["judge"] != "")
     d = cells[sel & (cells["statistic"] == "delta_alpha")]
@@ -89,10 +91,10 @@ def verdicts(cells: pd.DataFrame, min_items: int = 30, tolerance: float = -0.10,
         c = cal.iloc[0] if len(cal) else None
 
         def passes(e) -> bool:
-            if e is None or e["value"] is None or pd.isna(e["value"]):
+            if e is None or _num(e["value"]) is None:
                 return False
-            k = kappa.loc[(metric, e["judge"], facet, level), "ci_low"]
-            return e["value"] >= tolerance and e["ci_high"] >= 0 and k is not None and not pd.isna(k) and k > 0
+            k = kappa.loc[(metric, e["judge"], facet, level)]
+            return e["value"] >= tolerance and _bound(e, "ci_high") >= 0 and (_bound(k, "ci_low") or 0) > 0
 
         human_alpha = _num(hh.get((metric, judge, facet, level)))
         if r["n_items"] < min_items or r["value"] is None or pd.isna(r["value"]):
@@ -105,12 +107,18 @@ def verdicts(cells: pd.DataFrame, min_items: int = 30, tolerance: float = -0.10,
             verdict = "usable after calibration"
         else:
             verdict = "humans needed"
+        note = "no bootstrap (n_boot = 0): CI bounds replaced by point estimates" if n_boot == 0 else ""
         out.append({"metric": metric, "judge": judge, "language": "all languages" if facet == "overall" else level,
-                    "verdict": verdict, "n_items": int(r["n_items"]), "human_alpha": human_alpha,
+                    "verdict": verdict, "note": note, "n_items": int(r["n_items"]), "human_alpha": human_alpha,
                     "delta_alpha": _num(r["value"]), "delta_alpha_ci": [_num(r["ci_low"]), _num(r["ci_high"])],
                     "delta_alpha_calibrated": _num(c["value"]) if c is not None else None,
                     "delta_alpha_calibrated_ci": [_num(c["ci_low"]), _num(c["ci_high"])] if c is not None else None})
     return out
+
+
+def _bound(e, end: str) -> float | None:
+    """A CI bound of a cell; its point estimate when there is no CI (no bootstrap)."""
+    return _num(e[end]) if _num(e[end]) is not None else _num(e["value"])
 
 
 def _num(x):

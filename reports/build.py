@@ -23,6 +23,9 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     """Check and join the ratings, compute every statistic, calibrate, and write
     ``report.html``, ``report.json`` and ``report.csv`` into ``out_dir``; returns their paths."""
     cfg = config or ReportConfig()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; give a directory for the report (it is created if missing)")
     clean, imp = prepare(ratings, rubric_set, items, import_report)
     if clean.empty:
         raise ValueError("no usable ratings after the checks:\n  " + "\n  ".join(imp.lines()))
@@ -31,8 +34,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
                               cfg.calibration_folds, cfg.seed)
     rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items)
     cells = pd.DataFrame(rows)
-    verdict_rows = verdicts(cells, cfg.verdict_min_items, cfg.verdict_tolerance, cfg.verdict_min_human_alpha)
-    out = Path(out_dir)
+    verdict_rows = verdicts(cells, cfg.verdict_min_items, cfg.verdict_tolerance, cfg.verdict_min_human_alpha, cfg.n_boot)
     out.mkdir(parents=True, exist_ok=True)
     present = set(clean["metric"].unique())
     meta = {"title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -150,6 +150,13 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
     return "".join(out)
 
 
+def _ci_bar(e: pd.Series | None) -> tuple[float, float]:
+    """Error-bar lengths (below, above) of a cell's value; 0 where there is no value or no CI."""
+    if e is None or any(e[k] is None or pd.isna(e[k]) for k in ("value", "ci_low", "ci_high")):
+        return 0.0, 0.0
+    return e["value"] - e["ci_low"], e["ci_high"] - e["value"]
+
+
 def _get(cells: pd.DataFrame, metric: str, stat: str, facet: str = "overall", level: str = "all") -> pd.Series | None:
     r = cells[(cells["metric"] == metric) & (cells["statistic"] == stat) & (cells["facet"] == facet) & (cells["level"] == level)]
     return r.iloc[0] if len(r) else None
@@ -165,8 +172,9 @@ def _overview(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict)
             e = _get(jc, m, _ac(meta, m) if key == "ac" else key)
             ok = e is not None and e["value"] is not None and not pd.isna(e["value"])
             ys.append(e["value"] if ok else None)
-            lo.append(e["value"] - e["ci_low"] if ok and e["ci_low"] is not None else 0)
-            hi.append(e["ci_high"] - e["value"] if ok and e["ci_high"] is not None else 0)
+            minus, plus = _ci_bar(e)
+            lo.append(minus)
+            hi.append(plus)
             text.append(f"n={int(e['n_items'])}" if e is not None else "")
             if e is not None:
                 ns.append(int(e["n_items"]))
@@ -284,8 +292,8 @@ def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: l
             ok = [e is not None and e["value"] is not None and not pd.isna(e["value"]) for e in es]
             fig.add_bar(x=levels, y=[e["value"] if k else None for e, k in zip(es, ok)], name=name, marker_color=colour,
                         showlegend=i == 1, row=1, col=i,
-                        error_y=dict(type="data", symmetric=False, array=[e["ci_high"] - e["value"] if k else 0 for e, k in zip(es, ok)],
-                                     arrayminus=[e["value"] - e["ci_low"] if k else 0 for e, k in zip(es, ok)]))
+                        error_y=dict(type="data", symmetric=False, array=[_ci_bar(e)[1] for e in es],
+                                     arrayminus=[_ci_bar(e)[0] for e in es]))
     fig.update_layout(barmode="group", title="Judge vs human consensus (Gwet's AC) before and after calibration", height=420,
                       legend=dict(orientation="h", y=-0.25))
     n = [int(i["n_items"]) for i in info if i["language"] == "all"]

@@ -11,12 +11,14 @@ named and reported in an :class:`ImportReport`, never silently dropped.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rubrics import Metric, RubricSet
 
@@ -61,18 +63,38 @@ class ImportReport:
 
 
 def read_long(path: str | Path) -> pd.DataFrame:
-    """Ratings in the long format from a .csv or .parquet file (see module doc for columns)."""
+    """Ratings in the long format from a .csv (UTF-8) or .parquet file (see module doc for columns)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a .csv or .parquet file in the long ratings format")
     if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ValueError(f"{path}: cannot read as Parquet ({exc}); give a .csv or .parquet file in the long ratings format") from None
     elif path.suffix == ".csv":
-        df = pd.read_csv(path, dtype={"item_id": str, "rater": str, "metric": str, "probs": str})
+        try:
+            df = pd.read_csv(io.StringIO(_utf8(path)), dtype={"item_id": str, "rater": str, "metric": str, "probs": str})
+        except pd.errors.ParserError as exc:
+            raise ValueError(f"{path}: not a valid CSV file ({exc})") from None
     else:
         raise ValueError(f"{path}: expected a .csv or .parquet file in the long ratings format")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing required column(s) {missing}; the long format needs {REQUIRED}")
     return _coerce_scores(df, path)
+
+
+def _utf8(path: Path) -> str:
+    """The file's text; a ValueError naming the row of the first byte that is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        where = "header" if line == 1 else f"row {line - 1}"
+        raise ValueError(f"{path}: {where}: byte {raw[exc.start]:#04x} is not UTF-8 text; "
+                         "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8) and run again") from None
 
 
 def _coerce_scores(df: pd.DataFrame, path: Path | str) -> pd.DataFrame:
@@ -134,8 +156,6 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
     exactly as the sampler cuts them (`sampling.length_bins`).
     Unparseable scores are reported (file, row, column) in the returned ImportReport.
     """
-    import pyarrow as pa
-
     from sampling import grapheme_lengths, length_bins
     from sampling.pariksha import flatten_responses, item_id
 

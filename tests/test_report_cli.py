@@ -114,3 +114,52 @@ def test_cli_long_format_file(tmp_path):
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert doc["import"]["counts"]["ratings used"] == len(long)
     assert {c["level"] for c in doc["cells"] if c["facet"] == "language"} == {"bengali", "odia", "tamil"}
+
+
+def assert_clean_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit 2 with a message naming what is wrong, and no traceback."""
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr + res.stdout
+    for needle in needles:
+        assert needle in res.stderr, (needle, res.stderr)
+
+
+def small_long_csv(path: Path) -> Path:
+    pd.DataFrame({"item_id": ["1", "1"], "metric": "task_quality", "rater": ["a", "b"], "rater_kind": "human",
+                  "score": [1, 2], "language": "bn", "task": "qa", "length_bin": 1}).to_csv(path, index=False)
+    return path
+
+
+def test_cli_without_bootstrap_gives_verdicts_on_point_estimates(tmp_path):
+    res = run_cli("--pariksha", str(DEMO), "--out", str(tmp_path / "rep"), "--n-boot", "0")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    decided = [v for v in doc["verdicts"] if v["verdict"] != "not enough data"]
+    assert decided and all(v["delta_alpha_ci"] == [None, None] for v in decided)
+    assert all("no bootstrap" in v["note"] for v in decided)
+
+
+def test_cli_negative_bootstrap_is_refused(tmp_path):
+    res = run_cli("--ratings", str(small_long_csv(tmp_path / "r.csv")), "--out", str(tmp_path / "rep"), "--n-boot", "-5")
+    assert_clean_error(res, "--n-boot")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_cli_out_is_a_file(tmp_path):
+    (tmp_path / "rep").write_text("keep me")
+    res = run_cli("--ratings", str(small_long_csv(tmp_path / "r.csv")), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, str(tmp_path / "rep"), "not a directory")
+    assert (tmp_path / "rep").read_text() == "keep me"
+
+
+def test_cli_ratings_is_a_directory(tmp_path):
+    (tmp_path / "r.csv").mkdir()
+    res = run_cli("--ratings", str(tmp_path / "r.csv"), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, str(tmp_path / "r.csv"), "is a directory")
+
+
+def test_cli_ratings_not_utf8_names_file_and_row(tmp_path):
+    path = small_long_csv(tmp_path / "r.csv")
+    pd.read_csv(path).assign(task=["qa", "café"]).to_csv(path, index=False, encoding="latin-1")
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, str(path), "row 2", "UTF-8")
