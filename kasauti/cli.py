@@ -53,7 +53,7 @@ def rubrics_show(
 ) -> None:
     """Print a rubric set's annotator guidelines (Markdown) or an example judge prompt."""
     try:
-        rs = rubrics.load_rubric_set(name)
+        rs = rubrics.load_rubric_set(name, require_judge=judge_prompt)
     except rubrics.RubricError as exc:
         fail(str(exc))
     if not judge_prompt:
@@ -70,10 +70,11 @@ def rubrics_validate(paths: list[Path] = typer.Argument(..., help="Rubric YAML f
     """Validate rubric YAML files; exit 2 on the first invalid one."""
     for path in paths:
         try:
-            rs = rubrics.load_rubric_set(path)
+            rs = rubrics.load_rubric_set(path, require_judge=False)
         except rubrics.RubricError as exc:
             fail(str(exc))
-        console.print(f"[green]ok[/] {escape(str(path))}: {rs.name} v{rs.version}, {len(rs.metric_names)} metrics")
+        kind = f" (import only: no judge section in {rs.without_judge})" if rs.without_judge else ""
+        console.print(f"[green]ok[/] {escape(str(path))}: {rs.name} v{rs.version}, {len(rs.metric_names)} metrics{escape(kind)}")
 
 
 def _study(path: Path) -> Study:
@@ -243,7 +244,7 @@ def report(
         else:
             table = reports.read_long(ratings)
             imp = reports.ImportReport(source=str(ratings))
-        rs = rubrics.load_rubric_set(rubric or "pariksha")
+        rs = rubrics.load_rubric_set(rubric or "pariksha", require_judge=False)
         if n_boot is not None:
             cfg = cfg.model_copy(update={"n_boot": n_boot})
         paths = reports.build_report(table, rs, out, items, imp, cfg)

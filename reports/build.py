@@ -14,7 +14,7 @@ from .analysis import analyse, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
 from .html import render_html
-from .ratings import ImportReport, from_pariksha, metric_specs, prepare
+from .ratings import ImportReport, from_pariksha, prepare
 
 
 def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Path, items: pd.DataFrame | None = None,
@@ -29,7 +29,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     clean, imp = prepare(ratings, rubric_set, items, import_report)
     if clean.empty:
         raise ValueError("no usable ratings after the checks:\n  " + "\n  ".join(imp.lines()))
-    specs = metric_specs(rubric_set)
+    specs = rubric_set.metrics
     cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
                               cfg.calibration_folds, cfg.seed)
     rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items)

@@ -448,3 +448,57 @@ def test_cli_show_unknown_set():
     r = cli("show", "nosuchset")
     assert r.returncode == 2
     assert "unknown rubric set 'nosuchset'" in r.stderr
+
+
+# --- one scale per metric name, aliases, import-only rubrics ---------------------------------
+
+
+def test_metric_with_different_scales_in_two_families(tmp_path, base):
+    other = copy.deepcopy(base["families"][0])
+    other.update(name="other", tasks=["other*"])
+    other["metrics"] = [copy.deepcopy(metric0(base))]
+    other["metrics"][0]["human"]["levels"].append({"value": 3, "label": "Perfect", "anchor": "Could not be better."})
+    base["families"].append(other)
+    path = write(tmp_path, base)
+    msg = load_error(path)
+    assert "'linguistic_acceptability'" in msg and "'general'" in msg and "'other'" in msg and "human scale" in msg
+    res = cli("validate", str(path))
+    assert res.returncode == 2 and "human scale" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_same_metric_in_two_families_with_one_scale_is_fine(tmp_path, base):
+    other = copy.deepcopy(base["families"][0])
+    other.update(name="other", tasks=["other*"])
+    base["families"].append(other)
+    assert rubrics.load_rubric_set(write(tmp_path, base, "ok.yaml")).metric_names == ["linguistic_acceptability", "task_quality", "hallucination"]
+
+
+def test_display_name_aliases(tmp_path, base):
+    metric0(base)["aliases"] = ["Linguistic Acceptability", "5W1H"]
+    rs = rubrics.load_rubric_set(write(tmp_path, base, "ok.yaml"))
+    assert rs.aliases == {"Linguistic Acceptability": "linguistic_acceptability", "5W1H": "linguistic_acceptability"}
+    base["families"][0]["metrics"][1]["aliases"] = ["5W1H"]
+    assert "alias '5W1H'" in load_error(write(tmp_path, base))
+    base["families"][0]["metrics"][1]["aliases"] = ["hallucination"]
+    assert "alias 'hallucination'" in load_error(write(tmp_path, base))
+
+
+def import_only(base: dict) -> dict:
+    for m in base["families"][0]["metrics"]:
+        del m["judge"]
+    return base
+
+
+def test_import_only_rubric_has_no_judge_section(tmp_path, base):
+    path = write(tmp_path, import_only(base), "import_only.yaml")
+    rs = rubrics.load_rubric_set(path, require_judge=False)
+    assert all(m.judge is None for m in rs.families[0].metrics)
+    msg = load_error(path)  # judging needs the judge part
+    assert "no judge section" in msg and "linguistic_acceptability" in msg
+    res = cli("validate", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "import only" in res.stdout
+    res = cli("show", str(path))
+    assert res.returncode == 0 and "Linguistic acceptability" in res.stdout
+    res = cli("show", str(path), "--judge-prompt")
+    assert res.returncode == 2 and "no judge section" in res.stderr and "Traceback" not in res.stderr
