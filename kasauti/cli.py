@@ -224,6 +224,8 @@ def report(
     out: Path = typer.Option(None, "--out", help="Output directory (default: STUDY_DIR/report; required otherwise)."),
     rubric: str = typer.Option(None, "--rubric", help="Rubric set name or YAML path (default: the study's, else pariksha)."),
     n_boot: int = typer.Option(None, "--n-boot", min=0, help="Bootstrap resamples per figure (default 1000; 0: no CIs)."),
+    allow_excluded: bool = typer.Option(False, "--allow-excluded", help="Exit 0 even when more than report.max_excluded_share "
+                                        "of the ratings were excluded as invalid (the report warns at the top)."),
 ) -> None:
     """Agreement, calibration and verdicts as report.html, report.json and report.csv."""
     if sum(x is not None for x in (study_dir, pariksha, ratings)) != 1:
@@ -254,6 +256,10 @@ def report(
         console.print(f"  {line}", highlight=False)
     for kind, path in paths.items():
         console.print(f"[green]wrote[/] {kind}: {path}", highlight=False)
+    if imp.warning and not allow_excluded:
+        fail(f"{imp.warning}. The report is written ({paths['html']}); pass --allow-excluded to accept it")
+    if imp.warning:
+        err.print(f"[bold yellow]warning:[/] {escape(imp.warning)}", highlight=False)
 
 
 @app.command("judge")

@@ -27,6 +27,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory; give a directory for the report (it is created if missing)")
     clean, imp = prepare(ratings, rubric_set, items, import_report)
+    imp.check_invalid_share(cfg.max_excluded_share)
     if clean.empty:
         raise ValueError("no usable ratings after the checks:\n  " + "\n  ".join(imp.lines()))
     specs = rubric_set.metrics

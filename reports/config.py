@@ -14,6 +14,9 @@ class ReportConfig(BaseModel):
     verdict_min_items: int = Field(30, ge=1, description="Items with a judge score and >= 2 humans needed for a verdict.")
     verdict_tolerance: float = Field(-0.10, le=0, description="Lowest Delta-alpha point estimate still 'inside the human band'.")
     verdict_min_human_alpha: float = Field(0.2, description="Below this human-human alpha the verdict is 'humans disagree'.")
+    max_excluded_share: float = Field(0.05, ge=0, le=1, description=(
+        "Largest share of ratings excluded as invalid (no item id, unknown metric, score not a number or off the scale, "
+        "bad length_bin) before the report warns at the top and `kasauti report` exits 2 (unless --allow-excluded)."))
     calibration_folds: int = Field(5, ge=2)
     calibration_min_items: int = Field(30, ge=2)
     calibration_min_items_language: int = Field(60, ge=2)

@@ -76,7 +76,8 @@ def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdic
     metrics = list(meta["metrics"])
     judges = sorted(j for j in cells["judge"].unique() if j and not j.endswith(CALIBRATED_SUFFIX))
     ex = pd.DataFrame(extras)
-    body = [f"<h1>{_html.escape(meta['title'])}</h1>",
+    warning = [f"<p class='warning'><b>Warning.</b> {_html.escape(imp.warning)}. See <a href='#input'>input checks</a>.</p>"] if imp.warning else []
+    body = [f"<h1>{_html.escape(meta['title'])}</h1>", *warning,
             f"<p class='meta'>Rubric set {meta['rubric_set']}; created {meta['created']}; "
             f"{imp.counts.get('items rated', 0)} items rated, {imp.counts.get('human ratings used', 0)} human and "
             f"{imp.counts.get('judge ratings used', 0)} judge ratings used; {cfg.n_boot} bootstrap resamples over items per figure.</p>",
@@ -116,6 +117,7 @@ th {{ background: #f5f5f5; }} td.nc {{ color: #757575; font-style: italic; }} td
 figure {{ margin: 1em 0 2em; }} figcaption {{ font-size: .9em; color: #424242; margin-top: .3em; }}
 .meta {{ color: #616161; }} .rule {{ background: #f5f5f5; padding: .6em .8em; border-left: 4px solid #90a4ae; font-size: .9em; }}
 dt {{ font-weight: bold; margin-top: .6em; }}
+.warning {{ background: #ffebee; border-left: 6px solid #c62828; padding: .6em .8em; }}
 </style></head><body>
 {''.join(body)}
 </body></html>"""
@@ -329,5 +331,7 @@ def _import_section(imp) -> str:
         issues = f"<table><tr><th>what</th><th>count</th><th>action</th><th>examples</th></tr>{issues}</table>"
     else:
         issues = "<p>Nothing was unmatched, duplicated or out of scale.</p>"
-    return (f"<h2>Input checks</h2><p>Source: <code>{_html.escape(imp.source)}</code>. Every rating that could not be used and every item "
+    ignored = (f"<p>Columns not used by the report (ignored): {_html.escape(', '.join(imp.ignored_columns))}.</p>"
+               if imp.ignored_columns else "")
+    return (f"<h2 id='input'>Input checks</h2>{ignored}<p>Source: <code>{_html.escape(imp.source)}</code>. Every rating that could not be used and every item "
             f"without ratings is counted here.</p><table>{counts}</table>{issues}")

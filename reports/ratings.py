@@ -55,10 +55,23 @@ class ImportReport:
             self.issues.append(Issue(kind, int(count), action, list(examples or [])[:N_EXAMPLES], invalid))
 
     @property
+    def invalid(self) -> int:
+        """Ratings excluded for invalid values."""
+        return sum(i.count for i in self.issues if i.invalid)
+
+    @property
     def invalid_share(self) -> float:
         """Share of the ratings read that were excluded for invalid values."""
         read = self.counts.get("ratings read", 0)
-        return sum(i.count for i in self.issues if i.invalid) / read if read else 0.0
+        return self.invalid / read if read else 0.0
+
+    def check_invalid_share(self, limit: float) -> None:
+        """Set :attr:`warning` when more than ``limit`` of the ratings read were invalid."""
+        if self.invalid_share > limit:
+            kinds = "; ".join(f"{i.kind}: {i.count}" for i in self.issues if i.invalid)
+            self.warning = (f"{self.invalid} of {self.counts['ratings read']} ratings ({self.invalid_share:.0%}) were excluded as "
+                            f"invalid ({kinds}), more than the {limit:.0%} allowed (report.max_excluded_share): every figure "
+                            "rests on the rest only. Check the input's scale, metric names and columns")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "counts": self.counts, "invalid_share": self.invalid_share,

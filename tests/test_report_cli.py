@@ -163,3 +163,35 @@ def test_cli_ratings_not_utf8_names_file_and_row(tmp_path):
     pd.read_csv(path).assign(task=["qa", "café"]).to_csv(path, index=False, encoding="latin-1")
     res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"))
     assert_clean_error(res, str(path), "row 2", "UTF-8")
+
+
+def test_cli_large_excluded_share_is_loud(tmp_path):
+    """Ratings on a 1-3 scale against the 0-2 rubric: a third is off the scale. The report is written
+    with the warning at the top, and the command exits 2 unless the user accepts it explicitly."""
+    rng = np.random.default_rng(3)
+    n = 90
+    rows = [(f"i{i}", "task_quality", r, "human" if r != "j" else "judge", int(rng.integers(1, 4)), "bn", "qa", 1)
+            for i in range(n) for r in ("a", "b", "j")]
+    path = tmp_path / "r.csv"
+    df = pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"])
+    df.to_csv(path, index=False)
+    off = int((df["score"] == 3).sum())
+    share = f"{off / len(df):.0%}"
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "20")
+    assert_clean_error(res, f"{off} of {len(df)} ratings ({share})", "--allow-excluded", "scores outside the metric's human scale")
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["import"]["invalid_share"] == pytest.approx(off / len(df))
+    assert f"{off} of {len(df)} ratings" in doc["import"]["warning"]
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.index("class='warning'") < html.index("<h2>Verdicts")
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep2"), "--n-boot", "20", "--allow-excluded")
+    assert res.returncode == 0, res.stderr
+    assert f"{off} of {len(df)} ratings ({share})" in res.stderr
+
+
+def test_cli_small_excluded_share_passes(tmp_path):
+    path = small_long_csv(tmp_path / "r.csv")
+    pd.concat([pd.read_csv(path)] * 10).assign(item_id=[str(i // 2) for i in range(20)]).to_csv(path, index=False)
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "0")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["import"]["warning"] is None
