@@ -33,9 +33,10 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     specs = rubric_set.metrics
     cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
                               cfg.calibration_folds, cfg.seed)
-    rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items)
+    rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items,
+                           cfg.consensus_min_humans)
     cells = pd.DataFrame(rows)
-    verdict_rows = verdicts(cells, cfg.verdict_min_items, cfg.verdict_tolerance, cfg.verdict_min_human_alpha, cfg.n_boot)
+    verdict_rows = verdicts(cells, extras, cfg)
     out.mkdir(parents=True, exist_ok=True)
     present = set(clean["metric"].unique())
     meta = {"title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -10,11 +10,12 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .agreement import GLOSSARY
-from .analysis import VERDICT_RULE
+from .analysis import verdict_rule
 from .calibration import CALIBRATED_SUFFIX
 
 VERDICT_COLOURS = {"usable as is": "#c8e6c9", "usable after calibration": "#fff59d",
-                   "humans needed": "#ffcdd2", "humans disagree": "#ffe0b2", "not enough data": "#e0e0e0"}
+                   "humans needed": "#ffcdd2", "humans disagree": "#ffe0b2", "compare on prevalence": "#b3e5fc",
+                   "not enough data": "#e0e0e0"}
 SERIES = {"hh_alpha": ("humans with each other (alpha)", "#455a64"),
           "alpha_judge_sub": ("judge replacing one human (alpha)", "#1e88e5"),
           "hj_kappa": ("judge vs consensus (Cohen's kappa)", "#8e24aa"),
@@ -129,11 +130,12 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
         return "<h2>Verdicts</h2><p>No judge ratings: no verdicts.</p>"
     df = pd.DataFrame(rows)
     out = ["<h2>Verdicts: can the judge replace a native speaker?</h2>",
-           f"<p class='rule'><b>Rule.</b> {VERDICT_RULE.format(tol=cfg.verdict_tolerance, min_items=cfg.verdict_min_items, min_alpha=cfg.verdict_min_human_alpha)}</p>"]
+           f"<p class='rule'><b>Rule.</b> {verdict_rule(cfg)}</p>"]
     for judge, jd in df.groupby("judge", sort=True):
         langs = ["all languages"] + sorted(x for x in jd["language"].unique() if x != "all languages")
-        out.append(f"<p>Judge <b>{_html.escape(judge)}</b>. Each cell: verdict, alpha among humans, Delta-alpha raw / after calibration "
-                   "(95% CI) and n items with a judge score and at least two human ratings.</p><table><tr><th>metric</th>"
+        out.append(f"<p>Judge <b>{_html.escape(judge)}</b>. Each cell: verdict, alpha and Gwet's AC among humans, Delta-alpha raw / "
+                   "after calibration (95% CI), all on the n items with a judge score and at least two human ratings; what the verdict "
+                   "rests on and any note follow (also on hovering).</p><table><tr><th>metric</th>"
                    + "".join(f"<th>{_html.escape(lang)}</th>" for lang in langs) + "</tr>")
         for metric in meta["metrics"]:
             tds = []
@@ -145,8 +147,14 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
                 r = r.iloc[0]
                 cal = "" if r["delta_alpha_calibrated"] is None else f" / {_fmt(r['delta_alpha_calibrated'])}"
                 ci = r["delta_alpha_ci"]
-                tds.append(f"<td style='background:{VERDICT_COLOURS[r['verdict']]}'><b>{r['verdict']}</b><br>"
-                           f"<small>humans &alpha; {_fmt(r['human_alpha'])}<br>&Delta;&alpha; {_fmt(r['delta_alpha'])}{cal}<br>[{_fmt(ci[0])}, {_fmt(ci[1])}] n={r['n_items']}</small></td>")
+                why = _html.escape("; ".join(filter(None, [r["basis"], r["note"]])), quote=True)
+                prev = "" if r["prevalence"] is None else "<br>" + ", ".join(
+                    f"{lv}: humans {h:.1%} / judge {j:.1%}" for lv, h, j in
+                    zip(meta["metrics"][metric]["levels"], r["prevalence"]["humans"], r["prevalence"]["judge"]))
+                note = f"<br><i>{_html.escape(r['note'])}</i>" if r["note"] else ""
+                tds.append(f"<td style='background:{VERDICT_COLOURS[r['verdict']]}' title=\"{why}\"><b>{r['verdict']}</b><br>"
+                           f"<small>humans &alpha; {_fmt(r['human_alpha'])}, AC {_fmt(r['human_ac'])}<br>&Delta;&alpha; {_fmt(r['delta_alpha'])}{cal}"
+                           f"<br>[{_fmt(ci[0])}, {_fmt(ci[1])}] n={r['n_items']}<br>rests on: {_html.escape(r['basis'])}{prev}{note}</small></td>")
             out.append(f"<tr><th>{_html.escape(meta['metrics'][metric]['title'])}</th>{''.join(tds)}</tr>")
         out.append("</table>")
     return "".join(out)
