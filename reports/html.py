@@ -24,7 +24,7 @@ SERIES = {"hh_alpha": ("humans with each other (alpha)", "#455a64"),
 CAL_STATS = ["hj_exact", "hj_kappa", "hj_ac1", "hj_bias", "delta_alpha"]
 
 EXPLAIN = [
-    ("Krippendorff's alpha", "How much raters agree beyond what their overall score distribution would give by chance: 1 is perfect, 0 is chance level, below 0 is worse than chance. Ordinal metrics count a 0-vs-2 disagreement as worse than 0-vs-1. Missing ratings and different numbers of raters per item are allowed."),
+    ("Krippendorff's alpha", "How much raters agree beyond what their overall score distribution would give by chance: 1 is perfect, 0 is chance level, below 0 is worse than chance.{ordinal} Missing ratings and different numbers of raters per item are allowed."),
     ("Human ceiling", "Alpha among the human raters. A judge cannot be expected to agree with humans better than humans agree with each other; compare every judge figure with this one."),
     ("Judge replacing one human", "Alpha recomputed after swapping one human's rating for the judge's (averaged over which human is swapped). If this is close to the human ceiling, the judge behaves like one more native speaker; Delta-alpha is the difference."),
     ("Cohen's kappa", "Agreement between the judge and the human consensus, corrected for chance. Weighted versions (linear, quadratic) give partial credit for near misses on ordinal scales."),
@@ -32,10 +32,20 @@ EXPLAIN = [
     ("Exact / within-one agreement", "Share of items where the judge gives exactly the human consensus score (or is at most one point away)."),
     ("Spearman and Kendall's tau-b", "Whether the judge ranks items in the same order as humans. A judge can rank well and still be shifted on every item: check the mean bias."),
     ("Mean bias", "Average of judge minus human consensus. Positive means the judge is more lenient (scores higher) than native speakers."),
-    ("Human consensus", "The median human rating (ordinal) or the majority rating (nominal). Items whose humans split evenly have no consensus and are left out of judge-vs-consensus figures (counted in n)."),
-    ("95% CI and n", "Intervals come from resampling items (not single ratings) 1,000 times. n is the number of items behind a figure; figures on fewer than the minimum number of items are marked as too few to say much."),
-    ("Calibration", "A monotone map from the judge's answer to the human scale, fitted on some items and always scored on others (cross-validation by item), so 'after calibration' figures are honest out-of-sample numbers."),
+    ("Human consensus", "The median human rating (ordinal) or the majority rating (nominal). Items whose humans split evenly, or with fewer than {min_humans} human rating(s) (report.consensus_min_humans), have no consensus and are left out of judge-vs-consensus figures (counted in n). Where an item's consensus is one human's rating, the figure's note says on how many items."),
+    ("95% CI and n", "Intervals come from resampling items (not single ratings) {n_boot} times. n is the number of items behind a figure; figures on fewer than the minimum number of items are marked as too few to say much."),
+    ("Calibration", "A monotone map from the judge's answer to the human scale, fitted on some items and always scored on others ({folds}-fold cross-validation by item), so 'after calibration' figures are honest out-of-sample numbers."),
 ]
+
+
+def _glossary(meta: dict, cfg) -> list[tuple[str, str]]:
+    """:data:`EXPLAIN` filled in with this report's settings and, for ordinal metrics of three or more
+    levels, a near-miss example on the first such scale."""
+    scale = next((m["levels"] for m in meta["metrics"].values() if m["measurement"] == "ordinal" and len(m["levels"]) > 2), None)
+    ordinal = (f" Ordinal metrics count a {scale[0]}-vs-{scale[-1]} disagreement as worse than {scale[0]}-vs-{scale[1]}."
+               if scale else "")
+    fill = {"ordinal": ordinal, "n_boot": f"{cfg.n_boot:,}", "min_humans": cfg.consensus_min_humans, "folds": cfg.calibration_folds}
+    return [(term, text.format(**fill)) for term, text in EXPLAIN]
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -103,7 +113,7 @@ def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdic
         body.append(_overview(charts, cells[cells["judge"] == ""], metrics, meta))
     body.append(_import_section(imp))
     body.append("<h2 id='glossary'>Glossary: how to read the figures</h2><dl>"
-                + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in EXPLAIN) + "</dl>"
+                + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in _glossary(meta, cfg)) + "</dl>"
                 + "<p>The same numbers are in <code>report.json</code> and <code>report.csv</code> beside this file "
                 "(one row per metric x judge x breakdown x statistic, with CI, n and notes).</p>")
     page = f"""<!DOCTYPE html>
@@ -308,7 +318,7 @@ def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: l
                       legend=dict(orientation="h", y=-0.25))
     n = [int(i["n_items"]) for i in info if i["language"] == "all"]
     caption = ("Gwet's AC (AC2 for ordinal metrics, AC1 for nominal) between the judge and the human consensus, raw and after a "
-               "monotone calibration map fitted by 5-fold cross-validation over items (never scored on items it was fitted on). "
+               f"monotone calibration map fitted by {meta['config']['calibration_folds']}-fold cross-validation over items (never scored on items it was fitted on). "
                f"Items with a judge score and a human rating: {', '.join(map(str, n))} per metric.")
     before_after = ["<p>Agreement with the human consensus before &rarr; after calibration (n items):</p><table><tr><th>metric</th><th>language</th>"
                     + "".join(f"<th>{GLOSSARY[s].replace('judge vs human consensus: ', '')}</th>" for s in CAL_STATS) + "</tr>"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -159,3 +160,26 @@ def test_rule_text_names_every_verdict_and_threshold(tmp_path):
     assert "0.77" in rule and "0.33" in rule and "31" in rule
     paths = build_report(synthetic(np.random.default_rng(1), n=40), rubrics.load_rubric_set("pariksha"), tmp_path, config=cfg)
     assert rule in paths["html"].read_text()
+
+
+def glossary(paths) -> str:
+    html = paths["html"].read_text()
+    return html[html.index("id='glossary'"):]
+
+
+def test_glossary_follows_the_report_scales_and_settings(tmp_path):
+    rs = rubrics.load_rubric_set("pariksha")
+    binary = synthetic(np.random.default_rng(3), n=40).assign(metric="hallucination")
+    binary["score"] = (binary["score"] > 0).astype(float)
+    text = glossary(build_report(binary, rs, tmp_path / "binary", config=ReportConfig(n_boot=20, calibration_folds=3)))
+    assert not re.search(r"\d-vs-\d", text)  # a 0/1 scale has no near misses to explain
+    assert "20 times" in text and "1,000" not in text
+    five = json.loads(rs.model_dump_json())
+    five["families"][0]["metrics"][1]["human"]["levels"] = [{"value": v, "label": f"l{v}", "anchor": "a"} for v in range(1, 6)]
+    del five["families"][0]["metrics"][1]["judge"]
+    rs5 = rubrics.RubricSet.model_validate(five)
+    ratings = synthetic(np.random.default_rng(3), n=40)
+    ratings["score"] += 1
+    paths = build_report(ratings, rs5, tmp_path / "five", config=ReportConfig(n_boot=20, calibration_folds=3))
+    assert "count a 1-vs-5 disagreement as worse than 1-vs-2" in glossary(paths)
+    assert "3-fold" in paths["html"].read_text() and "5-fold" not in paths["html"].read_text()
