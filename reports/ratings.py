@@ -100,10 +100,7 @@ def read_long(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; give a .csv or .parquet file in the long ratings format")
     if path.suffix == ".parquet":
-        try:
-            df = pd.read_parquet(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise ValueError(f"{path}: cannot read as Parquet ({exc}); give a .csv or .parquet file in the long ratings format") from None
+        df = _parquet(path)
     elif path.suffix == ".csv":
         try:
             # every value as text, only empty cells missing: prepare() parses and counts what is not a number
@@ -116,6 +113,24 @@ def read_long(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing required column(s) {missing}; the long format needs {REQUIRED}")
     return _located(df, path)
+
+
+def _parquet(path: str | Path, columns: list[str] | None = None, optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A Parquet table (``columns`` plus those of ``optional`` it has); a ValueError naming the file
+    when it cannot be read as one."""
+    try:
+        if columns is not None and optional:
+            columns = columns + [c for c in optional if c in pq.read_schema(path).names]
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}: cannot read as Parquet ({exc})") from None
+
+
+def _json(path: Path):
+    try:
+        return json.loads(_utf8(path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
 
 def _utf8(path: Path) -> str:
@@ -134,13 +149,12 @@ def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | 
     """A study's own tables: items from sample.parquet (with ``source_model`` when it has one), humans
     from ratings.parquet, judges from judgments.parquet (rows with status ``ok``; judge scale ->
     ``raw_score``, mapped -> ``score``)."""
-    names = pq.read_schema(sample).names
-    items = pd.read_parquet(sample, columns=ITEM_COLUMNS + [c for c in ("source_model",) if c in names])
+    items = _parquet(sample, ITEM_COLUMNS, optional=("source_model",))
     parts = []
     if ratings is not None and Path(ratings).exists():
-        parts.append(_located(pd.read_parquet(ratings), ratings))
+        parts.append(_located(_parquet(ratings), ratings))
     if judgments is not None and Path(judgments).exists():
-        parts.append(judgments_to_long(pd.read_parquet(judgments), judgments))
+        parts.append(judgments_to_long(_parquet(judgments), judgments))
     if not parts:
         raise FileNotFoundError(f"no ratings: neither {ratings} nor {judgments} exists")
     return pd.concat(parts, ignore_index=True), items
@@ -195,7 +209,7 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
     if not tsvs:
         raise FileNotFoundError(f"{root / 'human_ratings'}: no .tsv files")
     for path in tsvs:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(_utf8(path)), sep="\t", dtype=str, keep_default_na=False)
         missing = [c for c in ["model", "prompt_id", "worker_id", *PARIKSHA_HUMAN.values()] if c not in df.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}")
@@ -211,7 +225,10 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
                 rows.append((iid, metric, str(worker), "human", score, score, None, None, None, "submitted", path.name, n))
     for metric, folder in PARIKSHA_JUDGE.items():
         for path in sorted(Path(root, "judge_ratings", folder).glob("*.json")):
-            for n, prompt in enumerate(json.loads(path.read_text(encoding="utf-8")), start=1):
+            for n, prompt in enumerate(_json(path), start=1):
+                if not isinstance(prompt, dict) or "prompt_id" not in prompt:
+                    raise ValueError(f"{path}: entry {n} has no 'prompt_id'; expected a list of {{'prompt_id': ..., "
+                                     "'<model>': {'score': ...}}} objects")
                 for model, ans in prompt.items():
                     if not isinstance(ans, dict):
                         continue

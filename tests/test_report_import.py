@@ -177,3 +177,24 @@ def test_study_items_carry_source_model(tmp_path):
     ratings, items = from_study(tmp_path / "sample.parquet", tmp_path / "ratings.parquet", None)
     clean, _ = prepare(ratings, RUBRIC, items)
     assert dict(zip(clean["item_id"], clean["source_model"])) == {"i1": "m1", "i2": "m2"}
+
+
+def test_unreadable_source_files_are_named(tmp_path):
+    root = tmp_path / "pariksha"
+    shutil.copytree(DEMO, root)
+    tsv = sorted((root / "human_ratings").glob("*.tsv"))[0]
+    tsv.write_bytes(tsv.read_bytes() + "x\tcaf\xe9\n".encode("latin-1"))
+    lines = len(tsv.read_bytes().splitlines())
+    with pytest.raises(ValueError, match=rf"{tsv}: row {lines - 1}: byte 0xe9 is not UTF-8"):
+        from_pariksha(root)
+    shutil.copy(DEMO / "human_ratings" / tsv.name, tsv)
+    judge = sorted((root / "judge_ratings" / "task_quality").glob("*.json"))[0]
+    judge.write_text("{bad", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"{judge}: not valid JSON"):
+        from_pariksha(root)
+    judge.write_text(json.dumps([{"model-a": {"score": 1}}]), encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"{judge}: entry 1 has no 'prompt_id'"):
+        from_pariksha(root)
+    (tmp_path / "sample.parquet").write_text("junk")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'sample.parquet'}: cannot read as Parquet"):
+        from_study(tmp_path / "sample.parquet", None, None)
