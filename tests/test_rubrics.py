@@ -502,3 +502,26 @@ def test_import_only_rubric_has_no_judge_section(tmp_path, base):
     assert res.returncode == 0 and "Linguistic acceptability" in res.stdout
     res = cli("show", str(path), "--judge-prompt")
     assert res.returncode == 2 and "no judge section" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_readme_custom_rubric_example(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("A custom rubric"):]
+    block = block[block.index("```yaml\n") + 8:]
+    path = write(tmp_path, block[:block.index("```")], "basse.yaml")
+    res = cli("validate", str(path))
+    assert res.returncode == 0 and "import only" in res.stdout, res.stderr
+    rs = rubrics.load_rubric_set(path, require_judge=False)
+    assert rs.aliases == {"Coherence": "coherence", "5W1H": "five_w_one_h"}
+    # ratings that name the metrics as displayed import with no judge part and no renaming
+    ratings = tmp_path / "basse.csv"
+    rows = ["item_id,metric,rater,rater_kind,score,language,task"]
+    rows += [f"d{i},{m},{r},human,{1 + (i + k) % 3},es,summary" for i in range(12) for m in ("Coherence", "5W1H") for k, r in enumerate("ab")]
+    ratings.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "kasauti", "report", "--ratings", str(ratings), "--rubric", str(path),
+                          "--out", str(tmp_path / "rep"), "--n-boot", "0"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["import"]["counts"]["ratings used"] == len(rows) - 1
+    assert {c["metric"] for c in doc["cells"]} == {"coherence", "five_w_one_h"}
