@@ -266,10 +266,18 @@ def _examples(df: pd.DataFrame, mask: np.ndarray, cols: list[str]) -> list[str]:
     return out
 
 
+def _absent(values: pd.Series) -> np.ndarray:
+    """Missing values; blank text counts as missing."""
+    absent = values.isna().to_numpy(copy=True)
+    if not pd.api.types.is_numeric_dtype(values):
+        absent |= values.astype(str).str.strip().eq("").to_numpy()
+    return absent
+
+
 def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(as float, missing, not a number): blank text counts as missing."""
+    """(as float, missing, present but not a number)."""
     num = pd.to_numeric(values, errors="coerce").to_numpy(float)
-    missing = values.isna().to_numpy() | values.astype(str).str.strip().eq("").to_numpy()
+    missing = _absent(values)
     return num, missing, np.isnan(num) & ~missing
 
 
@@ -307,8 +315,7 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
         drop(mask, kind, cols, invalid=True)
 
     for col in ("item_id", "rater"):
-        _, absent, _ = _numbers(df[col])
-        invalid(absent, f"ratings with no {col}", [col, "metric"])
+        invalid(_absent(df[col]), f"ratings with no {col}", [col, "metric"])
         df[col] = df[col].astype(str)
     invalid(~df["rater_kind"].isin(["human", "judge"]).to_numpy(), "ratings with rater_kind not 'human' or 'judge'", ["rater_kind", "rater"])
     aliased = df["metric"].isin(list(rubric_set.aliases)).to_numpy()
