@@ -29,7 +29,9 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     clean, imp = prepare(ratings, rubric_set, items, import_report)
     imp.check_invalid_share(cfg.max_excluded_share)
     if clean.empty:
-        raise ValueError("no usable ratings after the checks:\n  " + "\n  ".join(imp.lines()))
+        why = "; ".join(f"{i.kind}: {i.count}, e.g. {i.examples[0] if i.examples else '-'}" for i in imp.issues)
+        raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
+                         "check the input against the rubric set")
     specs = rubric_set.metrics
     cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
                               cfg.calibration_folds, cfg.seed)

@@ -195,3 +195,11 @@ def test_cli_small_excluded_share_passes(tmp_path):
     res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "0")
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["import"]["warning"] is None
+
+
+def test_cli_nothing_usable_is_one_clear_line(tmp_path):
+    path = small_long_csv(tmp_path / "r.csv")
+    pd.read_csv(path).assign(score=[5, 7]).to_csv(path, index=False)
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, "no usable ratings", "2 of 2", f"{path}: row 1, column 'score': '5'")
+    assert len(res.stderr.strip().splitlines()) == 1
