@@ -132,12 +132,12 @@ def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list
             if human_ac is not None and human_ac >= cfg.verdict_min_human_ac:
                 verdict = "compare on prevalence"
                 basis = (f"humans agree on quality (Gwet's AC {human_ac:.2f}) but not on which items are flawed "
-                         f"(alpha {_fmt(human_alpha)}): compare the judge on prevalence, not item by item")
+                         f"(alpha {fmt(human_alpha)}): compare the judge on prevalence, not item by item")
                 ex = dist[key]
                 prevalence = {"humans": _shares(ex["human_dist"]), "judge": _shares(ex["judge_dist"])}
             else:
                 verdict = "humans disagree"
-                basis = f"Krippendorff's alpha among humans {_fmt(human_alpha)} and Gwet's AC {_fmt(human_ac)}"
+                basis = f"Krippendorff's alpha among humans {fmt(human_alpha)} and Gwet's AC {fmt(human_ac)}"
         elif passes(r):
             verdict = "usable as is"
         elif passes(c):
@@ -174,8 +174,9 @@ def _shares(counts: list[int]) -> list[float]:
     return [c / total if total else 0.0 for c in counts]
 
 
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+def fmt(v, digits: int = 2) -> str:
+    """A figure for display: 'n/a' when missing."""
+    return "n/a" if v is None or pd.isna(v) else f"{v:.{digits}f}"
 
 
 def _bound(e, end: str) -> float | None:

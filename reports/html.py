@@ -10,7 +10,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .agreement import GLOSSARY
-from .analysis import verdict_rule
+from .analysis import fmt, verdict_rule
 from .calibration import CALIBRATED_SUFFIX
 
 VERDICT_COLOURS = {"usable as is": "#c8e6c9", "usable after calibration": "#fff59d",
@@ -48,19 +48,15 @@ def _glossary(meta: dict, cfg) -> list[tuple[str, str]]:
     return [(term, text.format(**fill)) for term, text in EXPLAIN]
 
 
-def _fmt(v, digits: int = 2) -> str:
-    return "n/a" if v is None or pd.isna(v) else f"{v:.{digits}f}"
-
-
 def _cell(e: pd.Series | None, digits: int = 2) -> str:
     if e is None:
         return "<td class='nc'>-</td>"
     if e["value"] is None or pd.isna(e["value"]):
         return f"<td class='nc' title='{_html.escape(str(e['note']))}'>not computable<br><small>{_html.escape(str(e['note']).replace('not computable: ', ''))}</small></td>"
-    ci = f" [{_fmt(e['ci_low'], digits)}, {_fmt(e['ci_high'], digits)}]" if e["ci_low"] is not None and not pd.isna(e["ci_low"]) else ""
+    ci = f" [{fmt(e['ci_low'], digits)}, {fmt(e['ci_high'], digits)}]" if e["ci_low"] is not None and not pd.isna(e["ci_low"]) else ""
     flag = " class='small'" if e["small"] else ""
     note = f" title='{_html.escape(str(e['note']))}'" if e["note"] else ""
-    return f"<td{flag}{note}>{_fmt(e['value'], digits)}{ci}<br><small>n={int(e['n_items'])}</small></td>"
+    return f"<td{flag}{note}>{fmt(e['value'], digits)}{ci}<br><small>n={int(e['n_items'])}</small></td>"
 
 
 class _Charts:
@@ -155,7 +151,7 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
                     tds.append("<td class='nc'>-</td>")
                     continue
                 r = r.iloc[0]
-                cal = "" if r["delta_alpha_calibrated"] is None else f" / {_fmt(r['delta_alpha_calibrated'])}"
+                cal = "" if r["delta_alpha_calibrated"] is None else f" / {fmt(r['delta_alpha_calibrated'])}"
                 ci = r["delta_alpha_ci"]
                 why = _html.escape("; ".join(filter(None, [r["basis"], r["note"]])), quote=True)
                 prev = "" if r["prevalence"] is None else "<br>" + ", ".join(
@@ -163,8 +159,8 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
                     zip(meta["metrics"][metric]["levels"], r["prevalence"]["humans"], r["prevalence"]["judge"]))
                 note = f"<br><i>{_html.escape(r['note'])}</i>" if r["note"] else ""
                 tds.append(f"<td style='background:{VERDICT_COLOURS[r['verdict']]}' title=\"{why}\"><b>{r['verdict']}</b><br>"
-                           f"<small>humans &alpha; {_fmt(r['human_alpha'])}, AC {_fmt(r['human_ac'])}<br>&Delta;&alpha; {_fmt(r['delta_alpha'])}{cal}"
-                           f"<br>[{_fmt(ci[0])}, {_fmt(ci[1])}] n={r['n_items']}<br>rests on: {_html.escape(r['basis'])}{prev}{note}</small></td>")
+                           f"<small>humans &alpha; {fmt(r['human_alpha'])}, AC {fmt(r['human_ac'])}<br>&Delta;&alpha; {fmt(r['delta_alpha'])}{cal}"
+                           f"<br>[{fmt(ci[0])}, {fmt(ci[1])}] n={r['n_items']}<br>rests on: {_html.escape(r['basis'])}{prev}{note}</small></td>")
             out.append(f"<tr><th>{_html.escape(meta['metrics'][metric]['title'])}</th>{''.join(tds)}</tr>")
         out.append("</table>")
     return "".join(out)
@@ -329,7 +325,7 @@ def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: l
             for stat in CAL_STATS:
                 b, a = _get(jc, m, stat, facet, lvl), _get(cc, m, stat, facet, lvl)
                 tds.append("<td>-</td>" if b is None or a is None else
-                           f"<td>{_fmt(b['value'])} &rarr; <b>{_fmt(a['value'])}</b><br><small>n={int(a['n_items'])}</small></td>")
+                           f"<td>{fmt(b['value'])} &rarr; <b>{fmt(a['value'])}</b><br><small>n={int(a['n_items'])}</small></td>")
             before_after.append(f"<tr><td>{_html.escape(meta['metrics'][m]['title'])}</td><td>{_html.escape(lvl)}</td>{''.join(tds)}</tr>")
     before_after.append("</table>")
     rows = ["<table><tr><th>metric</th><th>language</th><th>n</th><th>method</th><th>map (judge answer &rarr; human level)</th><th>note</th></tr>"]
