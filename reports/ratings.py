@@ -161,21 +161,21 @@ def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | 
 
 
 def judgments_to_long(j: pd.DataFrame, path: str | Path = "judgments.parquet") -> pd.DataFrame:
-    """judgments.parquet rows with status ``ok`` in the long format (one row per judge x item x
-    metric: the lowest ``repeat`` is used; :func:`prepare` reports the others as duplicates)."""
+    """judgments.parquet in the long format: one row per judge x item x metric x repeat, the lowest
+    ``repeat`` first (:func:`prepare` uses it and reports the others as duplicates). Rows whose status
+    is not ``ok`` keep it as their ``status``, so :func:`prepare` counts and names them."""
     need = ["judge", "model", "prompt_hash", "item_id", "metric", "score", "human_score", "status"]
     missing = [c for c in need if c not in j.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {need} (+ probs, repeat)")
     j = _located(j.reset_index(drop=True), path)
-    ok = j[j["status"] == "ok"]
-    if "repeat" in ok.columns:
-        ok = ok.sort_values("repeat", kind="stable")
+    ok = j.sort_values("repeat", kind="stable") if "repeat" in j.columns else j
     return pd.DataFrame({
         "item_id": ok["item_id"], "metric": ok["metric"], "rater": ok["judge"],
         "rater_kind": "judge", "score": ok["human_score"], "raw_score": ok["score"],
         "probs": ok["probs"] if "probs" in ok.columns else None, "model": ok["model"],
-        "prompt_version": ok["prompt_hash"], "status": "submitted", "_file": ok["_file"], "_row": ok["_row"],
+        "prompt_version": ok["prompt_hash"], "status": ok["status"].mask(ok["status"] == "ok", "submitted"),
+        "_file": ok["_file"], "_row": ok["_row"],
     })
 
 
@@ -262,7 +262,8 @@ def _examples(df: pd.DataFrame, mask: np.ndarray, cols: list[str]) -> list[str]:
     for row in df.loc[mask, WHERE + cols].head(N_EXAMPLES).itertuples(index=False):
         file, n, first, *rest = row
         context = "".join(f", {c}={v!r}" for c, v in zip(cols[1:], rest))
-        out.append(f"{file}: row {n}, column {cols[0]!r}: {first!r}{context}")
+        value = "(empty)" if pd.isna(first) else repr(first)
+        out.append(f"{file}: row {n}, column {cols[0]!r}: {value}{context}")
     return out
 
 
@@ -326,7 +327,9 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     metric_code = pd.Index(list(specs)).get_indexer(df["metric"])  # -1: not in the rubric set
     invalid(metric_code < 0, f"ratings of metrics not in rubric set {rubric_set.name!r}", ["metric", "rater"])
     human = (df["rater_kind"] == "human").to_numpy()
-    drop(human & (df["status"] != "submitted").to_numpy(), "human ratings not submitted (drafts/discarded)", ["status", "item_id", "rater"])
+    submitted = (df["status"] == "submitted").to_numpy()
+    drop(human & ~submitted, "human ratings not submitted (drafts/discarded)", ["status", "item_id", "rater"])
+    drop(~human & ~submitted, "judge ratings not submitted (failed or unparseable calls)", ["status", "item_id", "metric"])
     score, absent, unparseable = _numbers(df["score"])
     invalid(absent, "ratings with no score", ["score", "item_id", "metric"])
     invalid(unparseable, "scores that are not numbers", ["score", "item_id", "metric"])
@@ -354,6 +357,10 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     dup = np.zeros(len(df), bool)
     dup[keep] = df.loc[keep, ["item_id", "metric", "rater"]].duplicated(keep="first").to_numpy()
     drop(dup, "raters who rated the same item twice (extra rows)", ["rater", "item_id", "metric", "score"], "first rating kept")
+    if items is None:
+        for col in ("language", "task"):
+            absent = _absent(df[col]) & keep
+            report.add(f"ratings with no {col}", int(absent.sum()), "kept, as 'unknown'", _examples(df, absent, [col, "item_id"]))
     df = df.assign(score=score, raw_score=raw_score)[keep].drop(columns=WHERE)
     if items is None:
         df["length_bin"] = length_bin[keep]

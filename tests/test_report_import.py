@@ -94,6 +94,20 @@ def test_study_tables_import(tmp_path):
     assert len(judged) == 8 and set(judged["prompt_version"]) == {"abc"}
     assert judged["probs"].notna().all() and (judged["raw_score"] == judged["score"]).all()
     assert found["items without human ratings"] == 9
+    # judge calls that did not give a score are counted (file, row, status), not dropped silently
+    assert found["judge ratings not submitted (failed or unparseable calls)"] == 4
+    failed = next(i for i in rep.issues if i.kind.startswith("judge ratings not submitted"))
+    assert failed.examples[0] == f"{tmp_path / 'judgments.parquet'}: row 1, column 'status': 'failed', item_id='i0', metric='task_quality'"
+
+
+def test_ratings_without_language_or_task_are_counted():
+    df = pd.DataFrame({"item_id": ["1", "2", "3"], "metric": "task_quality", "rater": "a", "rater_kind": "human",
+                       "score": [0, 1, 2], "language": ["bn", None, "bn"], "task": ["qa", "qa", None]})
+    clean, rep = prepare(df, RUBRIC)
+    assert clean["language"].tolist() == ["bn", "unknown", "bn"] and clean["task"].tolist() == ["qa", "qa", "unknown"]
+    found = {i.kind: i for i in rep.issues}
+    assert found["ratings with no language"].count == 1 and not found["ratings with no language"].invalid
+    assert found["ratings with no task"].examples == ["ratings table: row 3, column 'task': (empty), item_id='3'"]
 
 
 def test_judgments_missing_column_is_named():
@@ -138,7 +152,7 @@ def test_invalid_values_are_excluded_counted_and_located(tmp_path):
     clean, rep = prepare(read_long(path), RUBRIC)
     assert clean["item_id"].tolist() == ["1", "3"] and clean["length_bin"].isna().tolist() == [False, True]
     found = {i.kind: i for i in rep.issues if i.invalid}
-    expect = {"ratings with no item_id": (1, f"{path}: row 2, column 'item_id': nan"),
+    expect = {"ratings with no item_id": (1, f"{path}: row 2, column 'item_id': (empty)"),
               "length_bin not a whole number >= 1": (2, f"{path}: row 3, column 'length_bin': 'long'"),
               "scores outside the metric's human scale": (1, f"{path}: row 4, column 'score': '1.5'"),
               "scores that are not numbers": (1, f"{path}: row 5, column 'score': 'n/a'"),
