@@ -290,9 +290,10 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     item id or rater, unknown rater kinds, metrics not in the rubric set (aliases are mapped to
     their metric first), no score, scores (or raw scores) that are not numbers or are outside the
     metric's human scale, and (without an items table) a ``length_bin`` that is not a whole number
-    >= 1. Also reported: human drafts/discards (excluded), ratings that match no item, the same rater
-    rating an item twice (the first row is kept), items without human or judge ratings, and input
-    columns the report does not use. Examples name file, 1-based row, column and value.
+    >= 1. Also reported: human drafts/discards and judge calls that gave no score (excluded), ratings
+    that match no item, the same rater rating an item twice (the first row is kept), ratings without
+    language or task (kept as 'unknown'), items without human or judge ratings, and input columns
+    the report does not use. Examples name file, 1-based row, column and value.
     """
     report = report or ImportReport(source="ratings table")
     missing = [c for c in REQUIRED if c not in ratings.columns]
@@ -350,6 +351,10 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
         dup_items = items["item_id"].duplicated()
         report.add("items listed twice", int(dup_items.sum()), "first kept", items.loc[dup_items, "item_id"].tolist())
         items = items[~dup_items]
+        for col in ("language", "task"):
+            absent = _absent(items[col])
+            report.add(f"items with no {col}", int(absent.sum()), "kept, as 'unknown'", items.loc[absent, "item_id"].tolist())
+            items[col] = items[col].astype(object).mask(absent, "unknown").astype(str)
         report.counts["items"] = len(items)
         known = df["item_id"].isin(items["item_id"]).to_numpy()
         drop(~known & human, "human ratings that match no item", ["item_id", "metric", "rater"])
@@ -357,10 +362,11 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     dup = np.zeros(len(df), bool)
     dup[keep] = df.loc[keep, ["item_id", "metric", "rater"]].duplicated(keep="first").to_numpy()
     drop(dup, "raters who rated the same item twice (extra rows)", ["rater", "item_id", "metric", "score"], "first rating kept")
-    if items is None:
-        for col in ("language", "task"):
-            absent = _absent(df[col]) & keep
-            report.add(f"ratings with no {col}", int(absent.sum()), "kept, as 'unknown'", _examples(df, absent, [col, "item_id"]))
+    for col in ("language", "task"):
+        absent = _absent(df[col])
+        df[col] = df[col].astype(object).mask(absent, "unknown").astype(str)
+        if items is None:
+            report.add(f"ratings with no {col}", int((absent & keep).sum()), "kept, as 'unknown'", _examples(df.assign(**{col: None}), absent & keep, [col, "item_id"]))
     df = df.assign(score=score, raw_score=raw_score)[keep].drop(columns=WHERE)
     if items is None:
         df["length_bin"] = length_bin[keep]
@@ -370,8 +376,6 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
             rated = df.loc[df["rater_kind"] == kind, "item_id"].unique()
             without = items[~items["item_id"].isin(rated)]
             report.add(f"items without {kind} ratings", len(without), "reported", without["item_id"].tolist())
-    for col in ("language", "task"):
-        df[col] = df[col].astype(object).fillna("unknown").astype(str)
     df["length_bin"] = df["length_bin"].astype("Int64")
     present = set(df["metric"].unique())
     unrated = [m for m in specs if m not in present]

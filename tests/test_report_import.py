@@ -108,6 +108,10 @@ def test_ratings_without_language_or_task_are_counted():
     found = {i.kind: i for i in rep.issues}
     assert found["ratings with no language"].count == 1 and not found["ratings with no language"].invalid
     assert found["ratings with no task"].examples == ["ratings table: row 3, column 'task': (empty), item_id='3'"]
+    items = pd.DataFrame({"item_id": ["1", "2", "3"], "language": ["bn", "", "bn"], "task": "qa", "length_bin": 1})
+    clean, rep = prepare(df, RUBRIC, items)
+    assert clean["language"].tolist() == ["bn", "unknown", "bn"]
+    assert {i.kind: i.examples for i in rep.issues}["items with no language"] == ["2"]
 
 
 def test_judgments_missing_column_is_named():
