@@ -226,6 +226,8 @@ def report(
     n_boot: int = typer.Option(None, "--n-boot", min=0, help="Bootstrap resamples per figure (default 1000; 0: no CIs)."),
     allow_excluded: bool = typer.Option(False, "--allow-excluded", help="Exit 0 even when more than report.max_excluded_share "
                                         "of the ratings were excluded as invalid (the report warns at the top)."),
+    consensus_min_humans: int = typer.Option(None, "--consensus-min-humans", min=1, help="Human ratings an item needs for a "
+                                             "human consensus (default report.consensus_min_humans, 1)."),
 ) -> None:
     """Agreement, calibration and verdicts as report.html, report.json and report.csv."""
     if sum(x is not None for x in (study_dir, pariksha, ratings)) != 1:
@@ -247,8 +249,8 @@ def report(
             table = reports.read_long(ratings)
             imp = reports.ImportReport(source=str(ratings))
         rs = rubrics.load_rubric_set(rubric or "pariksha", require_judge=False)
-        if n_boot is not None:
-            cfg = cfg.model_copy(update={"n_boot": n_boot})
+        given = {"n_boot": n_boot, "consensus_min_humans": consensus_min_humans}
+        cfg = cfg.model_copy(update={k: v for k, v in given.items() if v is not None})
         paths = reports.build_report(table, rs, out, items, imp, cfg)
     except (StudyError, rubrics.RubricError, ValueError, OSError) as exc:
         fail(str(exc))

@@ -203,3 +203,16 @@ def test_cli_nothing_usable_is_one_clear_line(tmp_path):
     res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"))
     assert_clean_error(res, "no usable ratings", "2 of 2", f"{path}: row 1, column 'score': '5'")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_can_require_a_consensus_of_two_humans(tmp_path):
+    rows = [(f"i{i}", "task_quality", r, kind, i % 3, "bn", "qa", 1) for i in range(40)
+            for r, kind in (("a", "human"), ("b", "human"), ("j", "judge")) if not (r == "b" and i < 25)]
+    path = tmp_path / "r.csv"
+    pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"]).to_csv(path, index=False)
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "0", "--consensus-min-humans", "2")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["meta"]["config"]["consensus_min_humans"] == 2
+    exact = next(c for c in doc["cells"] if (c["statistic"], c["facet"], c["judge"]) == ("hj_exact", "overall", "j"))
+    assert exact["n_items"] == 15
