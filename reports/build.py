@@ -28,6 +28,8 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         raise ValueError(f"{out}: exists and is not a directory; give a directory for the report (it is created if missing)")
     clean, imp = prepare(ratings, rubric_set, items, import_report)
     imp.check_invalid_share(cfg.max_excluded_share)
+    if not imp.counts["ratings read"]:
+        raise ValueError(f"{imp.source}: no ratings (the table has no rows)")
     if clean.empty:
         why = "; ".join(f"{i.kind}: {i.count}, e.g. {i.examples[0] if i.examples else '-'}" for i in imp.issues)
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "

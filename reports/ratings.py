@@ -105,6 +105,8 @@ def read_long(path: str | Path) -> pd.DataFrame:
         try:
             # every value as text, only empty cells missing: prepare() parses and counts what is not a number
             df = pd.read_csv(io.StringIO(_utf8(path)), dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path}: the file is empty; expected a header row and ratings in the long format") from None
         except pd.errors.ParserError as exc:
             raise ValueError(f"{path}: not a valid CSV file ({exc})") from None
     else:

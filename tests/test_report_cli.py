@@ -216,3 +216,11 @@ def test_cli_can_require_a_consensus_of_two_humans(tmp_path):
     assert doc["meta"]["config"]["consensus_min_humans"] == 2
     exact = next(c for c in doc["cells"] if (c["statistic"], c["facet"], c["judge"]) == ("hj_exact", "overall", "j"))
     assert exact["n_items"] == 15
+
+
+def test_cli_empty_ratings_file(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("")
+    assert_clean_error(run_cli("--ratings", str(path), "--out", str(tmp_path / "rep")), str(path), "empty")
+    path.write_text("item_id,metric,rater,rater_kind,score\n")
+    assert_clean_error(run_cli("--ratings", str(path), "--out", str(tmp_path / "rep")), str(path), "no ratings")
