@@ -140,8 +140,8 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
     for judge, jd in df.groupby("judge", sort=True):
         langs = ["all languages"] + sorted(x for x in jd["language"].unique() if x != "all languages")
         out.append(f"<p>Judge <b>{_html.escape(judge)}</b>. Each cell: verdict, alpha and Gwet's AC among humans, Delta-alpha raw / "
-                   "after calibration (95% CI), all on the n items with a judge score and at least two human ratings; what the verdict "
-                   "rests on and any note follow (also on hovering).</p><table><tr><th>metric</th>"
+                   "after calibration (95% CI), all on the n items with a judge score and at least two human ratings; what a verdict "
+                   "other than the rule's tests rests on, and any note, follow (hover a cell for both).</p><table><tr><th>metric</th>"
                    + "".join(f"<th>{_html.escape(lang)}</th>" for lang in langs) + "</tr>")
         for metric in meta["metrics"]:
             tds = []
@@ -158,9 +158,11 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
                     f"{lv}: humans {h:.1%} / judge {j:.1%}" for lv, h, j in
                     zip(meta["metrics"][metric]["levels"], r["prevalence"]["humans"], r["prevalence"]["judge"]))
                 note = f"<br><i>{_html.escape(r['note'])}</i>" if r["note"] else ""
+                # the usual basis (Delta-alpha and kappa) is in the rule above; others are spelt out
+                basis = f"<br>rests on: {_html.escape(r['basis'])}" if r["verdict"] in ("compare on prevalence", "humans disagree") else ""
                 tds.append(f"<td style='background:{VERDICT_COLOURS[r['verdict']]}' title=\"{why}\"><b>{r['verdict']}</b><br>"
                            f"<small>humans &alpha; {fmt(r['human_alpha'])}, AC {fmt(r['human_ac'])}<br>&Delta;&alpha; {fmt(r['delta_alpha'])}{cal}"
-                           f"<br>[{fmt(ci[0])}, {fmt(ci[1])}] n={r['n_items']}<br>rests on: {_html.escape(r['basis'])}{prev}{note}</small></td>")
+                           f"<br>[{fmt(ci[0])}, {fmt(ci[1])}] n={r['n_items']}{basis}{prev}{note}</small></td>")
             out.append(f"<tr><th>{_html.escape(meta['metrics'][metric]['title'])}</th>{''.join(tds)}</tr>")
         out.append("</table>")
     return "".join(out)
