@@ -229,7 +229,8 @@ def _confusion(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict
     fig.update_layout(title="Confusion matrices: human consensus (rows) x judge (columns)", height=380)
     caption = ("Each cell counts items with that human consensus score (row) and judge score (column); the diagonal is exact agreement. "
                "Mass to the right of the diagonal means the judge is more lenient than native speakers. Items: "
-               + ", ".join(f"{meta['metrics'][m]['title']} n={n}" for m, n in zip(metrics, ns)) + ".")
+               + ", ".join(f"{meta['metrics'][m]['title']} n={n}" + (f" ({r['consensus_single_human']} with a single human's rating as the consensus)"
+                           if r["consensus_single_human"] else "") for m, n, r in zip(metrics, ns, rows)) + ".")
     return "<h3>Confusion matrices</h3>" + charts.add(fig, caption)
 
 
