@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reports.analysis import analyse, scale_of  # noqa: E402
 from reports.agreement import consensus  # noqa: E402
-from reports.ratings import metric_specs, prepare  # noqa: E402
+from reports.ratings import prepare  # noqa: E402
 from rubrics import RubricSet  # noqa: E402
 
 METRICS = {  # name: (levels, measurement, prevalence of the true level)
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--baseline-resamples", type=int, default=20)
     args = ap.parse_args()
     rs = rubric_set()
-    specs = metric_specs(rs)
+    specs = rs.metrics
     ratings = make_ratings(args.items)
     n_h = int((ratings["rater_kind"] == "human").sum())
     print(f"data: {args.items:,} items x {len(METRICS)} metrics: {n_h:,} human + {len(ratings) - n_h:,} judge ratings; "

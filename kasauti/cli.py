@@ -54,7 +54,7 @@ def rubrics_show(
 ) -> None:
     """Print a rubric set's annotator guidelines (Markdown) or an example judge prompt."""
     try:
-        rs = rubrics.load_rubric_set(name)
+        rs = rubrics.load_rubric_set(name, require_judge=judge_prompt)
     except rubrics.RubricError as exc:
         fail(str(exc))
     if not judge_prompt:
@@ -71,10 +71,11 @@ def rubrics_validate(paths: list[Path] = typer.Argument(..., help="Rubric YAML f
     """Validate rubric YAML files; exit 2 on the first invalid one."""
     for path in paths:
         try:
-            rs = rubrics.load_rubric_set(path)
+            rs = rubrics.load_rubric_set(path, require_judge=False)
         except rubrics.RubricError as exc:
             fail(str(exc))
-        console.print(f"[green]ok[/] {escape(str(path))}: {rs.name} v{rs.version}, {len(rs.metric_names)} metrics")
+        kind = f" (import only: no judge section in {rs.without_judge})" if rs.without_judge else ""
+        console.print(f"[green]ok[/] {escape(str(path))}: {rs.name} v{rs.version}, {len(rs.metric_names)} metrics{escape(kind)}")
 
 
 def _study(path: Path) -> Study:
@@ -225,7 +226,11 @@ def report(
     ratings: Path = typer.Option(None, "--ratings", help="Run on a .csv/.parquet in the long ratings format instead."),
     out: Path = typer.Option(None, "--out", help="Output directory (default: STUDY_DIR/report; required otherwise)."),
     rubric: str = typer.Option(None, "--rubric", help="Rubric set name or YAML path (default: the study's, else pariksha)."),
-    n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples per figure (default 1000)."),
+    n_boot: int = typer.Option(None, "--n-boot", min=0, help="Bootstrap resamples per figure (default 1000; 0: no CIs)."),
+    allow_excluded: bool = typer.Option(False, "--allow-excluded", help="Exit 0 even when more than report.max_excluded_share "
+                                        "of the ratings were excluded as invalid (the report warns at the top)."),
+    consensus_min_humans: int = typer.Option(None, "--consensus-min-humans", min=1, help="Human ratings an item needs for a "
+                                             "human consensus (default report.consensus_min_humans, 1)."),
 ) -> None:
     """Agreement, calibration and verdicts as report.html, report.json and report.csv."""
     if sum(x is not None for x in (study_dir, pariksha, ratings)) != 1:
@@ -246,16 +251,20 @@ def report(
         else:
             table = reports.read_long(ratings)
             imp = reports.ImportReport(source=str(ratings))
-        rs = rubrics.load_rubric_set(rubric or "pariksha")
-        if n_boot is not None:
-            cfg = cfg.model_copy(update={"n_boot": n_boot})
+        rs = rubrics.load_rubric_set(rubric or "pariksha", require_judge=False)
+        given = {"n_boot": n_boot, "consensus_min_humans": consensus_min_humans}
+        cfg = cfg.model_copy(update={k: v for k, v in given.items() if v is not None})
         paths = reports.build_report(table, rs, out, items, imp, cfg)
-    except (StudyError, rubrics.RubricError, ValueError, FileNotFoundError) as exc:
+    except (StudyError, rubrics.RubricError, ValueError, OSError) as exc:
         fail(str(exc))
     for line in imp.lines():
         console.print(f"  {line}", highlight=False)
     for kind, path in paths.items():
         console.print(f"[green]wrote[/] {kind}: {path}", highlight=False)
+    if imp.warning and not allow_excluded:
+        fail(f"{imp.warning}. The report is written ({paths['html']}); pass --allow-excluded to accept it")
+    if imp.warning:
+        err.print(f"[bold yellow]warning:[/] {escape(imp.warning)}", highlight=False)
 
 
 @app.command("judge")

@@ -21,6 +21,9 @@ GLOSSARY = {
     "hh_fleiss": "Fleiss' kappa among humans",
     "hh_pairwise": "humans: pairwise exact agreement",
     "hh_ac": "Gwet's AC among humans",
+    "hh_alpha_judged": "Krippendorff's alpha among humans, on the items the judge scored",
+    "hh_ac_judged": "Gwet's AC among humans, on the items the judge scored",
+    "hh_pairwise_judged": "humans: pairwise exact agreement, on the items the judge scored",
     "hj_exact": "judge vs human consensus: exact agreement",
     "hj_within_one": "judge vs human consensus: within one point",
     "hj_kappa": "judge vs human consensus: Cohen's kappa",
@@ -55,12 +58,13 @@ class Scale:
         return self.level == "ordinal" or self.k == 2
 
 
-def consensus(counts: np.ndarray, level: str) -> np.ndarray:
+def consensus(counts: np.ndarray, level: str, min_humans: int = 1) -> np.ndarray:
     """Human consensus category per row of counts (I, K), or -1 where there is none.
 
     ordinal: the median rating; with an even number of ratings whose two middle ratings
     differ, there is no consensus. nominal: the strict majority/plurality category; a tie
-    for the top count gives no consensus. Items with no human rating have none.
+    for the top count gives no consensus. Items with fewer than ``min_humans`` (at least one)
+    human ratings have none.
     """
     h = np.asarray(counts)
     m = h.sum(-1)
@@ -69,20 +73,21 @@ def consensus(counts: np.ndarray, level: str) -> np.ndarray:
         cum = np.cumsum(h, -1)
         lo = (cum >= ((m + 1) // 2)[:, None]).argmax(-1)  # lower median
         hi = (cum >= (m // 2 + 1)[:, None]).argmax(-1)  # upper median
-        ok = (m > 0) & (lo == hi)
-        out[ok] = lo[ok]
+        ok = lo == hi
+        chosen = lo
     else:
         top = h.max(-1)
-        unique_top = (h == top[:, None]).sum(-1) == 1
-        ok = (m > 0) & unique_top
-        out[ok] = h.argmax(-1)[ok]
+        ok = (h == top[:, None]).sum(-1) == 1
+        chosen = h.argmax(-1)
+    ok &= m >= max(min_humans, 1)
+    out[ok] = chosen[ok]
     return out
 
 
 class PatternFeatures:
     """Per-pattern additive quantities (see module doc) for one cell."""
 
-    def __init__(self, humans: np.ndarray, judge: np.ndarray, scale: Scale):
+    def __init__(self, humans: np.ndarray, judge: np.ndarray, scale: Scale, consensus_min_humans: int = 1):
         k = scale.k
         h = humans.astype(float)
         m = h.sum(-1)
@@ -91,7 +96,7 @@ class PatternFeatures:
         ej[has_j, judge[has_j]] = 1.0
         pair = m >= 2
         both = pair & has_j
-        cons = consensus(humans, scale.level)
+        cons = consensus(humans, scale.level, consensus_min_humans)
         has_t = (cons >= 0) & has_j
         table = np.zeros((len(h), k, k))
         table[has_t, cons[has_t], judge[has_t]] = 1.0
@@ -106,11 +111,12 @@ class PatternFeatures:
         modal_m = _modal(m[pair]) if pair.any() else 0
         fleiss_mask = (m == modal_m) & pair
         pair_agree = S.gwet_item_agreement(h, np.eye(k))
+        gwet_pa = S.gwet_item_agreement(h, gw)
         self.parts = {
             "hh_coinc": hh,
             "n_pairable": pair.astype(float),
             "pair_agree": pair_agree,
-            "gwet_pa": S.gwet_item_agreement(h, gw),
+            "gwet_pa": gwet_pa,
             "pi": pi,
             "n_rated": (m > 0).astype(float),
             "fleiss_p": np.where(fleiss_mask, pair_agree, 0.0),
@@ -123,6 +129,9 @@ class PatternFeatures:
             "n_both": both.astype(float),
             "jh_agree": jh_agree,
             "hh_agree_both": pair_agree * both,
+            "gwet_pa_both": gwet_pa * both,
+            "pi_both": pi * both[:, None],
+            "single_consensus": (has_t & (m == 1)).astype(float),
             "human_dist": h,
             "judge_dist": ej,
         }
@@ -163,7 +172,10 @@ def _statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray
         "alpha_judge_sub": S.krippendorff_alpha(s["sub_coinc"], v, scale.level),
         "delta_pairwise": _ratio(s["jh_agree"] - s["hh_agree_both"], s["n_both"]),
     }
-    out["delta_alpha"] = out["alpha_judge_sub"] - S.krippendorff_alpha(s["hh_coinc_both"], v, scale.level)
+    out["hh_alpha_judged"] = S.krippendorff_alpha(s["hh_coinc_both"], v, scale.level)
+    out["hh_ac_judged"] = S.gwet_ac_multi(s["gwet_pa_both"], s["n_both"], s["pi_both"], s["n_both"], gwet_weights)
+    out["hh_pairwise_judged"] = _ratio(s["hh_agree_both"], s["n_both"])
+    out["delta_alpha"] = out["alpha_judge_sub"] - out["hh_alpha_judged"]
     if scale.level == "ordinal":
         diff = np.abs(v[:, None] - v[None, :])
         out["hj_within_one"] = S.table_mean(t, (diff <= 1).astype(float))
@@ -193,6 +205,8 @@ _BASIS = {
 
 
 def _basis(stat: str) -> tuple[str, str]:
+    if stat.endswith("_judged"):
+        return _BASIS["both"]
     if stat == "hh_fleiss":
         return _BASIS["hh_fleiss"]
     if stat == "alpha_with_judge":
@@ -226,12 +240,13 @@ def _reason(stat: str, n: int) -> str:
 
 
 def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: int, rng: np.random.Generator,
-                 min_items: int = 10) -> tuple[dict[str, dict], dict]:
+                 min_items: int = 10, consensus_min_humans: int = 1) -> tuple[dict[str, dict], dict]:
     """All statistics of one cell with percentile bootstrap CIs over items.
 
-    humans: (I, K) counts of human ratings per category; judge: (I,) judge category or -1.
+    humans: (I, K) counts of human ratings per category; judge: (I,) judge category or -1;
+    items with fewer than ``consensus_min_humans`` human ratings have no human consensus.
     Returns ({stat: {value, ci_low, ci_high, n_items, small, note}}, extras) where extras
-    holds the confusion matrix, score distributions and the Fleiss rater count.
+    holds the confusion matrix, score distributions and how many consensus items rest on one human.
     """
     rows = np.column_stack([humans, judge + 1]).astype(np.int64)
     base = int(rows.max(initial=0)) + 1  # one int64 key per pattern (mixed radix), far faster than unique(axis=0)
@@ -240,7 +255,7 @@ def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: in
         uniq = rows[first]
     else:
         uniq, counts = np.unique(rows, axis=0, return_counts=True)
-    f = PatternFeatures(uniq[:, :-1], uniq[:, -1] - 1, scale)
+    f = PatternFeatures(uniq[:, :-1], uniq[:, -1] - 1, scale, consensus_min_humans)
     n_items = int(counts.sum())
     probs = counts / n_items
     boot = rng.multinomial(n_items, probs, size=n_boot) if n_boot else np.empty((0, len(counts)))
@@ -248,6 +263,7 @@ def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: in
     sums = f.sums(weights)
     values = _statistics(sums, scale, f.gwet_weights)
     s0 = {name: arr[0] for name, arr in sums.items()}
+    single = int(s0["single_consensus"])
     out = {}
     for stat, arr in values.items():
         n = _n_items(stat, s0, f, counts)
@@ -264,6 +280,9 @@ def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: in
                 entry["note"] = f"CI from the {len(reps)} of {n_boot} resamples where it is defined"
         if stat == "hh_fleiss" and entry["value"] is not None:
             entry["note"] = f"on the {n} items rated by exactly {f.modal_m} humans"
+        if stat.startswith("hj_") and single and entry["value"] is not None:
+            entry["note"] = (entry["note"] + "; " if entry["note"] else "") + (
+                f"{n - single} of {n} items have a consensus of >= 2 humans; on {single} it is one human's rating")
         if entry["small"] and entry["value"] is not None:
             entry["note"] = (entry["note"] + "; " if entry["note"] else "") + f"only {n} items: too few to say much"
         out[stat] = entry
@@ -272,5 +291,7 @@ def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: in
         "human_dist": s0["human_dist"].astype(int).tolist(),
         "judge_dist": s0["judge_dist"].astype(int).tolist(),
         "n_items": n_items,
+        "consensus_single_human": single,
+        "consensus_two_or_more": int(s0["table"].sum()) - single,
     }
     return out, extras

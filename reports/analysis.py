@@ -8,23 +8,41 @@ import pandas as pd
 
 from .agreement import Scale, analyse_cell
 from .calibration import CALIBRATED_SUFFIX
+from .config import ReportConfig
 
 FACETS = ["overall", "task", "language", "length_bin"]
 
 VERDICT_RULE = (
     "Delta-alpha is Krippendorff's alpha when the judge replaces one human (averaged over which human) "
-    "minus alpha among the humans, on the same items. The judge is <b>usable as is</b> when its "
+    "minus alpha among the humans, on the same items: those with a judge score and at least two human ratings "
+    "(n in each cell; the humans' alpha shown is on these items too). The judge is <b>usable as is</b> when its "
     "Delta-alpha is at least {tol} and the upper end of its 95% CI is at least 0 (replacing a human by the "
     "judge does not lower agreement more than replacing a human by another human, within noise); "
     "<b>usable after calibration</b> when the raw judge fails that test and the cross-validated calibrated "
     "judge passes it; in both cases the judge must also carry information about the human scores: the lower "
     "end of the 95% CI of its Cohen's kappa against the human consensus (quadratic weights for ordinal metrics) "
     "must be above 0, so a judge that gives (or is calibrated to) nearly the same score to every item never "
-    "passes. <b>Humans disagree</b> (checked first) when alpha among the humans on those items is below "
-    "{min_alpha}: without a human ceiling there is nothing for a judge to match, so fix the rubric or the "
-    "annotation before trusting either. <b>Humans needed</b> when both tests fail; <b>not enough data</b> with fewer than "
-    "{min_items} items that have a judge score and at least two human ratings."
+    "passes. Checked first: when alpha among the humans is below {min_alpha}, the verdict is <b>compare on "
+    "prevalence</b> if the humans still agree on the scores themselves (Gwet's AC among them at least {min_ac}): "
+    "nearly every item gets the same score, so chance agreement is near total and alpha cannot rise above 0; the "
+    "humans agree that the data is good but not on which rare items are flawed, so compare the judge with them "
+    "on how often each score is given (the distributions), not item by item. Otherwise the verdict is "
+    "<b>humans disagree</b>: without a human ceiling there is nothing for a judge to match, so fix the rubric or "
+    "the annotation before trusting either. <b>Humans needed</b> when both tests fail; <b>not enough data</b> "
+    "with fewer than {min_items} such items. The <b>all languages</b> verdict is never more favourable than the "
+    "least favourable language with enough data: pooling lets differences between languages (and per-language "
+    "calibration) raise agreement above every single language's, so a judge that fails in each language can pass "
+    "pooled. Without a bootstrap (n_boot = 0) each CI bound is replaced by its point estimate."
 )
+
+VERDICT_RANK = {"usable as is": 3, "usable after calibration": 2, "humans needed": 1, "humans disagree": 1,
+                "compare on prevalence": 1, "not enough data": 0}
+
+
+def verdict_rule(cfg: ReportConfig) -> str:
+    """:data:`VERDICT_RULE` with the configured thresholds."""
+    return VERDICT_RULE.format(tol=cfg.verdict_tolerance, min_items=cfg.verdict_min_items,
+                               min_alpha=cfg.verdict_min_human_alpha, min_ac=cfg.verdict_min_human_ac)
 
 
 def scale_of(spec) -> Scale:
@@ -43,7 +61,8 @@ def _item_arrays(rows: pd.DataFrame, scale: Scale):
     return items, counts, idx, cat
 
 
-def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 0, min_items: int = 10) -> tuple[list[dict], list[dict]]:
+def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 0, min_items: int = 10,
+            consensus_min_humans: int = 1) -> tuple[list[dict], list[dict]]:
     """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras."""
     rng = np.random.default_rng(seed)
     rows_out, extras_out = [], []
@@ -66,7 +85,7 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
                 j[idx[sel]] = cat[sel]
             for facet in FACETS:
                 for level, mask in facet_levels[facet]:
-                    stats, extras = analyse_cell(counts[mask], j[mask], scale, n_boot, rng, min_items)
+                    stats, extras = analyse_cell(counts[mask], j[mask], scale, n_boot, rng, min_items, consensus_min_humans)
                     key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
                            "facet": facet, "level": str(level)}
                     extras_out.append({**key, **extras})
@@ -75,42 +94,94 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
     return rows_out, extras_out
 
 
-def verdicts(cells: pd.DataFrame, min_items: int = 30, tolerance: float = -0.10, min_human_alpha: float = 0.2) -> list[dict]:
-    """Verdict per (raw) judge x metric x language (and all languages), by :data:`VERDICT_RULE`."""
+def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:
+    """Verdict per (raw) judge x metric x language (and all languages), by :data:`VERDICT_RULE`.
+
+    Each row says which statistic the verdict rests on (``basis``) and why it was changed
+    (``note``): a pooled verdict capped at its languages', or no bootstrap.
+    """
     sel = cells["facet"].isin(["overall", "language"]) & (cells["judge"] != "")
+    if not sel.any():
+        return []
+    keys = ["metric", "judge", "facet", "level"]
+    stat = {name: g.set_index(keys) for name, g in cells[sel].groupby("statistic")}
+    kappa = pd.concat([stat[s] for s in ("hj_kappa", "hj_kappa_quadratic") if s in stat])
+    kappa = kappa[~kappa.index.duplicated(keep="last")]  # quadratic where there is one
+    dist = {tuple(e[k] for k in keys): e for e in extras if e["facet"] in ("overall", "language")}
     d = cells[sel & (cells["statistic"] == "delta_alpha")]
-    hh = cells[sel & (cells["statistic"] == "hh_alpha")].set_index(["metric", "judge", "facet", "level"])["value"]
-    kappa = cells[sel & cells["statistic"].isin(["hj_kappa", "hj_kappa_quadratic"])].sort_values("statistic")
-    kappa = kappa.drop_duplicates(["metric", "judge", "facet", "level"], keep="last").set_index(["metric", "judge", "facet", "level"])
     out = []
-    for (metric, judge, facet, level), raw in d[~d["calibrated"]].groupby(["metric", "judge", "facet", "level"], sort=False):
+    for (metric, judge, facet, level), raw in d[~d["calibrated"]].groupby(keys, sort=False):
         r = raw.iloc[0]
         cal = d[(d["judge"] == judge + CALIBRATED_SUFFIX) & (d["metric"] == metric) & (d["facet"] == facet) & (d["level"] == level)]
         c = cal.iloc[0] if len(cal) else None
 
         def passes(e) -> bool:
-            if e is None or e["value"] is None or pd.isna(e["value"]):
+            if e is None or _num(e["value"]) is None:
                 return False
-            k = kappa.loc[(metric, e["judge"], facet, level), "ci_low"]
-            return e["value"] >= tolerance and e["ci_high"] >= 0 and k is not None and not pd.isna(k) and k > 0
+            k = kappa.loc[(metric, e["judge"], facet, level)]
+            return e["value"] >= cfg.verdict_tolerance and _bound(e, "ci_high") >= 0 and (_bound(k, "ci_low") or 0) > 0
 
-        human_alpha = _num(hh.get((metric, judge, facet, level)))
-        if r["n_items"] < min_items or r["value"] is None or pd.isna(r["value"]):
-            verdict = "not enough data"
-        elif human_alpha is None or human_alpha < min_human_alpha:
-            verdict = "humans disagree"
+        key = (metric, judge, facet, level)
+        human_alpha = _num(stat["hh_alpha_judged"].loc[key, "value"])
+        human_ac = _num(stat["hh_ac_judged"].loc[key, "value"])
+        basis = "Delta-alpha (Krippendorff's alpha, judge replacing a human vs humans) and Cohen's kappa against the human consensus"
+        prevalence = None
+        if r["n_items"] < cfg.verdict_min_items or _num(r["value"]) is None:
+            verdict, basis = "not enough data", f"fewer than {cfg.verdict_min_items} items with a judge score and >= 2 human ratings"
+        elif human_alpha is None or human_alpha < cfg.verdict_min_human_alpha:
+            if human_ac is not None and human_ac >= cfg.verdict_min_human_ac:
+                verdict = "compare on prevalence"
+                basis = (f"humans agree on quality (Gwet's AC {human_ac:.2f}) but not on which items are flawed "
+                         f"(alpha {fmt(human_alpha)}): compare the judge on prevalence, not item by item")
+                ex = dist[key]
+                prevalence = {"humans": _shares(ex["human_dist"]), "judge": _shares(ex["judge_dist"])}
+            else:
+                verdict = "humans disagree"
+                basis = f"Krippendorff's alpha among humans {fmt(human_alpha)} and Gwet's AC {fmt(human_ac)}"
         elif passes(r):
             verdict = "usable as is"
         elif passes(c):
             verdict = "usable after calibration"
         else:
             verdict = "humans needed"
+        note = "no bootstrap (n_boot = 0): CI bounds replaced by point estimates" if cfg.n_boot == 0 else ""
         out.append({"metric": metric, "judge": judge, "language": "all languages" if facet == "overall" else level,
-                    "verdict": verdict, "n_items": int(r["n_items"]), "human_alpha": human_alpha,
+                    "verdict": verdict, "basis": basis, "note": note, "n_items": int(r["n_items"]),
+                    "human_alpha": human_alpha, "human_ac": human_ac, "prevalence": prevalence,
                     "delta_alpha": _num(r["value"]), "delta_alpha_ci": [_num(r["ci_low"]), _num(r["ci_high"])],
                     "delta_alpha_calibrated": _num(c["value"]) if c is not None else None,
                     "delta_alpha_calibrated_ci": [_num(c["ci_low"]), _num(c["ci_high"])] if c is not None else None})
+    _cap_pooled(out)
     return out
+
+
+def _cap_pooled(rows: list[dict]) -> None:
+    """An all-languages verdict never more favourable than its least favourable language with enough data."""
+    for pooled in (r for r in rows if r["language"] == "all languages"):
+        langs = [r for r in rows if r["metric"] == pooled["metric"] and r["judge"] == pooled["judge"]
+                 and r["language"] != "all languages" and r["verdict"] != "not enough data"]
+        worst = min(langs, key=lambda r: VERDICT_RANK[r["verdict"]], default=None)
+        if worst is not None and VERDICT_RANK[pooled["verdict"]] > VERDICT_RANK[worst["verdict"]]:
+            pooled["note"] = "; ".join(filter(None, [pooled["note"], (
+                f"pooled over languages the judge would be '{pooled['verdict']}', but in {worst['language']} it is "
+                f"'{worst['verdict']}': differences between languages (and per-language calibration) can raise pooled "
+                "agreement above every language's, so the pooled verdict is capped at the least favourable language")]))
+            pooled["verdict"], pooled["basis"] = worst["verdict"], f"capped at {worst['language']}: {worst['basis']}"
+
+
+def _shares(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
+def fmt(v, digits: int = 2) -> str:
+    """A figure for display: 'n/a' when missing."""
+    return "n/a" if v is None or pd.isna(v) else f"{v:.{digits}f}"
+
+
+def _bound(e, end: str) -> float | None:
+    """A CI bound of a cell; its point estimate when there is no CI (no bootstrap)."""
+    return _num(e[end]) if _num(e[end]) is not None else _num(e["value"])
 
 
 def _num(x):

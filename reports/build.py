@@ -14,7 +14,7 @@ from .analysis import analyse, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
 from .html import render_html
-from .ratings import ImportReport, from_pariksha, metric_specs, prepare
+from .ratings import ImportReport, from_pariksha, prepare
 
 
 def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Path, items: pd.DataFrame | None = None,
@@ -23,16 +23,24 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     """Check and join the ratings, compute every statistic, calibrate, and write
     ``report.html``, ``report.json`` and ``report.csv`` into ``out_dir``; returns their paths."""
     cfg = config or ReportConfig()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; give a directory for the report (it is created if missing)")
     clean, imp = prepare(ratings, rubric_set, items, import_report)
+    imp.check_invalid_share(cfg.max_excluded_share)
+    if not imp.counts["ratings read"]:
+        raise ValueError(f"{imp.source}: no ratings (the table has no rows)")
     if clean.empty:
-        raise ValueError("no usable ratings after the checks:\n  " + "\n  ".join(imp.lines()))
-    specs = metric_specs(rubric_set)
+        why = "; ".join(f"{i.kind}: {i.count}, e.g. {i.examples[0] if i.examples else '-'}" for i in imp.issues)
+        raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
+                         "check the input against the rubric set")
+    specs = rubric_set.metrics
     cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
                               cfg.calibration_folds, cfg.seed)
-    rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items)
+    rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items,
+                           cfg.consensus_min_humans)
     cells = pd.DataFrame(rows)
-    verdict_rows = verdicts(cells, cfg.verdict_min_items, cfg.verdict_tolerance, cfg.verdict_min_human_alpha)
-    out = Path(out_dir)
+    verdict_rows = verdicts(cells, extras, cfg)
     out.mkdir(parents=True, exist_ok=True)
     present = set(clean["metric"].unique())
     meta = {"title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -13,7 +13,14 @@ class ReportConfig(BaseModel):
     min_items: int = Field(10, ge=1, description="Cells with fewer items are marked 'too few to say much'.")
     verdict_min_items: int = Field(30, ge=1, description="Items with a judge score and >= 2 humans needed for a verdict.")
     verdict_tolerance: float = Field(-0.10, le=0, description="Lowest Delta-alpha point estimate still 'inside the human band'.")
-    verdict_min_human_alpha: float = Field(0.2, description="Below this human-human alpha the verdict is 'humans disagree'.")
+    verdict_min_human_alpha: float = Field(0.2, description="Below this human-human alpha the verdict is 'humans disagree' ...")
+    verdict_min_human_ac: float = Field(0.8, le=1, description="... unless Gwet's AC among the humans is at least this: then "
+                                        "'compare on prevalence' (skewed scores: humans agree on quality, not on which items are flawed).")
+    consensus_min_humans: int = Field(1, ge=1, description="Human ratings an item needs to have a human consensus (judge vs "
+                                      "consensus figures); 2 leaves out items rated by one human only.")
+    max_excluded_share: float = Field(0.05, ge=0, le=1, description=(
+        "Largest share of ratings excluded as invalid (no item id, unknown metric, score not a number or off the scale, "
+        "bad length_bin) before the report warns at the top and `kasauti report` exits 2 (unless --allow-excluded)."))
     calibration_folds: int = Field(5, ge=2)
     calibration_min_items: int = Field(30, ge=2)
     calibration_min_items_language: int = Field(60, ge=2)

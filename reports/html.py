@@ -10,11 +10,12 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .agreement import GLOSSARY
-from .analysis import VERDICT_RULE
+from .analysis import fmt, verdict_rule
 from .calibration import CALIBRATED_SUFFIX
 
 VERDICT_COLOURS = {"usable as is": "#c8e6c9", "usable after calibration": "#fff59d",
-                   "humans needed": "#ffcdd2", "humans disagree": "#ffe0b2", "not enough data": "#e0e0e0"}
+                   "humans needed": "#ffcdd2", "humans disagree": "#ffe0b2", "compare on prevalence": "#b3e5fc",
+                   "not enough data": "#e0e0e0"}
 SERIES = {"hh_alpha": ("humans with each other (alpha)", "#455a64"),
           "alpha_judge_sub": ("judge replacing one human (alpha)", "#1e88e5"),
           "hj_kappa": ("judge vs consensus (Cohen's kappa)", "#8e24aa"),
@@ -23,7 +24,7 @@ SERIES = {"hh_alpha": ("humans with each other (alpha)", "#455a64"),
 CAL_STATS = ["hj_exact", "hj_kappa", "hj_ac1", "hj_bias", "delta_alpha"]
 
 EXPLAIN = [
-    ("Krippendorff's alpha", "How much raters agree beyond what their overall score distribution would give by chance: 1 is perfect, 0 is chance level, below 0 is worse than chance. Ordinal metrics count a 0-vs-2 disagreement as worse than 0-vs-1. Missing ratings and different numbers of raters per item are allowed."),
+    ("Krippendorff's alpha", "How much raters agree beyond what their overall score distribution would give by chance: 1 is perfect, 0 is chance level, below 0 is worse than chance.{ordinal} Missing ratings and different numbers of raters per item are allowed."),
     ("Human ceiling", "Alpha among the human raters. A judge cannot be expected to agree with humans better than humans agree with each other; compare every judge figure with this one."),
     ("Judge replacing one human", "Alpha recomputed after swapping one human's rating for the judge's (averaged over which human is swapped). If this is close to the human ceiling, the judge behaves like one more native speaker; Delta-alpha is the difference."),
     ("Cohen's kappa", "Agreement between the judge and the human consensus, corrected for chance. Weighted versions (linear, quadratic) give partial credit for near misses on ordinal scales."),
@@ -31,14 +32,20 @@ EXPLAIN = [
     ("Exact / within-one agreement", "Share of items where the judge gives exactly the human consensus score (or is at most one point away)."),
     ("Spearman and Kendall's tau-b", "Whether the judge ranks items in the same order as humans. A judge can rank well and still be shifted on every item: check the mean bias."),
     ("Mean bias", "Average of judge minus human consensus. Positive means the judge is more lenient (scores higher) than native speakers."),
-    ("Human consensus", "The median human rating (ordinal) or the majority rating (nominal). Items whose humans split evenly have no consensus and are left out of judge-vs-consensus figures (counted in n)."),
-    ("95% CI and n", "Intervals come from resampling items (not single ratings) 1,000 times. n is the number of items behind a figure; figures on fewer than the minimum number of items are marked as too few to say much."),
-    ("Calibration", "A monotone map from the judge's answer to the human scale, fitted on some items and always scored on others (cross-validation by item), so 'after calibration' figures are honest out-of-sample numbers."),
+    ("Human consensus", "The median human rating (ordinal) or the majority rating (nominal). Items whose humans split evenly, or with fewer than {min_humans} human rating(s) (report.consensus_min_humans), have no consensus and are left out of judge-vs-consensus figures (counted in n). Where an item's consensus is one human's rating, the figure's note says on how many items."),
+    ("95% CI and n", "Intervals come from resampling items (not single ratings) {n_boot} times. n is the number of items behind a figure; figures on fewer than the minimum number of items are marked as too few to say much."),
+    ("Calibration", "A monotone map from the judge's answer to the human scale, fitted on some items and always scored on others ({folds}-fold cross-validation by item), so 'after calibration' figures are honest out-of-sample numbers."),
 ]
 
 
-def _fmt(v, digits: int = 2) -> str:
-    return "n/a" if v is None or pd.isna(v) else f"{v:.{digits}f}"
+def _glossary(meta: dict, cfg) -> list[tuple[str, str]]:
+    """:data:`EXPLAIN` filled in with this report's settings and, for ordinal metrics of three or more
+    levels, a near-miss example on the first such scale."""
+    scale = next((m["levels"] for m in meta["metrics"].values() if m["measurement"] == "ordinal" and len(m["levels"]) > 2), None)
+    ordinal = (f" Ordinal metrics count a {scale[0]}-vs-{scale[-1]} disagreement as worse than {scale[0]}-vs-{scale[1]}."
+               if scale else "")
+    fill = {"ordinal": ordinal, "n_boot": f"{cfg.n_boot:,}", "min_humans": cfg.consensus_min_humans, "folds": cfg.calibration_folds}
+    return [(term, text.format(**fill)) for term, text in EXPLAIN]
 
 
 def _cell(e: pd.Series | None, digits: int = 2) -> str:
@@ -46,10 +53,10 @@ def _cell(e: pd.Series | None, digits: int = 2) -> str:
         return "<td class='nc'>-</td>"
     if e["value"] is None or pd.isna(e["value"]):
         return f"<td class='nc' title='{_html.escape(str(e['note']))}'>not computable<br><small>{_html.escape(str(e['note']).replace('not computable: ', ''))}</small></td>"
-    ci = f" [{_fmt(e['ci_low'], digits)}, {_fmt(e['ci_high'], digits)}]" if e["ci_low"] is not None and not pd.isna(e["ci_low"]) else ""
+    ci = f" [{fmt(e['ci_low'], digits)}, {fmt(e['ci_high'], digits)}]" if e["ci_low"] is not None and not pd.isna(e["ci_low"]) else ""
     flag = " class='small'" if e["small"] else ""
     note = f" title='{_html.escape(str(e['note']))}'" if e["note"] else ""
-    return f"<td{flag}{note}>{_fmt(e['value'], digits)}{ci}<br><small>n={int(e['n_items'])}</small></td>"
+    return f"<td{flag}{note}>{fmt(e['value'], digits)}{ci}<br><small>n={int(e['n_items'])}</small></td>"
 
 
 class _Charts:
@@ -76,7 +83,8 @@ def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdic
     metrics = list(meta["metrics"])
     judges = sorted(j for j in cells["judge"].unique() if j and not j.endswith(CALIBRATED_SUFFIX))
     ex = pd.DataFrame(extras)
-    body = [f"<h1>{_html.escape(meta['title'])}</h1>",
+    warning = [f"<p class='warning'><b>Warning.</b> {_html.escape(imp.warning)}. See <a href='#input'>input checks</a>.</p>"] if imp.warning else []
+    body = [f"<h1>{_html.escape(meta['title'])}</h1>", *warning,
             f"<p class='meta'>Rubric set {meta['rubric_set']}; created {meta['created']}; "
             f"{imp.counts.get('items rated', 0)} items rated, {imp.counts.get('human ratings used', 0)} human and "
             f"{imp.counts.get('judge ratings used', 0)} judge ratings used; {cfg.n_boot} bootstrap resamples over items per figure.</p>",
@@ -101,7 +109,7 @@ def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdic
         body.append(_overview(charts, cells[cells["judge"] == ""], metrics, meta))
     body.append(_import_section(imp))
     body.append("<h2 id='glossary'>Glossary: how to read the figures</h2><dl>"
-                + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in EXPLAIN) + "</dl>"
+                + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in _glossary(meta, cfg)) + "</dl>"
                 + "<p>The same numbers are in <code>report.json</code> and <code>report.csv</code> beside this file "
                 "(one row per metric x judge x breakdown x statistic, with CI, n and notes).</p>")
     page = f"""<!DOCTYPE html>
@@ -116,6 +124,7 @@ th {{ background: #f5f5f5; }} td.nc {{ color: #757575; font-style: italic; }} td
 figure {{ margin: 1em 0 2em; }} figcaption {{ font-size: .9em; color: #424242; margin-top: .3em; }}
 .meta {{ color: #616161; }} .rule {{ background: #f5f5f5; padding: .6em .8em; border-left: 4px solid #90a4ae; font-size: .9em; }}
 dt {{ font-weight: bold; margin-top: .6em; }}
+.warning {{ background: #ffebee; border-left: 6px solid #c62828; padding: .6em .8em; }}
 </style></head><body>
 {''.join(body)}
 </body></html>"""
@@ -127,11 +136,12 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
         return "<h2>Verdicts</h2><p>No judge ratings: no verdicts.</p>"
     df = pd.DataFrame(rows)
     out = ["<h2>Verdicts: can the judge replace a native speaker?</h2>",
-           f"<p class='rule'><b>Rule.</b> {VERDICT_RULE.format(tol=cfg.verdict_tolerance, min_items=cfg.verdict_min_items, min_alpha=cfg.verdict_min_human_alpha)}</p>"]
+           f"<p class='rule'><b>Rule.</b> {verdict_rule(cfg)}</p>"]
     for judge, jd in df.groupby("judge", sort=True):
         langs = ["all languages"] + sorted(x for x in jd["language"].unique() if x != "all languages")
-        out.append(f"<p>Judge <b>{_html.escape(judge)}</b>. Each cell: verdict, alpha among humans, Delta-alpha raw / after calibration "
-                   "(95% CI) and n items with a judge score and at least two human ratings.</p><table><tr><th>metric</th>"
+        out.append(f"<p>Judge <b>{_html.escape(judge)}</b>. Each cell: verdict, alpha and Gwet's AC among humans, Delta-alpha raw / "
+                   "after calibration (95% CI), all on the n items with a judge score and at least two human ratings; what a verdict "
+                   "other than the rule's tests rests on, and any note, follow (hover a cell for both).</p><table><tr><th>metric</th>"
                    + "".join(f"<th>{_html.escape(lang)}</th>" for lang in langs) + "</tr>")
         for metric in meta["metrics"]:
             tds = []
@@ -141,13 +151,28 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
                     tds.append("<td class='nc'>-</td>")
                     continue
                 r = r.iloc[0]
-                cal = "" if r["delta_alpha_calibrated"] is None else f" / {_fmt(r['delta_alpha_calibrated'])}"
+                cal = "" if r["delta_alpha_calibrated"] is None else f" / {fmt(r['delta_alpha_calibrated'])}"
                 ci = r["delta_alpha_ci"]
-                tds.append(f"<td style='background:{VERDICT_COLOURS[r['verdict']]}'><b>{r['verdict']}</b><br>"
-                           f"<small>humans &alpha; {_fmt(r['human_alpha'])}<br>&Delta;&alpha; {_fmt(r['delta_alpha'])}{cal}<br>[{_fmt(ci[0])}, {_fmt(ci[1])}] n={r['n_items']}</small></td>")
+                why = _html.escape("; ".join(filter(None, [r["basis"], r["note"]])), quote=True)
+                prev = "" if r["prevalence"] is None else "<br>" + ", ".join(
+                    f"{lv}: humans {h:.1%} / judge {j:.1%}" for lv, h, j in
+                    zip(meta["metrics"][metric]["levels"], r["prevalence"]["humans"], r["prevalence"]["judge"]))
+                note = f"<br><i>{_html.escape(r['note'])}</i>" if r["note"] else ""
+                # the usual basis (Delta-alpha and kappa) is in the rule above; others are spelt out
+                basis = f"<br>rests on: {_html.escape(r['basis'])}" if r["verdict"] in ("compare on prevalence", "humans disagree") else ""
+                tds.append(f"<td style='background:{VERDICT_COLOURS[r['verdict']]}' title=\"{why}\"><b>{r['verdict']}</b><br>"
+                           f"<small>humans &alpha; {fmt(r['human_alpha'])}, AC {fmt(r['human_ac'])}<br>&Delta;&alpha; {fmt(r['delta_alpha'])}{cal}"
+                           f"<br>[{fmt(ci[0])}, {fmt(ci[1])}] n={r['n_items']}{basis}{prev}{note}</small></td>")
             out.append(f"<tr><th>{_html.escape(meta['metrics'][metric]['title'])}</th>{''.join(tds)}</tr>")
         out.append("</table>")
     return "".join(out)
+
+
+def _ci_bar(e: pd.Series | None) -> tuple[float, float]:
+    """Error-bar lengths (below, above) of a cell's value; 0 where there is no value or no CI."""
+    if e is None or any(e[k] is None or pd.isna(e[k]) for k in ("value", "ci_low", "ci_high")):
+        return 0.0, 0.0
+    return e["value"] - e["ci_low"], e["ci_high"] - e["value"]
 
 
 def _get(cells: pd.DataFrame, metric: str, stat: str, facet: str = "overall", level: str = "all") -> pd.Series | None:
@@ -165,8 +190,9 @@ def _overview(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict)
             e = _get(jc, m, _ac(meta, m) if key == "ac" else key)
             ok = e is not None and e["value"] is not None and not pd.isna(e["value"])
             ys.append(e["value"] if ok else None)
-            lo.append(e["value"] - e["ci_low"] if ok and e["ci_low"] is not None else 0)
-            hi.append(e["ci_high"] - e["value"] if ok and e["ci_high"] is not None else 0)
+            minus, plus = _ci_bar(e)
+            lo.append(minus)
+            hi.append(plus)
             text.append(f"n={int(e['n_items'])}" if e is not None else "")
             if e is not None:
                 ns.append(int(e["n_items"]))
@@ -203,7 +229,8 @@ def _confusion(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict
     fig.update_layout(title="Confusion matrices: human consensus (rows) x judge (columns)", height=380)
     caption = ("Each cell counts items with that human consensus score (row) and judge score (column); the diagonal is exact agreement. "
                "Mass to the right of the diagonal means the judge is more lenient than native speakers. Items: "
-               + ", ".join(f"{meta['metrics'][m]['title']} n={n}" for m, n in zip(metrics, ns)) + ".")
+               + ", ".join(f"{meta['metrics'][m]['title']} n={n}" + (f" ({r['consensus_single_human']} with a single human's rating as the consensus)"
+                           if r["consensus_single_human"] else "") for m, n, r in zip(metrics, ns, rows)) + ".")
     return "<h3>Confusion matrices</h3>" + charts.add(fig, caption)
 
 
@@ -284,13 +311,13 @@ def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: l
             ok = [e is not None and e["value"] is not None and not pd.isna(e["value"]) for e in es]
             fig.add_bar(x=levels, y=[e["value"] if k else None for e, k in zip(es, ok)], name=name, marker_color=colour,
                         showlegend=i == 1, row=1, col=i,
-                        error_y=dict(type="data", symmetric=False, array=[e["ci_high"] - e["value"] if k else 0 for e, k in zip(es, ok)],
-                                     arrayminus=[e["value"] - e["ci_low"] if k else 0 for e, k in zip(es, ok)]))
+                        error_y=dict(type="data", symmetric=False, array=[_ci_bar(e)[1] for e in es],
+                                     arrayminus=[_ci_bar(e)[0] for e in es]))
     fig.update_layout(barmode="group", title="Judge vs human consensus (Gwet's AC) before and after calibration", height=420,
                       legend=dict(orientation="h", y=-0.25))
     n = [int(i["n_items"]) for i in info if i["language"] == "all"]
     caption = ("Gwet's AC (AC2 for ordinal metrics, AC1 for nominal) between the judge and the human consensus, raw and after a "
-               "monotone calibration map fitted by 5-fold cross-validation over items (never scored on items it was fitted on). "
+               f"monotone calibration map fitted by {meta['config']['calibration_folds']}-fold cross-validation over items (never scored on items it was fitted on). "
                f"Items with a judge score and a human rating: {', '.join(map(str, n))} per metric.")
     before_after = ["<p>Agreement with the human consensus before &rarr; after calibration (n items):</p><table><tr><th>metric</th><th>language</th>"
                     + "".join(f"<th>{GLOSSARY[s].replace('judge vs human consensus: ', '')}</th>" for s in CAL_STATS) + "</tr>"]
@@ -301,7 +328,7 @@ def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: l
             for stat in CAL_STATS:
                 b, a = _get(jc, m, stat, facet, lvl), _get(cc, m, stat, facet, lvl)
                 tds.append("<td>-</td>" if b is None or a is None else
-                           f"<td>{_fmt(b['value'])} &rarr; <b>{_fmt(a['value'])}</b><br><small>n={int(a['n_items'])}</small></td>")
+                           f"<td>{fmt(b['value'])} &rarr; <b>{fmt(a['value'])}</b><br><small>n={int(a['n_items'])}</small></td>")
             before_after.append(f"<tr><td>{_html.escape(meta['metrics'][m]['title'])}</td><td>{_html.escape(lvl)}</td>{''.join(tds)}</tr>")
     before_after.append("</table>")
     rows = ["<table><tr><th>metric</th><th>language</th><th>n</th><th>method</th><th>map (judge answer &rarr; human level)</th><th>note</th></tr>"]
@@ -321,5 +348,7 @@ def _import_section(imp) -> str:
         issues = f"<table><tr><th>what</th><th>count</th><th>action</th><th>examples</th></tr>{issues}</table>"
     else:
         issues = "<p>Nothing was unmatched, duplicated or out of scale.</p>"
-    return (f"<h2>Input checks</h2><p>Source: <code>{_html.escape(imp.source)}</code>. Every rating that could not be used and every item "
+    ignored = (f"<p>Columns not used by the report (ignored): {_html.escape(', '.join(imp.ignored_columns))}.</p>"
+               if imp.ignored_columns else "")
+    return (f"<h2 id='input'>Input checks</h2>{ignored}<p>Source: <code>{_html.escape(imp.source)}</code>. Every rating that could not be used and every item "
             f"without ratings is counted here.</p><table>{counts}</table>{issues}")

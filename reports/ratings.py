@@ -11,19 +11,23 @@ named and reported in an :class:`ImportReport`, never silently dropped.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from rubrics import Metric, RubricSet
+from rubrics import RubricSet
 
 LONG_COLUMNS = ["item_id", "metric", "rater", "rater_kind", "score", "raw_score", "probs", "model",
-                "prompt_version", "language", "task", "length_bin", "status"]
+                "prompt_version", "language", "task", "length_bin", "status", "source_model"]
 REQUIRED = ["item_id", "metric", "rater", "rater_kind", "score"]
 ITEM_COLUMNS = ["item_id", "language", "task", "length_bin"]
+WHERE = ["_file", "_row"]  # set by the importers: each rating's source file and 1-based row there
 N_EXAMPLES = 5
 
 
@@ -33,6 +37,7 @@ class Issue:
     count: int
     action: str
     examples: list[str] = field(default_factory=list)
+    invalid: bool = False  # a value that cannot be used (counts towards the excluded share)
 
 
 @dataclass
@@ -42,82 +47,138 @@ class ImportReport:
     source: str
     issues: list[Issue] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    warning: str | None = None
 
-    def add(self, kind: str, count: int, action: str, examples: list[str] | None = None) -> None:
+    def add(self, kind: str, count: int, action: str, examples: list[str] | None = None, invalid: bool = False) -> None:
         if count:
-            self.issues.append(Issue(kind, int(count), action, list(examples or [])[:N_EXAMPLES]))
+            self.issues.append(Issue(kind, int(count), action, list(examples or [])[:N_EXAMPLES], invalid))
+
+    @property
+    def invalid(self) -> int:
+        """Ratings excluded for invalid values."""
+        return sum(i.count for i in self.issues if i.invalid)
+
+    @property
+    def invalid_share(self) -> float:
+        """Share of the ratings read that were excluded for invalid values."""
+        read = self.counts.get("ratings read", 0)
+        return self.invalid / read if read else 0.0
+
+    def check_invalid_share(self, limit: float) -> None:
+        """Set :attr:`warning` when more than ``limit`` of the ratings read were invalid."""
+        if self.invalid_share > limit:
+            kinds = "; ".join(f"{i.kind}: {i.count}" for i in self.issues if i.invalid)
+            self.warning = (f"{self.invalid} of {self.counts['ratings read']} ratings ({self.invalid_share:.0%}) were excluded as "
+                            f"invalid ({kinds}), more than the {limit:.0%} allowed (report.max_excluded_share): every figure "
+                            "rests on the rest only. Check the input's scale, metric names and columns")
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "counts": self.counts,
+        return {"source": self.source, "counts": self.counts, "invalid_share": self.invalid_share,
+                "warning": self.warning, "ignored_columns": self.ignored_columns,
                 "issues": [vars(i) for i in self.issues]}
 
     def lines(self) -> list[str]:
         out = [f"{k}: {v}" for k, v in self.counts.items()]
         out += [f"{i.kind}: {i.count} ({i.action}); e.g. {', '.join(i.examples)}" for i in self.issues]
+        if self.ignored_columns:
+            out.append(f"columns not used by the report (ignored): {', '.join(self.ignored_columns)}")
         return out
+
+
+def _located(df: pd.DataFrame, file: str | Path, rows=None) -> pd.DataFrame:
+    """``df`` with the :data:`WHERE` columns: ``file`` and 1-based ``rows`` (default: 1..len)."""
+    return df.assign(_file=str(file), _row=np.arange(1, len(df) + 1) if rows is None else rows)
 
 
 # ---------------------------------------------------------------- importers
 
 
 def read_long(path: str | Path) -> pd.DataFrame:
-    """Ratings in the long format from a .csv or .parquet file (see module doc for columns)."""
+    """Ratings in the long format from a .csv (UTF-8) or .parquet file (see module doc for columns)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a .csv or .parquet file in the long ratings format")
     if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
+        df = _parquet(path)
     elif path.suffix == ".csv":
-        df = pd.read_csv(path, dtype={"item_id": str, "rater": str, "metric": str, "probs": str})
+        try:
+            # every value as text, only empty cells missing: prepare() parses and counts what is not a number
+            df = pd.read_csv(io.StringIO(_utf8(path)), dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path}: the file is empty; expected a header row and ratings in the long format") from None
+        except pd.errors.ParserError as exc:
+            raise ValueError(f"{path}: not a valid CSV file ({exc})") from None
     else:
         raise ValueError(f"{path}: expected a .csv or .parquet file in the long ratings format")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing required column(s) {missing}; the long format needs {REQUIRED}")
-    return _coerce_scores(df, path)
+    return _located(df, path)
 
 
-def _coerce_scores(df: pd.DataFrame, path: Path | str) -> pd.DataFrame:
-    for col in ("score", "raw_score"):
-        if col not in df.columns:
-            continue
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = num.isna() & df[col].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{path}: row {row}, column {col!r}: expected a number, got {df[col].iloc[row]!r}")
-        df[col] = num.astype(float)
-    return df
+def _parquet(path: str | Path, columns: list[str] | None = None, optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A Parquet table (``columns`` plus those of ``optional`` it has); a ValueError naming the file
+    when it cannot be read as one."""
+    try:
+        if columns is not None and optional:
+            columns = columns + [c for c in optional if c in pq.read_schema(path).names]
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}: cannot read as Parquet ({exc})") from None
+
+
+def _json(path: Path):
+    try:
+        return json.loads(_utf8(path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def _utf8(path: Path) -> str:
+    """The file's text; a ValueError naming the row of the first byte that is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        where = "header" if line == 1 else f"row {line - 1}"
+        raise ValueError(f"{path}: {where}: byte {raw[exc.start]:#04x} is not UTF-8 text; "
+                         "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8) and run again") from None
 
 
 def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A study's own tables: items from sample.parquet, humans from ratings.parquet, judges from
-    judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``)."""
-    items = pd.read_parquet(sample, columns=ITEM_COLUMNS)
+    """A study's own tables: items from sample.parquet (with ``source_model`` when it has one), humans
+    from ratings.parquet, judges from judgments.parquet (rows with status ``ok``; judge scale ->
+    ``raw_score``, mapped -> ``score``)."""
+    items = _parquet(sample, ITEM_COLUMNS, optional=("source_model",))
     parts = []
     if ratings is not None and Path(ratings).exists():
-        parts.append(_coerce_scores(pd.read_parquet(ratings), ratings))
+        parts.append(_located(_parquet(ratings), ratings))
     if judgments is not None and Path(judgments).exists():
-        parts.append(judgments_to_long(pd.read_parquet(judgments), judgments))
+        parts.append(judgments_to_long(_parquet(judgments), judgments))
     if not parts:
         raise FileNotFoundError(f"no ratings: neither {ratings} nor {judgments} exists")
     return pd.concat(parts, ignore_index=True), items
 
 
 def judgments_to_long(j: pd.DataFrame, path: str | Path = "judgments.parquet") -> pd.DataFrame:
-    """judgments.parquet rows with status ``ok`` in the long format (one row per judge x item x
-    metric: the lowest ``repeat`` is used; :func:`prepare` reports the others as duplicates)."""
+    """judgments.parquet in the long format: one row per judge x item x metric x repeat, the lowest
+    ``repeat`` first (:func:`prepare` uses it and reports the others as duplicates). Rows whose status
+    is not ``ok`` keep it as their ``status``, so :func:`prepare` counts and names them."""
     need = ["judge", "model", "prompt_hash", "item_id", "metric", "score", "human_score", "status"]
     missing = [c for c in need if c not in j.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {need} (+ probs, repeat)")
-    ok = j[j["status"] == "ok"]
-    if "repeat" in ok.columns:
-        ok = ok.sort_values("repeat", kind="stable")
-    return _coerce_scores(pd.DataFrame({
-        "item_id": ok["item_id"].astype(str), "metric": ok["metric"], "rater": ok["judge"],
+    j = _located(j.reset_index(drop=True), path)
+    ok = j.sort_values("repeat", kind="stable") if "repeat" in j.columns else j
+    return pd.DataFrame({
+        "item_id": ok["item_id"], "metric": ok["metric"], "rater": ok["judge"],
         "rater_kind": "judge", "score": ok["human_score"], "raw_score": ok["score"],
         "probs": ok["probs"] if "probs" in ok.columns else None, "model": ok["model"],
-        "prompt_version": ok["prompt_hash"], "status": "submitted",
-    }), path)
+        "prompt_version": ok["prompt_hash"], "status": ok["status"].mask(ok["status"] == "ok", "submitted"),
+        "_file": ok["_file"], "_row": ok["_row"],
+    })
 
 
 PARIKSHA_HUMAN = {"linguistic_acceptability": "ling_rating", "task_quality": "task_rating",
@@ -131,11 +192,10 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
     """The PARIKSHA round-1 files: human TSVs, judge JSONs, items from the responses files.
 
     Length bins are quintiles of grapheme length per language x task over all responses, cut
-    exactly as the sampler cuts them (`sampling.length_bins`).
-    Unparseable scores are reported (file, row, column) in the returned ImportReport.
+    exactly as the sampler cuts them (`sampling.length_bins`); an item's ``source_model`` is the
+    model that wrote the response. A score that is not one of the files' labels is passed on as
+    its text, for :func:`prepare` to exclude and name (file, row, column).
     """
-    import pyarrow as pa
-
     from sampling import grapheme_lengths, length_bins
     from sampling.pariksha import flatten_responses, item_id
 
@@ -144,14 +204,14 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
     resp = flatten_responses(root)
     resp["length"] = grapheme_lengths(pa.array(resp["response"].fillna(""), pa.string())).to_numpy()
     resp["length_bin"] = resp.groupby(["language", "task"])["length"].transform(lambda s: length_bins(s.to_numpy(), 5)[0])
-    items = resp.rename(columns={"id": "item_id"})[ITEM_COLUMNS]
-    rows, bad, mislabelled = [], [], []
+    items = resp.rename(columns={"id": "item_id", "model": "source_model"})[ITEM_COLUMNS + ["source_model"]]
+    rows, mislabelled = [], []
     item_language = dict(zip(items["item_id"], items["language"]))
     tsvs = sorted(Path(root, "human_ratings").glob("*.tsv"))
     if not tsvs:
         raise FileNotFoundError(f"{root / 'human_ratings'}: no .tsv files")
     for path in tsvs:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(_utf8(path)), sep="\t", dtype=str, keep_default_na=False)
         missing = [c for c in ["model", "prompt_id", "worker_id", *PARIKSHA_HUMAN.values()] if c not in df.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}")
@@ -162,120 +222,163 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
             found = ", ".join(f"{k} ({v} rows)" for k, v in langs[langs != file_language].value_counts().items())
             mislabelled.append((int((langs != file_language).sum()), f"{path.name} holds {found}"))
         for metric, col in PARIKSHA_HUMAN.items():
-            for n, (iid, worker, raw) in enumerate(zip(ids, df["worker_id"], df[col])):
+            for n, (iid, worker, raw) in enumerate(zip(ids, df["worker_id"], df[col]), start=1):
                 score = _pariksha_score(raw, metric)
-                if score is None:
-                    bad.append(f"{path.name}:row {n + 2}:{col}={raw!r}")
-                    continue
-                rows.append((iid, metric, str(worker), "human", score, score, None, None, None, "submitted"))
+                rows.append((iid, metric, str(worker), "human", score, score, None, None, None, "submitted", path.name, n))
     for metric, folder in PARIKSHA_JUDGE.items():
         for path in sorted(Path(root, "judge_ratings", folder).glob("*.json")):
-            for n, prompt in enumerate(json.loads(path.read_text(encoding="utf-8"))):
+            for n, prompt in enumerate(_json(path), start=1):
+                if not isinstance(prompt, dict) or "prompt_id" not in prompt:
+                    raise ValueError(f"{path}: entry {n} has no 'prompt_id'; expected a list of {{'prompt_id': ..., "
+                                     "'<model>': {'score': ...}}} objects")
                 for model, ans in prompt.items():
                     if not isinstance(ans, dict):
                         continue
                     score = _pariksha_score(ans.get("score"), metric)
-                    if score is None:
-                        bad.append(f"{path.name}:prompt #{n}:{model}:score={ans.get('score')!r}")
-                        continue
                     rows.append((item_id(prompt["prompt_id"], model), metric, PARIKSHA_JUDGE_NAME, "judge", score,
-                                 score, None, "gpt-4", "pariksha-round1", "submitted"))
-    report.add("unparseable scores", len(bad), "excluded", bad)
+                                 score, None, "gpt-4", "pariksha-round1", "submitted", path.name, n))
     report.add("human rating rows whose file is named for another language than their item",
                sum(n for n, _ in mislabelled), "kept; the item's language (from the responses files) is used",
                [text for _, text in mislabelled])
-    cols = ["item_id", "metric", "rater", "rater_kind", "score", "raw_score", "probs", "model", "prompt_version", "status"]
+    cols = ["item_id", "metric", "rater", "rater_kind", "score", "raw_score", "probs", "model", "prompt_version", "status", *WHERE]
     return pd.DataFrame(rows, columns=cols), items, report
 
 
-def _pariksha_score(raw, metric: str) -> float | None:
+def _pariksha_score(raw, metric: str) -> float | str | None:
+    """The score as a number; the raw text when it is not one of PARIKSHA's labels (None when absent)."""
     text = str(raw).strip()
     if metric == "hallucination" and text in ("True", "False"):
         return float(text == "True")
     try:
         return float(int(text))
     except ValueError:
-        return None
+        return None if raw is None else raw
 
 
 # ---------------------------------------------------------------- the checked join
 
 
-def metric_specs(rubric_set: RubricSet) -> dict[str, Metric]:
-    """Each metric name's definition; a name defined twice with different scales is an error."""
-    out: dict[str, Metric] = {}
-    for fam in rubric_set.families:
-        for m in fam.metrics:
-            if m.name in out and (out[m.name].human != m.human or out[m.name].measurement != m.measurement):
-                raise ValueError(f"rubric set {rubric_set.name!r}: metric {m.name!r} has different scales in different families")
-            out.setdefault(m.name, m)
+def _examples(df: pd.DataFrame, mask: np.ndarray, cols: list[str]) -> list[str]:
+    """'file: row N, column 'c': value' for the first rows under ``mask`` (more columns as context)."""
+    out = []
+    for row in df.loc[mask, WHERE + cols].head(N_EXAMPLES).itertuples(index=False):
+        file, n, first, *rest = row
+        context = "".join(f", {c}={v!r}" for c, v in zip(cols[1:], rest))
+        value = "(empty)" if pd.isna(first) else repr(first)
+        out.append(f"{file}: row {n}, column {cols[0]!r}: {value}{context}")
     return out
 
 
-def _examples(df: pd.DataFrame, cols: list[str]) -> list[str]:
-    return ["/".join(str(v) for v in row) for row in df[cols].head(N_EXAMPLES).itertuples(index=False)]
+def _absent(values: pd.Series) -> np.ndarray:
+    """Missing values; blank text counts as missing."""
+    absent = values.isna().to_numpy(copy=True)
+    if not pd.api.types.is_numeric_dtype(values):
+        absent |= values.astype(str).str.strip().eq("").to_numpy()
+    return absent
+
+
+def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(as float, missing, present but not a number)."""
+    num = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    missing = _absent(values)
+    return num, missing, np.isnan(num) & ~missing
 
 
 def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | None = None,
             report: ImportReport | None = None) -> tuple[pd.DataFrame, ImportReport]:
     """Check and join ratings onto items; returns the usable ratings and what was found.
 
-    Reported: unknown rater kinds, metrics not in the rubric set, human drafts/discards, scores
-    outside the metric's human scale, ratings that match no item, the same rater rating an item
-    twice (the first row is kept), and items without human or judge ratings.
+    Excluded as invalid (``Issue.invalid``; their share is :attr:`ImportReport.invalid_share`): no
+    item id or rater, unknown rater kinds, metrics not in the rubric set (aliases are mapped to
+    their metric first), no score, scores (or raw scores) that are not numbers or are outside the
+    metric's human scale, and (without an items table) a ``length_bin`` that is not a whole number
+    >= 1. Also reported: human drafts/discards and judge calls that gave no score (excluded), ratings
+    that match no item, the same rater rating an item twice (the first row is kept), ratings without
+    language or task (kept as 'unknown'), items without human or judge ratings, and input columns
+    the report does not use. Examples name file, 1-based row, column and value.
     """
     report = report or ImportReport(source="ratings table")
     missing = [c for c in REQUIRED if c not in ratings.columns]
     if missing:
         raise ValueError(f"ratings: missing required column(s) {missing}; the long format needs {REQUIRED}")
-    df = ratings.reindex(columns=LONG_COLUMNS)  # one copy; absent optional columns become null
-    df["item_id"] = df["item_id"].astype(str)
-    df["status"] = df["status"].fillna("submitted")
+    if "_row" not in ratings.columns:
+        ratings = _located(ratings, report.source)
+    report.ignored_columns += [c for c in ratings.columns if c not in LONG_COLUMNS + WHERE and c not in report.ignored_columns]
+    df = ratings.reindex(columns=LONG_COLUMNS + WHERE).reset_index(drop=True)  # absent optional columns become null
+    df["status"] = df["status"].astype(object).fillna("submitted")  # an all-null column is float
     report.counts["ratings read"] = len(df)
     keep = np.ones(len(df), bool)
 
-    def drop(mask, kind: str, cols: list[str], action: str = "excluded") -> None:
+    def drop(mask, kind: str, cols: list[str], action: str = "excluded", invalid: bool = False) -> None:
         nonlocal keep
         mask = np.asarray(mask, bool) & keep  # each rating is counted under its first problem only
-        report.add(kind, int(mask.sum()), action, _examples(df[mask], cols))
+        report.add(kind, int(mask.sum()), action, _examples(df, mask, cols), invalid)
         keep &= ~mask
 
+    def invalid(mask, kind: str, cols: list[str]) -> None:
+        drop(mask, kind, cols, invalid=True)
+
+    for col in ("item_id", "rater"):
+        invalid(_absent(df[col]), f"ratings with no {col}", [col, "metric"])
+        df[col] = df[col].astype(str)
+    invalid(~df["rater_kind"].isin(["human", "judge"]).to_numpy(), "ratings with rater_kind not 'human' or 'judge'", ["rater_kind", "rater"])
+    aliased = df["metric"].isin(list(rubric_set.aliases)).to_numpy()
+    if aliased.any():
+        report.counts["ratings whose metric is given by an alias"] = int(aliased.sum())
+        df["metric"] = df["metric"].mask(aliased, df["metric"].map(rubric_set.aliases))
+    specs = rubric_set.metrics
+    metric_code = pd.Index(list(specs)).get_indexer(df["metric"])  # -1: not in the rubric set
+    invalid(metric_code < 0, f"ratings of metrics not in rubric set {rubric_set.name!r}", ["metric", "rater"])
     human = (df["rater_kind"] == "human").to_numpy()
-    drop(~df["rater_kind"].isin(["human", "judge"]), "ratings with rater_kind not 'human' or 'judge'", ["rater", "rater_kind"])
-    specs = metric_specs(rubric_set)
-    metric_code = pd.Categorical(df["metric"], categories=list(specs)).codes
-    drop(metric_code < 0, f"ratings of metrics not in rubric set {rubric_set.name!r}", ["metric", "rater"])
-    drop(human & (df["status"] != "submitted").to_numpy(), "human ratings not submitted (drafts/discarded)", ["item_id", "rater", "status"])
-    score = df["score"].to_numpy(float)
-    drop(np.isnan(score), "ratings with no score", ["item_id", "metric", "rater"])
+    submitted = (df["status"] == "submitted").to_numpy()
+    drop(human & ~submitted, "human ratings not submitted (drafts/discarded)", ["status", "item_id", "rater"])
+    drop(~human & ~submitted, "judge ratings not submitted (failed or unparseable calls)", ["status", "item_id", "metric"])
+    score, absent, unparseable = _numbers(df["score"])
+    invalid(absent, "ratings with no score", ["score", "item_id", "metric"])
+    invalid(unparseable, "scores that are not numbers", ["score", "item_id", "metric"])
+    raw_score, _, raw_unparseable = _numbers(df["raw_score"])
+    invalid(raw_unparseable, "raw scores that are not numbers", ["raw_score", "item_id", "metric"])
     scale_ok = np.zeros(len(df), bool)
     for code, spec in enumerate(specs.values()):
         sel = metric_code == code
         scale_ok[sel] = np.isin(score[sel], np.asarray(spec.human.values, float))
-    drop(~scale_ok, "scores outside the metric's human scale", ["item_id", "metric", "rater", "score"])
-    if items is not None:
+    invalid(~scale_ok, "scores outside the metric's human scale", ["score", "item_id", "metric"])
+    if items is None:
+        length_bin, absent, _ = _numbers(df["length_bin"])
+        whole = ~absent & (length_bin >= 1) & (np.mod(length_bin, 1) == 0)
+        invalid(~absent & ~whole, "length_bin not a whole number >= 1", ["length_bin", "item_id"])
+    else:
         items = items.copy()
         items["item_id"] = items["item_id"].astype(str)
         dup_items = items["item_id"].duplicated()
         report.add("items listed twice", int(dup_items.sum()), "first kept", items.loc[dup_items, "item_id"].tolist())
         items = items[~dup_items]
+        for col in ("language", "task"):
+            absent = _absent(items[col])
+            report.add(f"items with no {col}", int(absent.sum()), "kept, as 'unknown'", items.loc[absent, "item_id"].tolist())
+            items[col] = items[col].astype(object).mask(absent, "unknown").astype(str)
         report.counts["items"] = len(items)
         known = df["item_id"].isin(items["item_id"]).to_numpy()
         drop(~known & human, "human ratings that match no item", ["item_id", "metric", "rater"])
         drop(~known & ~human, "judge ratings that match no item", ["item_id", "metric", "rater"])
     dup = np.zeros(len(df), bool)
     dup[keep] = df.loc[keep, ["item_id", "metric", "rater"]].duplicated(keep="first").to_numpy()
-    drop(dup, "raters who rated the same item twice (extra rows)", ["item_id", "metric", "rater", "score"], "first rating kept")
-    df = df[keep]
-    if items is not None:
-        df = df.drop(columns=["language", "task", "length_bin"]).merge(items, on="item_id", how="left")
+    drop(dup, "raters who rated the same item twice (extra rows)", ["rater", "item_id", "metric", "score"], "first rating kept")
+    for col in ("language", "task"):
+        absent = _absent(df[col])
+        df[col] = df[col].astype(object).mask(absent, "unknown").astype(str)
+        if items is None:
+            report.add(f"ratings with no {col}", int((absent & keep).sum()), "kept, as 'unknown'", _examples(df.assign(**{col: None}), absent & keep, [col, "item_id"]))
+    df = df.assign(score=score, raw_score=raw_score)[keep].drop(columns=WHERE)
+    if items is None:
+        df["length_bin"] = length_bin[keep]
+    else:
+        df = df.drop(columns=[c for c in items.columns if c != "item_id"]).merge(items, on="item_id", how="left")
         for kind in ("human", "judge"):
             rated = df.loc[df["rater_kind"] == kind, "item_id"].unique()
             without = items[~items["item_id"].isin(rated)]
             report.add(f"items without {kind} ratings", len(without), "reported", without["item_id"].tolist())
-    for col in ("language", "task"):
-        df[col] = df[col].fillna("unknown").astype(str)
-    df["length_bin"] = pd.to_numeric(df["length_bin"], errors="coerce").astype("Int64")
+    df["length_bin"] = df["length_bin"].astype("Int64")
     present = set(df["metric"].unique())
     unrated = [m for m in specs if m not in present]
     report.add(f"metrics of rubric set {rubric_set.name!r} with no usable ratings", len(unrated), "left out of the report", unrated)

@@ -43,8 +43,12 @@ def _key_path(loc: tuple) -> str:
     return out or "<top level>"
 
 
-def load_rubric_set(name_or_path: str | Path) -> RubricSet:
-    """Read, validate and return a rubric set; raises RubricError naming file and key."""
+def load_rubric_set(name_or_path: str | Path, require_judge: bool = True) -> RubricSet:
+    """Read, validate and return a rubric set; raises RubricError naming file and key.
+
+    ``require_judge=False`` accepts an import-only set (metrics without a ``judge`` section),
+    for the report and for showing guidelines; judging needs every metric's judge section.
+    """
     path = resolve(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -57,7 +61,7 @@ def load_rubric_set(name_or_path: str | Path) -> RubricSet:
     if not isinstance(raw, dict):
         raise RubricError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
-        return RubricSet.model_validate(raw)
+        rs = RubricSet.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -65,3 +69,8 @@ def load_rubric_set(name_or_path: str | Path) -> RubricSet:
             msg = "unknown key (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"  {key}: {msg}")
         raise RubricError(f"{path}: invalid rubric set:\n" + "\n".join(lines)) from None
+    if require_judge and rs.without_judge:
+        raise RubricError(f"{path}: metric(s) {rs.without_judge} have no judge section; LLM judges need one per metric "
+                          "(question, scale, to_human). Without it the set is import only: `kasauti report` and "
+                          "`kasauti rubrics validate/show` accept it")
+    return rs

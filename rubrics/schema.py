@@ -76,13 +76,16 @@ class Metric(_Strict):
     name: str = Field(pattern=IDENTIFIER)
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list, description="Other names of the metric in imported ratings, e.g. 'Coherence'.")
     measurement: Literal["ordinal", "nominal"] = "ordinal"
     higher_is_better: bool = True
     human: Scale
-    judge: JudgeSpec
+    judge: JudgeSpec | None = Field(None, description="Needed to run LLM judges; an import-only rubric leaves it out.")
 
     @model_validator(mode="after")
     def _mapping_complete(self) -> Metric:
+        if self.judge is None:
+            return self
         judge_levels = set(self.judge.scale.values)
         human_levels = set(self.human.values)
         if set(self.judge.to_human) != judge_levels:
@@ -140,6 +143,29 @@ class RubricSet(_Strict):
     def _unique_families(cls, families: list[Family]) -> list[Family]:
         return unique_names(families, "family")
 
+    @model_validator(mode="after")
+    def _one_scale_per_metric(self) -> RubricSet:
+        """A metric name used in several families means one metric: same human scale and measurement.
+        An alias names one metric and is no metric's name."""
+        first: dict[str, tuple[str, Metric]] = {}
+        for fam in self.families:
+            for m in fam.metrics:
+                seen_in, seen = first.setdefault(m.name, (fam.name, m))
+                if (seen.human.values, seen.measurement) != (m.human.values, m.measurement):
+                    raise ValueError(
+                        f"metric {m.name!r} has the human scale {seen.human.values} ({seen.measurement}) in family "
+                        f"{seen_in!r} but {m.human.values} ({m.measurement}) in family {fam.name!r}; one name is one "
+                        "metric: give both the same scale, or rename one")
+        aliases: dict[str, str] = {}
+        for fam in self.families:
+            for m in fam.metrics:
+                for alias in m.aliases:
+                    owner = alias if alias in first else aliases.get(alias)
+                    if owner not in (None, m.name):
+                        raise ValueError(f"alias {alias!r} of metric {m.name!r} already names metric {owner!r}")
+                    aliases[alias] = m.name
+        return self
+
     def family_for(self, task: str) -> Family:
         """The first family whose task patterns match `task`."""
         for fam in self.families:
@@ -159,3 +185,22 @@ class RubricSet(_Strict):
     @property
     def metric_names(self) -> list[str]:
         return list(dict.fromkeys(m.name for f in self.families for m in f.metrics))
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        """Each metric by name (its first definition; the validators make all definitions share a scale)."""
+        out: dict[str, Metric] = {}
+        for fam in self.families:
+            for m in fam.metrics:
+                out.setdefault(m.name, m)
+        return out
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Alias -> metric name."""
+        return {a: m.name for f in self.families for m in f.metrics for a in m.aliases}
+
+    @property
+    def without_judge(self) -> list[str]:
+        """Metrics with no judge section (an import-only rubric)."""
+        return [name for name, m in self.metrics.items() if m.judge is None]

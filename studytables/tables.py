@@ -151,6 +151,8 @@ RATINGS = Table("ratings", "ratings.parquet", "annotator", "kasauti pull",
     Column("language", S, "the item's language (give it in an import: there is no sample to take it from)", True, False),
     Column("task", S, "the item's task (as `language`)", True, False),
     Column("length_bin", I8, "the item's length bin (as `language`)", True, False),
+    Column("source_model", S, "the model that wrote the response, when known (kept for system-level statistics)",
+           True, False),
     Column("status", S, "`submitted`, `draft` or `discarded`; the report uses humans' `submitted` rows only "
                     "(null in an import: `submitted`)", True, False),
     Column("inserted_at", UTC, "humans: when the response was first saved (null for judges)", True, False),

@@ -8,9 +8,13 @@ that really covered, say, only 85% or always 100% fails).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reports import stats as S
 from reports.agreement import Scale, analyse_cell
+
+# pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
+pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
 
 N_DATASETS, N_ITEMS, N_BOOT = 200, 150, 500
 LOW, HIGH = 0.95 - 3 * 0.0154, 0.95 + 3 * 0.0154

@@ -16,6 +16,9 @@ import pytest
 import reports
 import rubrics
 
+# pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
+pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "kasauti" / "demo_data" / "pariksha"
 BROWSER_DIR = ROOT / "tests" / "browser"
@@ -111,3 +114,113 @@ def test_cli_long_format_file(tmp_path):
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert doc["import"]["counts"]["ratings used"] == len(long)
     assert {c["level"] for c in doc["cells"] if c["facet"] == "language"} == {"bengali", "odia", "tamil"}
+
+
+def assert_clean_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit 2 with a message naming what is wrong, and no traceback."""
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr + res.stdout
+    for needle in needles:
+        assert needle in res.stderr, (needle, res.stderr)
+
+
+def small_long_csv(path: Path) -> Path:
+    pd.DataFrame({"item_id": ["1", "1"], "metric": "task_quality", "rater": ["a", "b"], "rater_kind": "human",
+                  "score": [1, 2], "language": "bn", "task": "qa", "length_bin": 1}).to_csv(path, index=False)
+    return path
+
+
+def test_cli_without_bootstrap_gives_verdicts_on_point_estimates(tmp_path):
+    res = run_cli("--pariksha", str(DEMO), "--out", str(tmp_path / "rep"), "--n-boot", "0")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    decided = [v for v in doc["verdicts"] if v["verdict"] != "not enough data"]
+    assert decided and all(v["delta_alpha_ci"] == [None, None] for v in decided)
+    assert all("no bootstrap" in v["note"] for v in decided)
+
+
+def test_cli_negative_bootstrap_is_refused(tmp_path):
+    res = run_cli("--ratings", str(small_long_csv(tmp_path / "r.csv")), "--out", str(tmp_path / "rep"), "--n-boot", "-5")
+    assert_clean_error(res, "--n-boot")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_cli_out_is_a_file(tmp_path):
+    (tmp_path / "rep").write_text("keep me")
+    res = run_cli("--ratings", str(small_long_csv(tmp_path / "r.csv")), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, str(tmp_path / "rep"), "not a directory")
+    assert (tmp_path / "rep").read_text() == "keep me"
+
+
+def test_cli_ratings_is_a_directory(tmp_path):
+    (tmp_path / "r.csv").mkdir()
+    res = run_cli("--ratings", str(tmp_path / "r.csv"), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, str(tmp_path / "r.csv"), "is a directory")
+
+
+def test_cli_ratings_not_utf8_names_file_and_row(tmp_path):
+    path = small_long_csv(tmp_path / "r.csv")
+    pd.read_csv(path).assign(task=["qa", "café"]).to_csv(path, index=False, encoding="latin-1")
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, str(path), "row 2", "UTF-8")
+
+
+def test_cli_large_excluded_share_is_loud(tmp_path):
+    """Ratings on a 1-3 scale against the 0-2 rubric: a third is off the scale. The report is written
+    with the warning at the top, and the command exits 2 unless the user accepts it explicitly."""
+    rng = np.random.default_rng(3)
+    n = 90
+    rows = [(f"i{i}", "task_quality", r, "human" if r != "j" else "judge", int(rng.integers(1, 4)), "bn", "qa", 1)
+            for i in range(n) for r in ("a", "b", "j")]
+    path = tmp_path / "r.csv"
+    df = pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"])
+    df.to_csv(path, index=False)
+    off = int((df["score"] == 3).sum())
+    share = f"{off / len(df):.0%}"
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "20")
+    assert_clean_error(res, f"{off} of {len(df)} ratings ({share})", "--allow-excluded", "scores outside the metric's human scale")
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["import"]["invalid_share"] == pytest.approx(off / len(df))
+    assert f"{off} of {len(df)} ratings" in doc["import"]["warning"]
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.index("class='warning'") < html.index("<h2>Verdicts")
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep2"), "--n-boot", "20", "--allow-excluded")
+    assert res.returncode == 0, res.stderr
+    assert f"{off} of {len(df)} ratings ({share})" in res.stderr
+
+
+def test_cli_small_excluded_share_passes(tmp_path):
+    path = small_long_csv(tmp_path / "r.csv")
+    pd.concat([pd.read_csv(path)] * 10).assign(item_id=[str(i // 2) for i in range(20)]).to_csv(path, index=False)
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "0")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["import"]["warning"] is None
+
+
+def test_cli_nothing_usable_is_one_clear_line(tmp_path):
+    path = small_long_csv(tmp_path / "r.csv")
+    pd.read_csv(path).assign(score=[5, 7]).to_csv(path, index=False)
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"))
+    assert_clean_error(res, "no usable ratings", "2 of 2", f"{path}: row 1, column 'score': '5'")
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_can_require_a_consensus_of_two_humans(tmp_path):
+    rows = [(f"i{i}", "task_quality", r, kind, i % 3, "bn", "qa", 1) for i in range(40)
+            for r, kind in (("a", "human"), ("b", "human"), ("j", "judge")) if not (r == "b" and i < 25)]
+    path = tmp_path / "r.csv"
+    pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"]).to_csv(path, index=False)
+    res = run_cli("--ratings", str(path), "--out", str(tmp_path / "rep"), "--n-boot", "0", "--consensus-min-humans", "2")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["meta"]["config"]["consensus_min_humans"] == 2
+    exact = next(c for c in doc["cells"] if (c["statistic"], c["facet"], c["judge"]) == ("hj_exact", "overall", "j"))
+    assert exact["n_items"] == 15
+
+
+def test_cli_empty_ratings_file(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("")
+    assert_clean_error(run_cli("--ratings", str(path), "--out", str(tmp_path / "rep")), str(path), "empty")
+    path.write_text("item_id,metric,rater,rater_kind,score\n")
+    assert_clean_error(run_cli("--ratings", str(path), "--out", str(tmp_path / "rep")), str(path), "no ratings")

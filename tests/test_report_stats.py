@@ -11,6 +11,9 @@ from sklearn.metrics import cohen_kappa_score
 from reports import stats as S
 from reports.agreement import Scale, analyse_cell, consensus
 
+# pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
+pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
+
 
 NAN = np.nan
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", reliability data with missing

@@ -448,3 +448,80 @@ def test_cli_show_unknown_set():
     r = cli("show", "nosuchset")
     assert r.returncode == 2
     assert "unknown rubric set 'nosuchset'" in r.stderr
+
+
+# --- one scale per metric name, aliases, import-only rubrics ---------------------------------
+
+
+def test_metric_with_different_scales_in_two_families(tmp_path, base):
+    other = copy.deepcopy(base["families"][0])
+    other.update(name="other", tasks=["other*"])
+    other["metrics"] = [copy.deepcopy(metric0(base))]
+    other["metrics"][0]["human"]["levels"].append({"value": 3, "label": "Perfect", "anchor": "Could not be better."})
+    base["families"].append(other)
+    path = write(tmp_path, base)
+    msg = load_error(path)
+    assert "'linguistic_acceptability'" in msg and "'general'" in msg and "'other'" in msg and "human scale" in msg
+    res = cli("validate", str(path))
+    assert res.returncode == 2 and "human scale" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_same_metric_in_two_families_with_one_scale_is_fine(tmp_path, base):
+    other = copy.deepcopy(base["families"][0])
+    other.update(name="other", tasks=["other*"])
+    base["families"].append(other)
+    assert rubrics.load_rubric_set(write(tmp_path, base, "ok.yaml")).metric_names == ["linguistic_acceptability", "task_quality", "hallucination"]
+
+
+def test_display_name_aliases(tmp_path, base):
+    metric0(base)["aliases"] = ["Linguistic Acceptability", "5W1H"]
+    rs = rubrics.load_rubric_set(write(tmp_path, base, "ok.yaml"))
+    assert rs.aliases == {"Linguistic Acceptability": "linguistic_acceptability", "5W1H": "linguistic_acceptability"}
+    base["families"][0]["metrics"][1]["aliases"] = ["5W1H"]
+    assert "alias '5W1H'" in load_error(write(tmp_path, base))
+    base["families"][0]["metrics"][1]["aliases"] = ["hallucination"]
+    assert "alias 'hallucination'" in load_error(write(tmp_path, base))
+
+
+def import_only(base: dict) -> dict:
+    for m in base["families"][0]["metrics"]:
+        del m["judge"]
+    return base
+
+
+def test_import_only_rubric_has_no_judge_section(tmp_path, base):
+    path = write(tmp_path, import_only(base), "import_only.yaml")
+    rs = rubrics.load_rubric_set(path, require_judge=False)
+    assert all(m.judge is None for m in rs.families[0].metrics)
+    msg = load_error(path)  # judging needs the judge part
+    assert "no judge section" in msg and "linguistic_acceptability" in msg
+    res = cli("validate", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "import only" in res.stdout
+    res = cli("show", str(path))
+    assert res.returncode == 0 and "Linguistic acceptability" in res.stdout
+    res = cli("show", str(path), "--judge-prompt")
+    assert res.returncode == 2 and "no judge section" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_readme_custom_rubric_example(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("A custom rubric"):]
+    block = block[block.index("```yaml\n") + 8:]
+    path = write(tmp_path, block[:block.index("```")], "basse.yaml")
+    res = cli("validate", str(path))
+    assert res.returncode == 0 and "import only" in res.stdout, res.stderr
+    rs = rubrics.load_rubric_set(path, require_judge=False)
+    assert rs.aliases == {"Coherence": "coherence", "5W1H": "five_w_one_h"}
+    # ratings that name the metrics as displayed import with no judge part and no renaming
+    ratings = tmp_path / "basse.csv"
+    rows = ["item_id,metric,rater,rater_kind,score,language,task"]
+    rows += [f"d{i},{m},{r},human,{1 + (i + k) % 3},es,summary" for i in range(12) for m in ("Coherence", "5W1H") for k, r in enumerate("ab")]
+    ratings.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "kasauti", "report", "--ratings", str(ratings), "--rubric", str(path),
+                          "--out", str(tmp_path / "rep"), "--n-boot", "0"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["import"]["counts"]["ratings used"] == len(rows) - 1
+    assert {c["metric"] for c in doc["cells"]} == {"coherence", "five_w_one_h"}
