@@ -175,15 +175,15 @@ def push_to_hub(dataset_dir: str | Path, repo_id: str, endpoint: str | None = No
     if not token:
         raise ExportError(f"push {repo_id}: no HF_TOKEN in the environment; nothing pushed, the export stays in "
                           f"{dataset_dir}; set HF_TOKEN to a write token and push again")
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-    from httpx import HTTPError
+    from huggingface_hub import HfApi, errors
 
     api = HfApi(endpoint=endpoint, token=token)
+    # the Hub's HTTP client errors (httpx's in huggingface_hub >= 1; requests' are OSErrors)
+    refused = (errors.HfHubHTTPError, getattr(errors, "HTTPError", OSError), OSError)
     try:
         api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
         api.upload_folder(folder_path=dataset_dir, repo_id=repo_id, repo_type="dataset")
-    except (HfHubHTTPError, HTTPError, OSError) as exc:
+    except refused as exc:
         raise ExportError(f"push {repo_id}: the Hugging Face Hub at {api.endpoint} did not accept the upload "
                           f"({type(exc).__name__}); nothing lost, the export stays in {dataset_dir}; check the network "
                           "and the token's write access, then push again") from None
