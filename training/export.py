@@ -101,8 +101,8 @@ def export(root: str | Path, config: ExportConfig, rubric_set: RubricSet, study_
         rejected = {k: v for k, v in rejected.items() if k != _NO_HUMAN} | judge_rejected
         inputs |= {"judgments.parquet": root / st.JUDGMENTS.file, "report/report.json": report}
     if decided.empty:
-        counts = ", ".join(f"{reason}: {n}" for reason, n in rejected.items())
-        raise NoAcceptedItems(f"no item of {len(sample)} meets the acceptance rule ({config.text()}); {counts}")
+        raise NoAcceptedItems(f"no item of {len(sample)} meets the acceptance rule ({config.text()}); "
+                              f"{_reasons(rejected)}")
     accepted = sample.merge(decided, on="item_id").sort_values(["language", "task", "item_id"], kind="stable")
 
     notes: list[str] = []
@@ -155,6 +155,11 @@ def external_pairs(frame: pd.DataFrame, source: str) -> pd.DataFrame:
                 raise ExportError(f"{source}: row {row}, column {col!r}: expected text, found {value!r}; "
                                   "fix or remove the row")
         out[col] = values
+    if out["item_id"].duplicated().any():
+        twice = out["item_id"][out["item_id"].duplicated()].iloc[0]
+        first, second = out.index[out["item_id"] == twice][:2] + 1
+        raise ExportError(f"{source}: rows {first} and {second}, column 'item_id': the same id {twice!r} twice; "
+                          "give each pair its own id")
     for row, label in enumerate(out["language"], 1):
         try:
             out.loc[row - 1, "language"] = normalise(label)
