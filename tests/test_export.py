@@ -84,9 +84,12 @@ def test_accepts_items_whose_human_consensus_meets_every_rule_and_says_why(tmp_p
                     + both("b", "h1", 2, 2) + both("b", "h2", 1, 2)                       # median 1.5: rejected
                     + both("c", "h1", 2, 2)                                               # one rater: rejected
                     + both("d", "h1", 2, 0) + both("d", "h2", 2, 0)                       # task quality 0
-                    + both("e", "h1", 2, 2, "draft") + both("e", "h2", 2, 2, "draft"))    # drafts: no human rating
+                    + both("e", "h1", 2, 2, "draft") + both("e", "h2", 2, 2, "draft")     # drafts: no human rating
+                    + both("zz", "h1", 2, 2))                                             # not in the sample
     root = study(tmp_path / "s", sample(list("abcde")), rated)
     result = export(root, RULE, RS, "demo-study")
+    assert "ratings.parquet: 2 submitted human ratings of 1 item(s) not in sample.parquet, not used (e.g. 'zz')" \
+        in result.notes
 
     got = load(root, "accepted")
     assert got["item_id"].tolist() == ["a"] and result.accepted == 1

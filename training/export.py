@@ -90,6 +90,11 @@ def export(root: str | Path, config: ExportConfig, rubric_set: RubricSet, study_
     sample = _read(st.SAMPLE, inputs["sample.parquet"])
     ratings = _read(st.RATINGS, inputs["ratings.parquet"])
     humans = ratings[(ratings["rater_kind"] == "human") & ratings["status"].fillna("submitted").eq("submitted")]
+    notes: list[str] = []
+    stray = humans["item_id"][~humans["item_id"].isin(sample["item_id"])]
+    if len(stray):
+        notes.append(f"ratings.parquet: {len(stray)} submitted human ratings of {stray.nunique()} item(s) not in "
+                     f"sample.parquet, not used (e.g. {stray.iloc[0]!r})")
 
     decided, rejected = _by_humans(sample, humans, config)
     judges = pd.DataFrame()
@@ -105,7 +110,6 @@ def export(root: str | Path, config: ExportConfig, rubric_set: RubricSet, study_
                               f"{_reasons(rejected)}")
     accepted = sample.merge(decided, on="item_id").sort_values(["language", "task", "item_id"], kind="stable")
 
-    notes: list[str] = []
     pairs, not_exported = _study_pairs(root, sample, humans, notes)
     inputs["revisions.parquet"] = root / st.REVISIONS.file
     if external is not None:
