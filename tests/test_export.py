@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +209,8 @@ def test_external_pairs_are_a_second_input_with_their_distance_computed(tmp_path
 @pytest.mark.parametrize("change, expected", [
     (lambda f: f.drop(columns=["revised_response"]), "midb: missing column(s) ['revised_response']"),
     (lambda f: f.assign(original_response=["x", 3, "y"]), "midb: row 2, column 'original_response': expected text, found 3"),
+    (lambda f: f.assign(item_id=["y", None, "x"]), "midb: row 2, column 'item_id': expected text, found None"),
+    (lambda f: f.assign(task=["qa", 7, None]), "midb: row 2, column 'task': expected text, found 7"),
     (lambda f: f.assign(item_id=["y", "x", "x"]), "midb: rows 2 and 3, column 'item_id': the same id 'x' twice"),
     (lambda f: f.assign(language=["es", "es", "qqq"]), "midb: row 3, column 'language': 'qqq' is not a language"),
 ])

@@ -122,10 +122,10 @@ def export(root: str | Path, config: ExportConfig, rubric_set: RubricSet, study_
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _write_dataset(tmp, st.EXPORT_ACCEPTED, accepted[st.EXPORT_ACCEPTED.names], config.text(), provenance,
-                       _counts(accepted, "decided_by", lambda r: json.loads(r["evidence"])), {"not accepted": rejected})
+                       _counts(accepted, "decided_by", "evidence"), {"not accepted": rejected})
         if len(pairs):
             _write_dataset(tmp, st.EXPORT_REVISIONS, pairs[st.EXPORT_REVISIONS.names], _pairs_rule(config),
-                           provenance, _counts(pairs, "source", lambda r: json.loads(r["ratings"] or "{}")),
+                           provenance, _counts(pairs, "source", "ratings"),
                            {"not exported": not_exported})
         else:
             notes.append(f"no revision pairs to export ({_reasons(not_exported) or 'none read'}); export/revisions/ "
@@ -145,17 +145,15 @@ def external_pairs(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """
     missing = [c for c in EXTERNAL_COLUMNS if c not in frame.columns]
     if missing:
-        raise ExportError(f"{source}: missing column(s) {missing}; external revision pairs need {list(EXTERNAL_COLUMNS)}")
+        raise ExportError(f"{source}: missing column(s) {missing}; external revision pairs need "
+                          f"{list(EXTERNAL_COLUMNS)}")
     data = frame.reset_index(drop=True)
-    out = pd.DataFrame({
-        "item_id": data["item_id"].astype(str) if "item_id" in data else [f"{source}/{i}" for i in range(1, len(data) + 1)],
-        "annotator": None, "source": source, "task": data["task"] if "task" in data else None,
-        "ratings": None, "comment": None,
-    })
-    for col in EXTERNAL_COLUMNS:
-        values = data[col].where(data[col].notna(), "") if col.endswith("_input") else data[col]
+    out = pd.DataFrame({"item_id": [f"{source}/{i}" for i in range(1, len(data) + 1)], "annotator": None,
+                        "source": source, "task": None, "ratings": None, "comment": None})
+    for col in (*EXTERNAL_COLUMNS, *(c for c in ("item_id", "task") if c in data)):
+        values = data[col].astype(object).where(data[col].notna(), "" if col.endswith("_input") else None)
         for row, value in enumerate(values, 1):
-            if not isinstance(value, str):
+            if not isinstance(value, str) and not (col == "task" and value is None):
                 raise ExportError(f"{source}: row {row}, column {col!r}: expected text, found {value!r}; "
                                   "fix or remove the row")
         out[col] = values
@@ -367,11 +365,11 @@ def _reasons(counts: dict[str, int]) -> str:
     return "; ".join(f"{reason}: {n}" for reason, n in counts.items())
 
 
-def _counts(df: pd.DataFrame, by: str, metrics_of) -> dict:
-    """Rows per language, task, `by` and metric (the metrics in each row's evidence or ratings)."""
-    per_metric = Counter(m for _, r in df.iterrows() for m in metrics_of(r))
-    return {"rows": len(df), "language": dict(Counter(df["language"])), "task": dict(Counter(df["task"].fillna("(none)"))),
-            by: dict(Counter(df[by])), "metric": dict(per_metric)}
+def _counts(df: pd.DataFrame, by: str, metrics: str) -> dict:
+    """Rows per language, task, `by` and metric (the keys of the JSON objects in column `metrics`)."""
+    per_metric = Counter(m for text in df[metrics] if text for m in json.loads(text))
+    return {"rows": len(df), "language": dict(Counter(df["language"])),
+            "task": dict(Counter(df["task"].fillna("(none)"))), by: dict(Counter(df[by])), "metric": dict(per_metric)}
 
 
 def _sha256(path: Path) -> str:
