@@ -106,6 +106,17 @@ def test_accepts_items_whose_human_consensus_meets_every_rule_and_says_why(tmp_p
     assert result.accepted + sum(result.rejected.values()) == 5
 
 
+def test_a_metric_where_lower_is_better_takes_at_most(tmp_path):
+    rule = ExportConfig.model_validate({"accept": [{"metric": "hallucination", "consensus": "max", "at_most": 0}]})
+    rated = ratings([("a", "hallucination", "h1", 0), ("a", "hallucination", "h2", 0),
+                     ("b", "hallucination", "h1", 0), ("b", "hallucination", "h2", 1)])
+    root = study(tmp_path / "s", sample(["a", "b"]), rated)
+    result = export(root, rule, RS, "demo-study")
+    got = load(root, "accepted")
+    assert got["item_id"].tolist() == ["a"] and got["accepted_by"][0] == "max of >= 2 human ratings of hallucination <= 0"
+    assert result.rejected == {"hallucination: max above 0": 1}
+
+
 def test_dataset_card_has_counts_rule_and_provenance(tmp_path):
     rated = ratings(both("a", "h1", 2, 2) + both("a", "h2", 2, 2) + both("b", "h1", 2, 1) + both("b", "h2", 2, 1)
                     + both("c", "h1", 0, 0) + both("c", "h2", 0, 0))
@@ -249,8 +260,17 @@ def test_missing_ratings_and_unknown_metric_are_clear_errors(tmp_path):
     with pytest.raises(ExportError, match=r"^export.accept: unknown metric 'fluency'; rubric set 'pariksha' has \["):
         export(root, bad, RS, "demo-study")
     off = ExportConfig.model_validate({"accept": [{"metric": "task_quality", "at_least": 5}]})
-    with pytest.raises(ExportError, match="at_least 5 is off the metric's human scale"):
+    with pytest.raises(ExportError, match="task_quality: >= 5 is off the metric's human scale"):
         export(root, off, RS, "demo-study")
+    three = RS.model_dump()  # a nominal metric with three levels has no order to bound
+    for metric in three["families"][0]["metrics"]:
+        if metric["name"] == "hallucination":
+            for scale in (metric["human"], metric["judge"]["scale"]):
+                scale["levels"].append({"value": 2, "label": "unsure", "anchor": "Cannot tell."})
+            metric["judge"]["to_human"]["2"] = 2
+    nominal = ExportConfig.model_validate({"accept": [{"metric": "hallucination", "at_most": 0}]})
+    with pytest.raises(ExportError, match="hallucination is nominal with 3 levels: its levels have no order"):
+        export(root, nominal, rubrics.RubricSet.model_validate(three), "demo-study")
     (root / "ratings.parquet").unlink()
     with pytest.raises(ExportError, match=r"ratings.parquet: no human ratings; run `kasauti pull`"):
         export(root, RULE, RS, "demo-study")
@@ -266,6 +286,9 @@ def test_the_rule_is_validated():
         ExportConfig.model_validate({"accept": [{"metric": "task_quality", "at_least": 1}] * 2})
     with pytest.raises(ValidationError):
         ExportConfig.model_validate({"accept": [{"metric": "task_quality", "at_least": 1}], "top_share": 0})
+    for bounds in ({}, {"at_least": 1, "at_most": 1}):
+        with pytest.raises(ValidationError, match="exactly one of at_least and at_most"):
+            ExportConfig.model_validate({"accept": [{"metric": "task_quality", **bounds}]})
 
 
 def judged_study(root: Path, n: int = 60) -> Path:
@@ -316,7 +339,7 @@ def test_the_calibrated_judge_decides_unrated_items_only_where_the_verdict_allow
     assert (got["decided_by"] == "humans").sum() > 0
     assert result.rejected[f"task_quality: no human rating, and the judge is not allowed in task_quality x ta "
                            f"(verdict: {verdicts['ta']})"] == 6
-    assert result.rejected["task_quality: calibrated judge score below 2"] == 3
+    assert result.rejected["task_quality: calibrated judge score not >= 2"] == 3
     assert result.accepted + sum(result.rejected.values()) == 132
     judges = card(root, "accepted")["kasauti"]["provenance"]["judges"]
     assert judges == [{"judge": "gpt", "model": "gpt-x", "prompt_hash": "0123456789abcdef"}]

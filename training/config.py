@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rubrics import RubricSet
 
@@ -20,15 +20,33 @@ class _Strict(BaseModel):
 
 
 class MetricRule(_Strict):
-    """The human consensus on one metric reaches a level, over enough submitted ratings."""
+    """The human consensus on one metric reaches a level (or stays under one), over enough submitted ratings."""
 
     metric: str = Field(min_length=1, description="A metric of the study's rubric set.")
-    consensus: Literal["median", "mean", "min"] = Field("median", description="How the humans' scores are combined.")
-    at_least: float = Field(description="The lowest accepted consensus, on the metric's human scale.")
+    consensus: Literal["median", "mean", "min", "max"] = Field("median",
+                                                               description="How the humans' scores are combined.")
+    at_least: float | None = Field(None, description="The lowest accepted value, on the metric's human scale.")
+    at_most: float | None = Field(None, description="The highest accepted value (for metrics where lower is better, "
+                                                    "e.g. hallucination).")
     min_raters: int = Field(2, ge=1, description="Fewest submitted human ratings of the item on this metric.")
 
+    @model_validator(mode="after")
+    def _one_bound(self) -> MetricRule:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError(f"{self.metric}: give exactly one of at_least and at_most")
+        return self
+
+    @property
+    def bound(self) -> str:
+        """The bound as text: ``>= 2`` or ``<= 0``."""
+        return f">= {self.at_least:g}" if self.at_most is None else f"<= {self.at_most:g}"
+
+    def passes(self, value):
+        """Whether `value` (a number or an array; NaN never passes) is within the bound."""
+        return value >= self.at_least if self.at_most is None else value <= self.at_most
+
     def text(self) -> str:
-        return f"{self.consensus} of >= {self.min_raters} human ratings of {self.metric} >= {self.at_least:g}"
+        return f"{self.consensus} of >= {self.min_raters} human ratings of {self.metric} {self.bound}"
 
 
 class JudgeFallback(_Strict):
@@ -65,13 +83,17 @@ class ExportConfig(_Strict):
         return humans if self.judge is None else f"{humans}; items no human rated: {self.judge.text()}"
 
     def check(self, rubric_set: RubricSet) -> None:
-        """ValueError naming each rule whose metric the rubric set does not have, or whose level is off its scale."""
-        scales = {m.name: m.human for f in rubric_set.families for m in f.metrics}
+        """ValueError for a rule whose metric the rubric set does not have, whose scale has no order
+        (nominal, more than two levels), or whose bound is off the scale."""
+        metrics = {m.name: m for f in rubric_set.families for m in f.metrics}
         for rule in self.accept:
-            if rule.metric not in scales:
+            if rule.metric not in metrics:
                 raise ValueError(f"export.accept: unknown metric {rule.metric!r}; rubric set {rubric_set.name!r} "
                                  f"has {rubric_set.metric_names}")
-            scale = scales[rule.metric]
-            if not scale.min <= rule.at_least <= scale.max:
-                raise ValueError(f"export.accept: {rule.metric}: at_least {rule.at_least:g} is off the metric's human "
-                                 f"scale {scale.values}")
+            scale, level = metrics[rule.metric].human, rule.at_least if rule.at_most is None else rule.at_most
+            if metrics[rule.metric].measurement == "nominal" and len(scale.values) > 2:
+                raise ValueError(f"export.accept: {rule.metric} is nominal with {len(scale.values)} levels: its "
+                                 "levels have no order to bound; choose an ordinal or two-level metric")
+            if not scale.min <= level <= scale.max:
+                raise ValueError(f"export.accept: {rule.metric}: {rule.bound} is off the metric's human scale "
+                                 f"{scale.values}")

@@ -225,8 +225,9 @@ def _by_humans(sample: pd.DataFrame, humans: pd.DataFrame, config: ExportConfig)
         value = cons["value"].to_numpy()
         few = (n < rule.min_raters) & (reason == "").to_numpy()
         reason[few] = f"{rule.metric}: fewer than {rule.min_raters} human ratings"
-        low = ~(value >= rule.at_least) & (reason == "").to_numpy()
-        reason[low] = f"{rule.metric}: {rule.consensus} below {rule.at_least:g}"
+        miss = ~rule.passes(value) & (reason == "").to_numpy()
+        reason[miss] = f"{rule.metric}: {rule.consensus} " + (
+            f"below {rule.at_least:g}" if rule.at_most is None else f"above {rule.at_most:g}")
         for item, v, k in zip(items, value, n):
             if item in evidence and k:
                 evidence[item][rule.metric] = {"consensus": rule.consensus, "value": float(v), "n_raters": int(k)}
@@ -292,8 +293,8 @@ def _by_judge(root: Path, unrated: pd.DataFrame, judgments: pd.DataFrame, config
             else:
                 why = f"{rule.metric}: no calibration map for {fallback.judge} in the report"
                 break
-            if score < rule.at_least:
-                why = f"{rule.metric}: calibrated judge score below {rule.at_least:g}"
+            if not rule.passes(score):
+                why = f"{rule.metric}: calibrated judge score not {rule.bound}"
                 break
             evidence[rule.metric] = {"judge": fallback.judge, "judge_score": float(j["raw_score"]),
                                      "judge_input": float(j["x"]), "calibrated_score": score,
@@ -303,7 +304,7 @@ def _by_judge(root: Path, unrated: pd.DataFrame, judgments: pd.DataFrame, config
             rejected[why] += 1
         else:
             rows.append({"item_id": item, "evidence": json.dumps(evidence, ensure_ascii=False)})
-    rule_text = f"{fallback.text()}: " + " and ".join(f"calibrated {r.metric} >= {r.at_least:g}" for r in config.accept)
+    rule_text = f"{fallback.text()}: " + " and ".join(f"calibrated {r.metric} {r.bound}" for r in config.accept)
     decided = pd.DataFrame(rows, columns=["item_id", "evidence"]).assign(decided_by="judge", accepted_by=rule_text)
     return decided, dict(rejected), report
 
