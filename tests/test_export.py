@@ -347,12 +347,18 @@ def test_the_calibrated_judge_decides_unrated_items_only_where_the_verdict_allow
 
 def test_the_judge_needs_a_report_newer_than_the_ratings(tmp_path):
     root = judged_study(tmp_path / "s", n=30)
+    other = JUDGE_RULE.model_copy(update={"judge": JUDGE_RULE.judge.model_copy(update={"judge": "other"})})
+    with pytest.raises(ExportError, match=r"report.json: no verdicts for judge 'other' \(the report has \['gpt'\]\)"):
+        export(root, other, RS, "demo-study")
     later = (root / "report" / "report.json").stat().st_mtime + 60
     os.utime(root / "ratings.parquet", (later, later))
     with pytest.raises(ExportError, match=r"report.json: older than ratings.parquet; run `kasauti report` again"):
         export(root, JUDGE_RULE, RS, "demo-study")
     (root / "report" / "report.json").unlink()
     with pytest.raises(ExportError, match=r"report.json: no report; .* run `kasauti report` first"):
+        export(root, JUDGE_RULE, RS, "demo-study")
+    (root / "judgments.parquet").unlink()
+    with pytest.raises(ExportError, match=r"judgments.parquet: no judgments; run `kasauti judge` and `kasauti report`"):
         export(root, JUDGE_RULE, RS, "demo-study")
     assert not (root / "export").exists()
 
