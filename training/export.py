@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 import studytables as st
 from rubrics import RubricSet
@@ -405,16 +404,17 @@ def _write_dataset(out: Path, table: st.Table, data: pd.DataFrame, rule: str, pr
     parquet = out / Path(table.file).relative_to("export")
     parquet.parent.mkdir(parents=True, exist_ok=True)
     st.write(table, data, parquet)
-    base = parquet.relative_to(out).parts[0]
-    meta = {"configs": [{"config_name": "default",
-                         "data_files": [{"split": "train", "path": str(parquet.relative_to(out / base))}]}],
-            "language": sorted(counts["language"]), "tags": ["kasauti"],
-            "kasauti": {"table": table.name, "rule": rule, "counts": counts, **left_out, "provenance": provenance}}
-    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
-    body = (f"# {provenance['study']}: {table.doc.split(';')[0]}\n\n{counts['rows']} rows, exported by kasauti "
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    home = out / parquet.relative_to(out).parts[0]
+    meta = DatasetCardData(
+        language=sorted(counts["language"]), tags=["kasauti"],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": str(parquet.relative_to(home))}]}],
+        kasauti={"table": table.name, "rule": rule, "counts": counts, **left_out, "provenance": provenance})
+    body = (f"# {provenance['study']}: {table.doc.split(';')[0]}\n\nRows: {counts['rows']}; exported by kasauti "
             f"{provenance['kasauti_version']} from study `{provenance['study']}` (rubric {provenance['rubric']} "
             f"v{provenance['rubric_version']}).\n\nRule: {rule}.\n\nColumns:\n\n" + st.markdown(table))
-    (out / base / "README.md").write_text(f"---\n{front}---\n\n{body}", encoding="utf-8")
+    DatasetCard(f"---\n{meta.to_yaml()}\n---\n\n{body}").save(home / "README.md")
 
 
 def _swap(tmp: Path, out: Path) -> None:
