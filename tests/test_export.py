@@ -350,6 +350,12 @@ def test_the_judge_needs_a_report_newer_than_the_ratings(tmp_path):
     other = JUDGE_RULE.model_copy(update={"judge": JUDGE_RULE.judge.model_copy(update={"judge": "other"})})
     with pytest.raises(ExportError, match=r"report.json: no verdicts for judge 'other' \(the report has \['gpt'\]\)"):
         export(root, other, RS, "demo-study")
+    report = root / "report" / "report.json"
+    text = report.read_text(encoding="utf-8")
+    report.write_text(text[: len(text) // 2], encoding="utf-8")
+    with pytest.raises(ExportError, match=r"report.json: not valid JSON \(truncated\?\): .*; run `kasauti report` again"):
+        export(root, JUDGE_RULE, RS, "demo-study")
+    report.write_text(text, encoding="utf-8")
     later = (root / "report" / "report.json").stat().st_mtime + 60
     os.utime(root / "ratings.parquet", (later, later))
     with pytest.raises(ExportError, match=r"report.json: older than ratings.parquet; run `kasauti report` again"):

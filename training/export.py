@@ -256,7 +256,10 @@ def _by_judge(root: Path, unrated: pd.DataFrame, judgments: pd.DataFrame, config
     if newer:
         raise ExportError(f"{report}: older than {' and '.join(newer)}; run `kasauti report` again so its verdicts "
                           "cover the current ratings")
-    doc = json.loads(report.read_text(encoding="utf-8"))
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{report}: not valid JSON (truncated?): {exc}; run `kasauti report` again") from None
     verdicts = {(v["metric"], v["language"]): v for v in doc.get("verdicts", []) if v["judge"] == fallback.judge}
     if not verdicts:
         known = sorted({v["judge"] for v in doc.get("verdicts", [])})
