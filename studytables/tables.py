@@ -251,5 +251,45 @@ RECORDS = Table("records", "argilla/records.parquet", "annotator", "kasauti push
     ITEM_ID,
 ))
 
+EXPORT_ACCEPTED = Table("export_accepted", "export/accepted/data/train.parquet", "training", "kasauti export",
+                        "one row per accepted item, with why it was accepted; a Hugging Face dataset with its card "
+                        "(`export/accepted/README.md`)", (
+    ITEM_ID,
+    Column("language", S, "the item's language"),
+    Column("task", S, "the item's task"),
+    Column("prompt", S, "`sample.prompt`"),
+    Column("response", S, "`sample.response`"),
+    Column("conversation", S, "`sample.conversation`", True),
+    Column("system_prompt", S, "`sample.system_prompt`", True),
+    Column("context", S, "`sample.context`", True),
+    Column("source_model", S, "`sample.source_model`", True),
+    Column("decided_by", S, "`humans` (the human consensus met every rule) or `judge` (no human rated the item; the "
+                        "calibrated judge met every rule in cells whose report verdict allows it)"),
+    Column("accepted_by", S, "the acceptance rule, as text"),
+    Column("evidence", S, "JSON object metric -> the evidence: consensus value and number of raters, or the judge, "
+                     "its score, its calibrated score and the report's verdict cell"),
+))
+
+EXPORT_REVISIONS = Table("export_revisions", "export/revisions/data/train.parquet", "training", "kasauti export",
+                         "one row per revision pair (original item -> one annotator's revised response, or an "
+                         "external pair); a Hugging Face dataset with its card (`export/revisions/README.md`)", (
+    ITEM_ID,
+    Column("annotator", S, "who revised it; null for an external pair", True),
+    Column("source", S, "`study`, or the label of the external input"),
+    Column("language", S, "the item's language"),
+    Column("task", S, "the item's task; null when the input has none", True),
+    Column("original_instruction", S, "the original instruction (`sample.prompt`)"),
+    Column("original_input", S, "the original input (`sample.context`; empty when none)"),
+    Column("original_response", S, "the original response"),
+    Column("revised_instruction", S, "the revised instruction (annotators revise the response only)"),
+    Column("revised_input", S, "the revised input"),
+    Column("revised_response", S, "the revised response"),
+    Column("edit_distance", F64, "normalised Levenshtein distance between the two whole triples (0 = same, 1 = all "
+                            "changed), computed by kasauti (`training.pairs.edit_distance`), never read from an input"),
+    Column("ratings", S, "JSON object metric -> this annotator's submitted score of the original; null for an "
+                    "external pair", True),
+    Column("comment", S, "the annotator's comment", True),
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, REPORT_CELLS,
-                                                PAIRS, COMPARISONS, DECISIONS)}
+                                                PAIRS, COMPARISONS, DECISIONS, EXPORT_ACCEPTED, EXPORT_REVISIONS)}
