@@ -172,7 +172,7 @@ REVISIONS = Table("revisions", "revisions.parquet", "annotator", "kasauti pull",
     Column("task", S, "the item's task, from the record's metadata", True),
     Column("inserted_at", UTC, "when the response was first saved"),
     Column("updated_at", UTC, "when the response was last changed"),
-    Column("text_hash", S, "the version of the texts the response was given for (as in `ratings.parquet`)", True),
+    Column("text_hash", S, "the version of the texts the response was given for (as in `ratings.parquet`)", True, False),
 ))
 
 REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti report",
