@@ -7,6 +7,7 @@ kasauti's environment). Under ``--home``: ``argilla.db`` (SQLite, the source of 
 ``owner.json`` (the owner's credentials, written beforehand by ``EmbeddedServer``; the owner user
 is created from it), ``server.json`` (pid and URL, present while the server runs) and
 ``server.lock`` (held while it runs: one server per home directory).
+Annotators' access is restricted by ``policy.py`` (blind rating).
 
 Everything that needs Redis or Elasticsearch is replaced in-process: fakeredis stands in for
 redis (patched before argilla_server is imported), the two background jobs run as asyncio tasks
@@ -223,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     from argilla_server._app import app  # noqa: E402
 
     _run_jobs_in_loop()
+    import policy  # noqa: E402
+
+    policy.install(app)
     if "events" in tuning:
         _skip_unobserved_webhook_events()
     if "validators" in tuning:
