@@ -1,12 +1,13 @@
 """Entry point of the embedded Argilla server; runs with the server virtualenv's python.
 
-    <server-env>/bin/python annotator/server/_run.py --home DIR [--host 127.0.0.1] [--port 0]
+    <server-env>/bin/python annotator/server/_run.py --home DIR [--host 127.0.0.1] [--port 0] [--parent-pid PID]
 
 Imports argilla_server, the standard library and the modules beside this file only (never
 kasauti's environment). Under ``--home``: ``argilla.db`` (SQLite, the source of truth),
 ``owner.json`` (the owner's credentials, written beforehand by ``EmbeddedServer``; the owner user
 is created from it), ``server.json`` (pid and URL, present while the server runs) and
-``server.lock`` (held while it runs: one server per home directory).
+``server.lock`` (held while it runs: one server per home directory), all owner-only (umask 077).
+With ``--parent-pid`` the server stops when that process is gone (see ``_die_with_parent``).
 Annotators' access is restricted by ``policy.py`` (blind rating).
 
 Everything that needs Redis or Elasticsearch is replaced in-process: fakeredis stands in for
@@ -176,6 +177,44 @@ def _run_jobs_in_loop() -> None:
     webhook_jobs.notify_event_job.delay = in_loop(webhook_jobs.notify_event_job)
 
 
+def _log_no_request_input() -> None:
+    """Log a rejected request's validation errors by location and type only: their inputs are
+    request bodies (passwords, API keys, annotators' text) and must never reach server.log. Done in
+    the log record factory, so it holds whatever handlers alembic or argilla install later."""
+    make_record = logging.getLogRecordFactory()
+
+    def redacting_factory(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and callable(getattr(exc, "errors", None)):
+            try:
+                errors = exc.errors()
+            except Exception:  # noqa: BLE001  (an errors() that fails must still not log the input)
+                errors = []
+            where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('type')}" for e in errors)
+            record.msg, record.args = "%s: %s", (type(exc).__name__, where or "invalid input")
+            record.exc_info = record.exc_text = None
+        return record
+
+    logging.setLogRecordFactory(redacting_factory)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Stop the server (gracefully, as SIGTERM does) within a second of the process that started it
+    going away, killed with SIGKILL included. A watchdog thread rather than Linux's parent-death
+    signal: that signal fires when the *thread* that forked us exits, which would stop a server
+    started from a short-lived thread of a living process."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        LOG.warning("kasauti: the process that started the server (pid %d) is gone: stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
@@ -187,10 +226,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", required=True, type=Path)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", default=0, type=int)
+    ap.add_argument("--parent-pid", type=int, help="stop when this process (the one that started us) is gone")
     args = ap.parse_args(argv)
+    os.umask(0o077)  # the database holds every user's API key: everything under home is owner-only
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
+    for path in (home, *home.iterdir()):  # files a server before this rule created
+        path.chmod(path.stat().st_mode & 0o700)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_no_request_input()
+    if args.parent_pid:
+        _die_with_parent(args.parent_pid)
 
     lock = open(home / "server.lock", "a+")
     try:
