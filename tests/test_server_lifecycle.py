@@ -142,3 +142,9 @@ def test_kill_9_of_cli_serve_stops_the_server(server_python, tmp_path):
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_server_does_not_load_the_hub_import_stack(embedded_server):
+    """Start-up time: the Hugging Face Hub import/export (HF datasets, pandas, pyarrow) stays unloaded."""
+    maps = Path(f"/proc/{embedded_server.pid}/maps").read_text()
+    assert "libarrow" not in maps and "pandas" not in maps

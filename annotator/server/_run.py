@@ -59,6 +59,25 @@ def _use_fakeredis() -> None:
     redis.from_url = lambda *a, **k: fakeredis.FakeRedis(server=server)
 
 
+def _without_hub_import_export() -> None:
+    """Stand in for ``argilla_server.contexts.hub`` (dataset import/export with the Hugging Face Hub).
+
+    It cannot work here (``HF_HUB_OFFLINE=1``; kasauti never uses it), and importing it loads HF
+    ``datasets``, pandas and pyarrow: about a third of the server's start-up time.
+    """
+    import types
+
+    hub = types.ModuleType("argilla_server.contexts.hub")
+
+    class Unavailable:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("Hugging Face Hub import/export is not available in kasauti's embedded server")
+
+    hub.HubDataset = type("HubDataset", (Unavailable,), {})
+    hub.HubDatasetExporter = type("HubDatasetExporter", (Unavailable,), {})
+    sys.modules[hub.__name__] = hub
+
+
 def _tune_sqlite() -> None:
     """WAL journal and synchronous=NORMAL on every connection: no fsync per commit (what slows the
     one-transaction-per-request traffic of annotators submitting responses), readers never wait
@@ -257,17 +276,29 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
 
-    t0 = time.perf_counter()
+    t0 = last = time.perf_counter()
+    phases: dict = {}  # start-up phase -> seconds, reported in server.json
+
+    def phase(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        phases[name], last = round(now - last, 3), now
+
     _configure_environment(home)
     _use_fakeredis()
+    _without_hub_import_export()
     tuning = set(os.environ.get("KASAUTI_SERVER_TUNING", "sqlite,events,validators").split(","))
     if "sqlite" in tuning:
         _tune_sqlite()
     sys.path.insert(0, str(HERE))
     import engine  # noqa: E402  (registers the "kasauti" search engine)
 
+    phase("import_engine")
     _migrate()
+    phase("migrate")
     from argilla_server._app import app  # noqa: E402
+
+    phase("import_app")
 
     _run_jobs_in_loop()
     import policy  # noqa: E402
@@ -282,14 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     @contextlib.asynccontextmanager
     async def lifespan(a):
         async with original_lifespan(a):
+            phase("patch_and_lifespan")
             await _ensure_owner(home / "owner.json")
-            t1 = time.perf_counter()
+            phase("owner")
             n = await engine.rebuild_from_db()
-            t2 = time.perf_counter()
-            LOG.info("search index rebuilt from the database: %d records in %.2f s", n, t2 - t1)
+            phase("index")
+            LOG.info("search index rebuilt from the database: %d records in %.2f s", n, phases["index"])
             _write_json_atomic(state_file, {"pid": os.getpid(), "url": url, "host": args.host, "port": port,
-                                            "records_indexed": n, "index_seconds": round(t2 - t1, 3),
-                                            "startup_seconds": round(t2 - t0, 2), "tuning": sorted(tuning)})
+                                            "records_indexed": n, "index_seconds": phases["index"],
+                                            "startup_seconds": round(last - t0, 2), "phase_seconds": phases,
+                                            "tuning": sorted(tuning)})
             LOG.info("kasauti: argilla server ready at %s", url)
             try:
                 yield
