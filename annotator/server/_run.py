@@ -324,9 +324,11 @@ def main(argv: list[str] | None = None) -> int:
                                             "startup_seconds": round(last - t0, 2), "phase_seconds": phases,
                                             "tuning": sorted(tuning)})
             LOG.info("kasauti: argilla server ready at %s", url)
+            tokenizing = asyncio.get_running_loop().create_task(engine.tokenize_all())
             try:
                 yield
             finally:
+                tokenizing.cancel()
                 state_file.unlink(missing_ok=True)
 
     app.router.lifespan_context = lifespan
