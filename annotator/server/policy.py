@@ -62,12 +62,11 @@ ANNOTATOR_RULES: Dict[str, str] = {
     "DELETE /webhooks/{webhook_id}": DENY, "POST /webhooks/{webhook_id}/ping": DENY,
 }
 
-_STATE_KEY = "kasauti_annotator"  # in the request's state: (user id, username, rule) of an annotator caller
-_CALLER: contextvars.ContextVar[Optional[Any]] = contextvars.ContextVar("kasauti_caller", default=None)
-
-
 #: Routes upstream serves without any key that expose server-wide figures: a key is required here.
 AUTHENTICATED_HERE = ("GET /status",)
+
+_STATE_KEY = "kasauti_annotator"  # in the request's state: (user id, username, rule) of an annotator caller
+_CALLER: contextvars.ContextVar[Optional[Any]] = contextvars.ContextVar("kasauti_caller", default=None)
 
 
 def _api_routes(app) -> list:
@@ -143,7 +142,7 @@ async def _filter_answer(body: bytes, caller: tuple) -> bytes:
     if rule == PROGRESS and isinstance(data, dict) and isinstance(data.get("users"), list):
         data["users"] = [u for u in data["users"] if isinstance(u, dict) and u.get("username") == username]
     hidden = await _hidden_metadata() if b'"metadata"' in body else {}
-    return json.dumps(_strip(data, user_id, hidden)).encode()
+    return json.dumps(_strip(data, user_id, hidden), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class AnnotatorFilter:
