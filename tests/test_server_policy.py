@@ -224,3 +224,21 @@ def test_every_route_with_annotator_keys_leaks_nothing(world):
                                       for it in items for r in it["record"]["responses"])
         assert set(others(after[lang])) <= set(others(before[lang]))
     assert after["users"] == before["users"] and after["datasets"] == before["datasets"]
+
+
+def test_a_route_without_an_annotator_rule_stops_the_server(server_python, tmp_path):
+    """An argilla-server upgrade that adds a route must be classified before the server starts."""
+    import subprocess
+
+    from annotator.server.embedded import RUNNER
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import policy; from fastapi import FastAPI\n"
+            "app = FastAPI()\n"
+            "app.get('/me')(lambda: {})\n"
+            "app.post('/records/{record_id}/share')(lambda record_id: {})\n"
+            "policy.install(app)\n")
+    proc = subprocess.run([str(server_python), "-c", code, str(RUNNER.parent)], capture_output=True, text=True,
+                          timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode != 0
+    assert "routes without an annotator rule" in proc.stderr and "'POST /records/{record_id}/share'" in proc.stderr
+    assert "GET /me'" not in proc.stderr
