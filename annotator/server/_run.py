@@ -1,12 +1,14 @@
 """Entry point of the embedded Argilla server; runs with the server virtualenv's python.
 
-    <server-env>/bin/python annotator/server/_run.py --home DIR [--host 127.0.0.1] [--port 0]
+    <server-env>/bin/python annotator/server/_run.py --home DIR [--host 127.0.0.1] [--port 0] [--parent-pid PID]
 
 Imports argilla_server, the standard library and the modules beside this file only (never
 kasauti's environment). Under ``--home``: ``argilla.db`` (SQLite, the source of truth),
 ``owner.json`` (the owner's credentials, written beforehand by ``EmbeddedServer``; the owner user
 is created from it), ``server.json`` (pid and URL, present while the server runs) and
-``server.lock`` (held while it runs: one server per home directory).
+``server.lock`` (held while it runs: one server per home directory), all owner-only (umask 077).
+With ``--parent-pid`` the server stops when that process is gone (see ``_die_with_parent``).
+Annotators' access is restricted by ``policy.py`` (blind rating).
 
 Everything that needs Redis or Elasticsearch is replaced in-process: fakeredis stands in for
 redis (patched before argilla_server is imported), the two background jobs run as asyncio tasks
@@ -55,6 +57,25 @@ def _use_fakeredis() -> None:
 
     server = fakeredis.FakeServer()
     redis.from_url = lambda *a, **k: fakeredis.FakeRedis(server=server)
+
+
+def _without_hub_import_export() -> None:
+    """Stand in for ``argilla_server.contexts.hub`` (dataset import/export with the Hugging Face Hub).
+
+    It cannot work here (``HF_HUB_OFFLINE=1``; kasauti never uses it), and importing it loads HF
+    ``datasets``, pandas and pyarrow: about a third of the server's start-up time.
+    """
+    import types
+
+    hub = types.ModuleType("argilla_server.contexts.hub")
+
+    class Unavailable:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("Hugging Face Hub import/export is not available in kasauti's embedded server")
+
+    hub.HubDataset = type("HubDataset", (Unavailable,), {})
+    hub.HubDatasetExporter = type("HubDatasetExporter", (Unavailable,), {})
+    sys.modules[hub.__name__] = hub
 
 
 def _tune_sqlite() -> None:
@@ -149,7 +170,8 @@ async def _ensure_owner(owner_file: Path) -> None:
             await User.create(db, first_name="Owner", username=creds["username"], role=UserRole.owner,
                               password_hash=accounts.hash_password(creds["password"]), api_key=creds["api_key"])
             LOG.info("owner user %r created", creds["username"])
-        elif user.api_key != creds["api_key"] or not accounts.verify_password(creds["password"], user.password_hash):
+        elif user.api_key != creds["api_key"] or not await asyncio.to_thread(
+                accounts.verify_password, creds["password"], user.password_hash):  # bcrypt: beside the index
             await user.update(db, api_key=creds["api_key"], password_hash=accounts.hash_password(creds["password"]))
             LOG.info("owner user %r updated from %s", creds["username"], owner_file)
 
@@ -175,6 +197,44 @@ def _run_jobs_in_loop() -> None:
     webhook_jobs.notify_event_job.delay = in_loop(webhook_jobs.notify_event_job)
 
 
+def _log_no_request_input() -> None:
+    """Log a rejected request's validation errors by location and type only: their inputs are
+    request bodies (passwords, API keys, annotators' text) and must never reach server.log. Done in
+    the log record factory, so it holds whatever handlers alembic or argilla install later."""
+    make_record = logging.getLogRecordFactory()
+
+    def redacting_factory(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and callable(getattr(exc, "errors", None)):
+            try:
+                errors = exc.errors()
+            except Exception:  # noqa: BLE001  (an errors() that fails must still not log the input)
+                errors = []
+            where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('type')}" for e in errors)
+            record.msg, record.args = "%s: %s", (type(exc).__name__, where or "invalid input")
+            record.exc_info = record.exc_text = None
+        return record
+
+    logging.setLogRecordFactory(redacting_factory)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Stop the server (gracefully, as SIGTERM does) within a second of the process that started it
+    going away, killed with SIGKILL included. A watchdog thread rather than Linux's parent-death
+    signal: that signal fires when the *thread* that forked us exits, which would stop a server
+    started from a short-lived thread of a living process."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        LOG.warning("kasauti: the process that started the server (pid %d) is gone: stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
@@ -186,10 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", required=True, type=Path)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", default=0, type=int)
+    ap.add_argument("--parent-pid", type=int, help="stop when this process (the one that started us) is gone")
     args = ap.parse_args(argv)
+    os.umask(0o077)  # the database holds every user's API key: everything under home is owner-only
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
+    for path in (home, *home.iterdir()):  # files a server before this rule created
+        path.chmod(path.stat().st_mode & 0o700)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_no_request_input()
+    if args.parent_pid:
+        _die_with_parent(args.parent_pid)
 
     lock = open(home / "server.lock", "a+")
     try:
@@ -210,19 +277,34 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
 
-    t0 = time.perf_counter()
+    t0 = last = time.perf_counter()
+    phases: dict = {}  # start-up phase -> seconds, reported in server.json
+
+    def phase(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        phases[name], last = round(now - last, 3), now
+
     _configure_environment(home)
     _use_fakeredis()
+    _without_hub_import_export()
     tuning = set(os.environ.get("KASAUTI_SERVER_TUNING", "sqlite,events,validators").split(","))
     if "sqlite" in tuning:
         _tune_sqlite()
     sys.path.insert(0, str(HERE))
     import engine  # noqa: E402  (registers the "kasauti" search engine)
 
+    phase("import_engine")
     _migrate()
+    phase("migrate")
     from argilla_server._app import app  # noqa: E402
 
+    phase("import_app")
+
     _run_jobs_in_loop()
+    import policy  # noqa: E402
+
+    policy.install(app)
     if "events" in tuning:
         _skip_unobserved_webhook_events()
     if "validators" in tuning:
@@ -232,18 +314,24 @@ def main(argv: list[str] | None = None) -> int:
     @contextlib.asynccontextmanager
     async def lifespan(a):
         async with original_lifespan(a):
-            await _ensure_owner(home / "owner.json")
-            t1 = time.perf_counter()
-            n = await engine.rebuild_from_db()
-            t2 = time.perf_counter()
-            LOG.info("search index rebuilt from the database: %d records in %.2f s", n, t2 - t1)
+            phase("patch_and_lifespan")
+            async def rebuild() -> tuple:
+                t = time.perf_counter()
+                return await engine.rebuild_from_db(), round(time.perf_counter() - t, 3)
+
+            _, (n, index_seconds) = await asyncio.gather(_ensure_owner(home / "owner.json"), rebuild())
+            phase("owner_and_index")
+            LOG.info("search index rebuilt from the database: %d records in %.2f s", n, index_seconds)
             _write_json_atomic(state_file, {"pid": os.getpid(), "url": url, "host": args.host, "port": port,
-                                            "records_indexed": n, "index_seconds": round(t2 - t1, 3),
-                                            "startup_seconds": round(t2 - t0, 2), "tuning": sorted(tuning)})
+                                            "records_indexed": n, "index_seconds": index_seconds,
+                                            "startup_seconds": round(last - t0, 2), "phase_seconds": phases,
+                                            "tuning": sorted(tuning)})
             LOG.info("kasauti: argilla server ready at %s", url)
+            tokenizing = asyncio.get_running_loop().create_task(engine.tokenize_all())
             try:
                 yield
             finally:
+                tokenizing.cancel()
                 state_file.unlink(missing_ok=True)
 
     app.router.lifespan_context = lifespan

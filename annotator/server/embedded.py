@@ -72,6 +72,7 @@ class EmbeddedServer:
         self.state_file = self.home / "server.json"
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+        self._log_offset = 0  # where this start's lines begin in server.log
 
     def __repr__(self) -> str:
         return f"EmbeddedServer(home_dir={str(self.home)!r}, url={self.url!r})"
@@ -93,10 +94,13 @@ class EmbeddedServer:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_owner_credentials(self.owner_file)
         read_owner_credentials(self.owner_file)
-        self.state_file.unlink(missing_ok=True)
-        cmd = [str(python), str(RUNNER), "--home", str(self.home), "--host", self.host, "--port", str(self.port)]
+        # server.json is left alone: it may name a live server on this home, which the new process
+        # detects (its lock) before it replaces the file.
+        cmd = [str(python), str(RUNNER), "--home", str(self.home), "--host", self.host, "--port", str(self.port),
+               "--parent-pid", str(os.getpid())]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        with open(self.log_file, "ab") as log:
+        with open(os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
+            self._log_offset = log.seek(0, os.SEEK_END)
             self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             env=env, start_new_session=True)
         atexit.register(self.stop)  # never leave a server behind when the interpreter exits
@@ -129,10 +133,14 @@ class EmbeddedServer:
             return None
 
     def _log_tail(self, lines: int = 15) -> str:
+        """The last lines this start wrote to the log (never older runs' lines)."""
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_file, "rb") as f:
+                f.seek(self._log_offset)
+                text = f.read().decode(errors="replace")
         except OSError:
             return ""
+        return "\n".join(text.splitlines()[-lines:])
 
     def running(self) -> bool:
         return bool(self.process and self.process.poll() is None)

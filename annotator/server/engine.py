@@ -90,7 +90,9 @@ _WORD = re.compile(rf"[\w{_MARKS}\u200c\u200d]+")
 
 def normalize(text: str) -> str:
     """NFC, case-folded, zero-width (non-)joiners removed."""
-    return unicodedata.normalize("NFC", text).casefold().replace("\u200c", "").replace("\u200d", "")
+    if not unicodedata.is_normalized("NFC", text):  # the check is much cheaper than normalising
+        text = unicodedata.normalize("NFC", text)
+    return text.casefold().replace("\u200c", "").replace("\u200d", "")
 
 
 def tokenize(text: str) -> List[str]:
@@ -111,13 +113,28 @@ def _field_text(value: Any) -> str:
 
 
 class _Text:
-    """One text field: its tokens (for phrases and prefixes) and token counts (for words)."""
+    """One text field: its tokens (for phrases and prefixes) and token counts (for words).
 
-    __slots__ = ("tokens", "counts")
+    Tokenised on first use (the first text query, or :func:`tokenize_all` after start-up), not when
+    indexed: tokenising is most of the work of rebuilding the index.
+    """
+
+    __slots__ = ("_text", "_tokens", "_counts")
 
     def __init__(self, text: str):
-        self.tokens = tokenize(text)
-        self.counts = collections.Counter(self.tokens)
+        self._text, self._tokens, self._counts = text, None, None
+
+    @property
+    def tokens(self) -> List[str]:
+        if self._tokens is None:
+            self._tokens, self._text = tokenize(self._text), None
+        return self._tokens
+
+    @property
+    def counts(self) -> collections.Counter:
+        if self._counts is None:
+            self._counts = collections.Counter(self.tokens)
+        return self._counts
 
     def hits(self, kind: str, term: Tuple[str, ...]) -> int:
         if kind == "word":
@@ -684,6 +701,19 @@ class KasautiSearchEngine(SearchEngine):
         hits.sort(key=lambda x: -x[0])
         hits = hits[:max_results]
         return SearchResponses(items=[SearchResponseItem(record_id=d.uuid, score=s) for s, d in hits], total=len(hits))
+
+
+async def tokenize_all(batch: int = 200) -> None:
+    """Tokenise every indexed text field, yielding to the server's loop between batches (run as a
+    task once the server is ready, so the first text query does not pay for all of them)."""
+    import asyncio
+
+    docs = [d for docs in list(INDEX.datasets.values()) for d in list(docs.values())]
+    for i in range(0, len(docs), batch):
+        for d in docs[i : i + batch]:
+            for text in d.texts.values():
+                text.counts
+        await asyncio.sleep(0)
 
 
 async def rebuild_from_db() -> int:
