@@ -37,7 +37,7 @@ from reports import from_pariksha, prepare  # noqa: E402
 from reports.bias import bias_by_group, self_preference  # noqa: E402
 from reports.escalate import choose_threshold, coverage_grid, decide, human_consensus  # noqa: E402
 from reports.ppi import ppi_means  # noqa: E402
-from reports.ratings import metric_specs  # noqa: E402
+
 from rubrics import load_rubric_set  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def cell_tables(clean: pd.DataFrame) -> pd.DataFrame:
     humans = clean[clean["rater_kind"] == "human"]
     y = humans.groupby(["metric", "item_id"])["score"].mean().rename("y")
     judge = clean[clean["rater_kind"] == "judge"].set_index(["metric", "item_id"])[["score", "language"]]
-    cons = human_consensus(clean, metric_specs(rubric)).set_index(["metric", "item_id"])["consensus"]
+    cons = human_consensus(clean, rubric.metrics).set_index(["metric", "item_id"])["consensus"]
     table = judge.join(y, how="inner").join(cons).rename(columns={"score": "f"}).reset_index()
     return table
 

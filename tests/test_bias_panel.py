@@ -9,7 +9,7 @@ import pytest
 from reports.analysis import analyse
 from reports.bias import bias_by_group, self_preference
 from reports.panel import panel_rows
-from reports.ratings import metric_specs, prepare
+from reports.ratings import prepare
 from rubrics import load_rubric_set
 
 
@@ -97,7 +97,7 @@ def judged_ratings(rng, n_items=300, accuracy=(0.6, 0.6, 0.6)):
 
 
 def test_majority_panel_is_analysed_like_a_judge_and_beats_its_members():
-    specs = metric_specs(load_rubric_set("pariksha"))
+    specs = load_rubric_set("pariksha").metrics
     ratings, _ = prepare(judged_ratings(np.random.default_rng(3)), load_rubric_set("pariksha"))
     panel, info = panel_rows(ratings, ["j0", "j1", "j2"], specs, how="majority", name="panel")
     assert info["items scored by every panel judge"] == 300
@@ -110,7 +110,7 @@ def test_majority_panel_is_analysed_like_a_judge_and_beats_its_members():
 
 
 def test_mean_panel_rounds_to_the_nearest_level_and_averages_expected_scores():
-    specs = metric_specs(load_rubric_set("pariksha"))
+    specs = load_rubric_set("pariksha").metrics
     ratings = pd.DataFrame({
         "item_id": ["a", "a", "b", "b", "c"], "status": "submitted", "model": None, "prompt_version": None, "metric": "task_quality", "rater": ["j0", "j1", "j0", "j1", "j0"],
         "rater_kind": "judge", "score": [2.0, 1, 0, 1, 2], "raw_score": [3.0, 2, 1, 2, 3],

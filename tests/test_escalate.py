@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binomtest
 
 from reports.escalate import choose_threshold, confidence, coverage_grid, decide, human_consensus, thresholds
-from reports.ratings import metric_specs
+
 from rubrics import load_rubric_set
 
 
@@ -128,7 +128,7 @@ def test_confidence_from_agreement_across_judges():
 
 
 def test_thresholds_per_cell_and_human_consensus():
-    specs = metric_specs(load_rubric_set("pariksha"))
+    specs = load_rubric_set("pariksha").metrics
     ratings = pd.DataFrame({
         "item_id": ["x", "x", "x", "y", "y"], "metric": "task_quality", "rater": ["h1", "h2", "h3", "h1", "h2"],
         "rater_kind": "human", "score": [2.0, 2, 1, 0, 2], "language": "bn", "task": "t", "length_bin": 1,
