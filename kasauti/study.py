@@ -121,6 +121,7 @@ class Study:
     judgments = property(lambda self: self.root / studytables.JUDGMENTS.file)
     judge_ledger = property(lambda self: self.root / "judge_ledger.sqlite")
     ratings = property(lambda self: self.root / studytables.RATINGS.file)
+    decisions = property(lambda self: self.root / studytables.DECISIONS.file)
     revisions = property(lambda self: self.root / studytables.REVISIONS.file)
     report_dir = property(lambda self: self.root / "report")
     argilla_dir = property(lambda self: self.root / "argilla")

@@ -1,0 +1,43 @@
+"""Push the items the judge may not decide to native speakers, in datasets of their own.
+
+`kasauti escalate` decides every item x metric (`reports.decisions`); the items that humans must
+still rate (decided by humans for some metric, with no human consensus on it yet) go to the
+datasets ``<study>-escalated-<language>-<family>`` in the language's workspace: the same forms,
+record ids and idempotent machinery as `push` (a re-run sends only new or changed items), kept apart
+from the study's datasets so annotators and `kasauti status` see the escalation queue on its own,
+and so their ratings (chosen by the judge's confidence, not at random) never mix with the random
+calibration ratings that `kasauti pull` collects. Items escalated earlier stay in their dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import argilla as rg
+import pandas as pd
+
+from rubrics.schema import RubricSet
+
+from .forms import FormOptions
+from .push import BULK_MAX, PushError, PushReport, check_sample, push
+from .records import RecordMap
+
+SUFFIX = "escalated"
+
+
+def escalation_study(study: str) -> str:
+    """The study name whose datasets (``<study>-escalated-<language>-<family>``) hold the escalated items."""
+    return f"{study}-{SUFFIX}"
+
+
+def escalate(client: rg.Argilla, sample: pd.DataFrame, items: list[str], rs: RubricSet, study: str, records: RecordMap,
+             opts: FormOptions = FormOptions(), batch_size: int = BULK_MAX,
+             progress: Callable[[str, int, int], None] | None = None) -> PushReport:
+    """Push the sample rows of `items` to the study's escalation datasets (module doc)."""
+    check_sample(sample)
+    unknown = sorted(set(items) - set(sample["item_id"].astype(str)))
+    if unknown:
+        raise PushError(f"{len(unknown)} item(s) to escalate are not in the sample (e.g. {unknown[0]!r}); "
+                        "decide on the study's current sample.parquet")
+    chosen = sample[sample["item_id"].astype(str).isin(set(items))]
+    return push(client, chosen, rs, escalation_study(study), records, opts, batch_size, progress)
