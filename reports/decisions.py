@@ -40,6 +40,17 @@ def min_calibration(target: float, delta: float) -> int:
     return math.ceil(math.log(delta) / math.log(target))
 
 
+def decision_grid(todo, n_calibration: int, target: float, delta: float) -> tuple[np.ndarray, float]:
+    """(grid, first coverage): :func:`coverage_grid` of the confidences of the items to be decided, from
+    the coverage that holds about twice the fewest calibration items that could pass (fixed-sequence
+    testing stops at its first failure, and a first point above fewer items fails for sure; the start
+    depends on the number of calibration items, not on their values); :data:`DEFAULT_GRID` when no item
+    to be decided has a confidence."""
+    start = min(1.0, 2 * min_calibration(target, delta) / max(n_calibration, 1))
+    todo = np.asarray(todo, float)
+    return (coverage_grid(todo, start=start) if np.isfinite(todo).any() else DEFAULT_GRID), start
+
+
 @dataclass
 class Decisions:
     """``table``: one row per item x metric (the DECISIONS columns); ``cells``: one row per metric x language."""
@@ -114,10 +125,7 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
         rated = humans[(humans["metric"] == metric) & humans["item_id"].isin(cell["item_id"])]["item_id"].nunique()
         agree = (cell.loc[labelled, "decision"] == cell.loc[labelled, "consensus"]).astype(int)
         todo = cell.loc[~labelled, "confidence"]
-        # the sequence stops at its first failure, so the grid starts at the share of items that holds about
-        # twice the fewest calibration items that could pass (it depends on their number, not their values)
-        start = min(1.0, 2 * n_min / max(int(labelled.sum()), 1))
-        grid = coverage_grid(todo, start=start) if np.isfinite(todo).any() else DEFAULT_GRID
+        grid, start = decision_grid(todo, int(labelled.sum()), target, delta)
         t = choose_threshold(cell.loc[labelled, "confidence"], agree, target, delta, grid)
         by = decide(cell["confidence"], t.threshold)
         coverage = float((by == "judge").mean())
