@@ -31,7 +31,7 @@ JUDGMENT_COLUMNS = ("judge", "item_id", "metric", "repeat", "score", "human_scor
 TEST = "fixed-sequence testing, exact binomial tail (Jung et al., ICLR 2025)"
 
 
-class DecisionError(ValueError):  # studytables.TableError, also a ValueError, names bad tables
+class DecisionError(ValueError):
     """A study whose decisions cannot be made; the message is one line saying what to do."""
 
 
@@ -91,6 +91,18 @@ def _judge_confidence(judgments: pd.DataFrame, source: str, judge: str | None) -
     return name, conf
 
 
+def _check_ratings(humans: pd.DataFrame, specs: dict, rubric: str, where) -> None:
+    """Every human rating's metric is the rubric's and its score on that metric's human scale."""
+    for row, metric, score in zip(humans.index, humans["metric"], humans["score"]):
+        spec = specs.get(metric)
+        if spec is None:
+            raise DecisionError(f"{where}: row {row + 1}, column 'metric': {metric!r} is not a metric of rubric set "
+                                f"{rubric!r} ({', '.join(sorted(specs))}); fix the ratings or the study's rubric")
+        if score not in spec.human.values:
+            raise DecisionError(f"{where}: row {row + 1}, column 'score': {score!r} is not on the human scale of "
+                                f"{metric!r} ({', '.join(map(str, spec.human.values))}); fix the ratings")
+
+
 def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_path: str | Path, rs: RubricSet,
                  target: float = 0.9, delta: float = 0.05, confidence: str = "probs", judge: str | None = None,
                  now: datetime | None = None) -> Decisions:
@@ -108,6 +120,7 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
     specs = metric_specs(rs)
 
     humans = ratings[(ratings["rater_kind"] == "human") & ratings["status"].fillna("submitted").eq("submitted")]
+    _check_ratings(humans, specs, rs.name, ratings_path)
     outside = humans[~humans["item_id"].isin(sample["item_id"])]
     humans = humans[humans["item_id"].isin(sample["item_id"])]
     consensus = human_consensus(humans, specs)[["metric", "item_id", "consensus"]]

@@ -122,3 +122,19 @@ def test_several_judges_need_one_named_or_the_panel(tmp_path):
     assert set(run(tmp_path, judge="k").table["judge"]) == {"k"}
     panel = run(tmp_path, confidence="judges").table
     assert set(panel["judge"]) == {"panel"} and (panel["confidence"] == 1).all()  # the two judges always agree
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metric": "fluency"}, r"ratings.parquet: row 3, column 'metric': 'fluency' is not a metric of rubric set "
+                            r"'pariksha' \(hallucination, linguistic_acceptability, task_quality\)"),
+    ({"score": 7.0}, r"ratings.parquet: row 3, column 'score': 7.0 is not on the human scale of "
+                     r"'(linguistic_acceptability|task_quality|hallucination)' \(0, 1(, 2)?\)"),
+])
+def test_a_rating_the_rubric_does_not_know_is_named(tmp_path, change, message):
+    write_study(tmp_path)
+    ratings = pd.read_parquet(tmp_path / "ratings.parquet")
+    for col, value in change.items():
+        ratings.loc[2, col] = value
+    ratings.to_parquet(tmp_path / "ratings.parquet")
+    with pytest.raises(DecisionError, match=message + ".*fix the ratings"):
+        run(tmp_path)
