@@ -490,6 +490,7 @@ def push(
 def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
     """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps)."""
     from annotator.pull import PullError, pull as pull_tables, stale_items
+    from annotator.escalate import pull_escalated
     from annotator.push import PushError, read_sample
     from annotator.records import RECORD_MAP, RecordMap, RecordMapError
 
@@ -505,6 +506,14 @@ def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> 
                   f"{ratings['rater'].nunique()} annotators on {ratings['item_id'].nunique()} items", highlight=False)
     console.print(f"{study.revisions}: {len(revisions)} responses, "
                   f"{int(revisions['revised_response'].notna().sum())} with a revision", highlight=False)
+    try:
+        escalated = pull_escalated(client, study.config.name, rs, RecordMap(study.argilla_dir / RECORD_MAP), sample,
+                                   study.ratings_escalated, study.revisions_escalated)
+    except (PullError, RecordMapError) as exc:
+        fail(str(exc))
+    if escalated is not None:
+        console.print(f"{study.ratings_escalated}: {len(escalated[0])} ratings of escalated items "
+                      f"({int((escalated[0]['status'] == 'submitted').sum())} submitted)", highlight=False)
     stale = [] if sample is None else stale_items(revisions, sample)
     if stale:
         err.print(f"[bold yellow]warning:[/] {len(stale)} items were rated on texts that differ from {study.sample} "
@@ -550,7 +559,8 @@ def escalate(
     study = _study(study_dir)
     try:
         rs = rubrics.load_rubric_set(study.config.rubric)
-        d = decide_study(study.sample, study.ratings, study.judgments, rs, target, delta, confidence, judge)
+        d = decide_study(study.sample, study.ratings, study.judgments, rs, target, delta, confidence, judge,
+                         escalated_ratings_path=study.ratings_escalated)
     except (rubrics.RubricError, ValueError) as exc:
         fail(str(exc))
     for c in d.cells.itertuples():

@@ -103,11 +103,26 @@ def _check_ratings(humans: pd.DataFrame, specs: dict, rubric: str, where) -> Non
                                 f"{metric!r} ({', '.join(map(str, spec.human.values))}); fix the ratings")
 
 
+def _escalated_consensus(path, sample: pd.DataFrame, specs: dict, rubric: str) -> pd.DataFrame:
+    """Consensus of the submitted ratings of escalated items (``escalated_consensus``); empty without the file."""
+    if path is None or not Path(path).is_file():
+        return pd.DataFrame(columns=["metric", "item_id", "escalated_consensus"])
+    ratings = studytables.read(studytables.RATINGS, path)
+    humans = ratings[(ratings["rater_kind"] == "human") & ratings["status"].fillna("submitted").eq("submitted")]
+    _check_ratings(humans, specs, rubric, path)
+    humans = humans[humans["item_id"].isin(sample["item_id"])]
+    return human_consensus(humans, specs)[["metric", "item_id", "consensus"]].rename(
+        columns={"consensus": "escalated_consensus"})
+
+
 def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_path: str | Path, rs: RubricSet,
                  target: float = 0.9, delta: float = 0.05, confidence: str = "probs", judge: str | None = None,
-                 now: datetime | None = None) -> Decisions:
+                 now: datetime | None = None, escalated_ratings_path: str | Path | None = None) -> Decisions:
     """Decisions for every sampled item x metric (module doc). Raises DecisionError (one line) when no
-    metric x language has enough human-labelled items to guarantee ``target``, or the judge has no confidence."""
+    metric x language has enough human-labelled items to guarantee ``target``, or the judge has no confidence.
+
+    ``escalated_ratings_path`` (optional file): ratings of escalated items; their consensus fills
+    ``human_consensus`` but never calibrates a threshold (those items were chosen by the judge)."""
     if not 0 < target < 1 or not 0 < delta < 1:
         raise DecisionError(f"target {target:g} and delta {delta:g} must both lie strictly between 0 and 1")
     sample = studytables.read(studytables.SAMPLE, sample_path, ["item_id", "language", "task"])
@@ -124,11 +139,13 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
     outside = humans[~humans["item_id"].isin(sample["item_id"])]
     humans = humans[humans["item_id"].isin(sample["item_id"])]
     consensus = human_consensus(humans, specs)[["metric", "item_id", "consensus"]]
+    escalated = _escalated_consensus(escalated_ratings_path, sample, specs, rs.name)
 
     items = sample.assign(metric=[[m.name for m in rs.family_for(str(t)).metrics] for t in sample["task"]])
     items = items.explode("metric")[["item_id", "metric", "language"]]
     items = items.merge(conf[["item_id", "metric", "decision", "confidence"]], on=["item_id", "metric"], how="left")
     items = items.merge(consensus, on=["item_id", "metric"], how="left")
+    items = items.merge(escalated, on=["item_id", "metric"], how="left")
 
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     n_min = min_calibration(target, delta)
@@ -156,13 +173,14 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
                                  provenance=json.dumps(provenance)))
         cells.append({"metric": metric, "language": language, "items": len(cell), "n_calibration": t.n_calibration,
                       "threshold": t.threshold, "guaranteed_agreement": t.guaranteed, "coverage": coverage,
-                      "escalated": int(((by == "humans") & ~labelled).sum())})
+                      "escalated": int(((by == "humans") & ~labelled & cell["escalated_consensus"].isna()).sum())})
     cells = pd.DataFrame(cells)
     if not len(cells) or (cells["n_calibration"] < n_min).all():
         have = ", ".join(f"{r.metric}/{r.language} {r.n_calibration}" for r in cells.itertuples()) or "none"
         raise DecisionError(f"no metric x language has the {n_min} human-labelled items (with a consensus) needed to "
                             f"guarantee agreement {target:g} at delta {delta:g} (have: {have}); have more of a random "
                             "part of the sample rated and pulled, or lower --target")
-    table = pd.concat(parts, ignore_index=True).rename(columns={"decision": "judge_score", "consensus": "human_consensus"})
+    table = pd.concat(parts, ignore_index=True).rename(columns={"decision": "judge_score"})
+    table["human_consensus"] = table.pop("consensus").astype(float).fillna(table.pop("escalated_consensus").astype(float))
     table = studytables.conform(studytables.DECISIONS, table.sort_values(["item_id", "metric"], kind="stable"))
     return Decisions(table.reset_index(drop=True), cells, len(outside))

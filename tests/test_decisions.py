@@ -138,3 +138,19 @@ def test_a_rating_the_rubric_does_not_know_is_named(tmp_path, change, message):
     ratings.to_parquet(tmp_path / "ratings.parquet")
     with pytest.raises(DecisionError, match=message + ".*fix the ratings"):
         run(tmp_path)
+
+
+def test_ratings_of_escalated_items_fill_the_consensus_but_never_calibrate(tmp_path):
+    write_study(tmp_path)
+    before = run(tmp_path)
+    todo = before.escalated()
+    rows = [{"item_id": item, "metric": metric, "rater": "h9", "rater_kind": "human", "score": 1.0, "status": "submitted"}
+            for item in todo[:5] for metric in METRICS]
+    studytables.write(studytables.RATINGS, pd.DataFrame(rows), tmp_path / "ratings_escalated.parquet")
+    after = run(tmp_path, escalated_ratings_path=tmp_path / "ratings_escalated.parquet")
+    assert after.escalated() == todo[5:]
+    cols = ["threshold", "guaranteed_agreement", "coverage", "decided_by", "provenance"]
+    pd.testing.assert_frame_equal(after.table[cols], before.table[cols])  # the thresholds did not move
+    filled = after.table[after.table["item_id"].isin(todo[:5])]
+    assert (filled["human_consensus"] == 1).all()
+    assert after.cells["escalated"].sum() == before.cells["escalated"].sum() - (filled["decided_by"] == "humans").sum()

@@ -60,6 +60,31 @@ def escalated_items(srv, study: Path, name: str) -> list[str]:
             for r in iter_records(client, ds.id)]
 
 
+def rate_escalated(srv, study: Path, name: str, sample: pd.DataFrame, n: int) -> list[str]:
+    """As annotator `asha` (all the sample's languages): submit score 1 on every metric of the first `n`
+    records of one escalation dataset; returns their item ids."""
+    import argilla as rg
+
+    from annotator.people import Annotator, Roster, api_key_of, provision
+    from annotator.push import iter_records
+
+    owner = rg.Argilla(api_url=srv.url, api_key=srv.api_key)
+    languages = sorted(sample["language"].unique())
+    provision(owner, Roster(annotators=[Annotator(username="asha", name="Asha", languages=languages)]),
+              study / "argilla" / "annotators.csv")
+    asha = rg.Argilla(api_url=srv.url, api_key=api_key_of(owner, "asha"))
+    ds = next(d for d in owner.api.datasets.list() if d.name.startswith(escalation_study(name) + "-"))
+    records = RecordMap(study / "argilla" / RECORD_MAP)
+    done = []
+    for rec in list(iter_records(owner, ds.id))[:n]:
+        values = {m: {"value": 1} for m in ("linguistic_acceptability", "task_quality", "hallucination")}
+        resp = asha.http_client.post(f"/api/v1/records/{rec['id']}/responses",
+                                     json={"values": values, "status": "submitted"})
+        assert resp.status_code < 300, resp.text
+        done.append(records.item_of(rec["external_id"]))
+    return done
+
+
 def test_escalate_pushes_only_items_below_the_threshold_and_a_rerun_pushes_nothing(tmp_path, server_python):
     from annotator.server import EmbeddedServer
     from judge.testing import FakeJudgeServer
@@ -103,5 +128,22 @@ def test_escalate_pushes_only_items_below_the_threshold_and_a_rerun_pushes_nothi
         assert again.returncode == 0, again.stderr[-2000:]
         assert "0 new items" in again.stdout and " 0 added, 0 updated" in again.stdout
         assert sorted(escalated_items(srv, study, "pariksha-demo")) == sorted(expected)
+
+        # a native speaker rates some escalated items; pull keeps those ratings apart from the calibration ones
+        answered = rate_escalated(srv, study, "pariksha-demo", sample, n=3)
+        crafted = (study / "ratings.parquet").read_bytes()
+        pulled = kasauti("pull", str(study))
+        assert pulled.returncode == 0, pulled.stderr[-2000:]
+        escalated_ratings = pd.read_parquet(study / "ratings_escalated.parquet")
+        assert set(escalated_ratings["item_id"]) == set(answered) and len(answered) == 3
+        assert pd.read_parquet(study / "ratings.parquet").empty  # the study's own datasets hold no responses here
+        (study / "ratings.parquet").write_bytes(crafted)  # stand-in for the random calibration ratings
+        third = kasauti("escalate", str(study), "--target", "0.9", "--delta", "0.05")
+        assert third.returncode == 0, third.stderr[-2000:]
+        now = studytables.read(studytables.DECISIONS, study / "decisions.parquet")
+        assert (now[now["item_id"].isin(answered)]["human_consensus"] == 1).all()
+        cols = ["item_id", "metric", "threshold", "guaranteed_agreement", "decided_by"]
+        pd.testing.assert_frame_equal(now[cols], decisions[cols])  # escalated ratings never calibrate
+        assert "0 new items" in third.stdout
     finally:
         srv.stop()
