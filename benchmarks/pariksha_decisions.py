@@ -10,8 +10,8 @@ interval width ratio and the coverage of the population mean (the mean over all 
 
 Escalation: PARIKSHA's judge gives one score, no probabilities or repeats, so its confidence is
 the agreement rate of its answer level, estimated on a fit third of the items; the threshold is
-chosen on a calibration third (target ``--target``, delta ``--delta``, grid from the test third's
-confidences) and checked on the test third (agreement with the human consensus; items whose
+chosen on a calibration third (target ``--target``, delta ``--delta``, the grid of ``kasauti escalate``
+from the test third's confidences) and checked on the test third (agreement with the human consensus; items whose
 humans tie have no consensus and are left out, counted). Reported: mean coverage on the test
 third and the share of splits where the test agreement reached the target (or nothing was trusted).
 
@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reports import from_pariksha, prepare  # noqa: E402
 from reports.bias import bias_by_group, self_preference  # noqa: E402
-from reports.escalate import choose_threshold, coverage_grid, decide, human_consensus  # noqa: E402
+from reports.decisions import decision_grid  # noqa: E402
+from reports.escalate import choose_threshold, decide, human_consensus  # noqa: E402
 from reports.ppi import ppi_means  # noqa: E402
 
 from rubrics import load_rubric_set  # noqa: E402
@@ -99,7 +100,7 @@ def escalation(cell: pd.DataFrame, target: float, delta: float, splits: int, rng
         fit, cal, test = np.array_split(rng.permutation(len(c)), 3)
         rate = pd.Series(agree[fit]).groupby(level[fit]).mean()
         conf = pd.Series(level).map(rate).to_numpy(float)  # a level unseen in the fit third: NaN, escalated
-        t = choose_threshold(conf[cal], agree[cal], target, delta, coverage_grid(conf[test]) if np.isfinite(conf[test]).any() else [])
+        t = choose_threshold(conf[cal], agree[cal], target, delta, decision_grid(conf[test], len(cal), target, delta)[0])
         trusted = decide(conf[test], t.threshold) == "judge"
         coverage.append(trusted.mean())
         held.append(not trusted.any() or agree[test][trusted].mean() >= target)

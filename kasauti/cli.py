@@ -498,6 +498,7 @@ def push(
 def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
     """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps)."""
     from annotator.pull import PullError, pull as pull_tables, stale_items
+    from annotator.escalate import pull_escalated
     from annotator.push import PushError, read_sample
     from annotator.records import RECORD_MAP, RecordMap, RecordMapError
 
@@ -513,6 +514,14 @@ def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> 
                   f"{ratings['rater'].nunique()} annotators on {ratings['item_id'].nunique()} items", highlight=False)
     console.print(f"{study.revisions}: {len(revisions)} responses, "
                   f"{int(revisions['revised_response'].notna().sum())} with a revision", highlight=False)
+    try:
+        escalated = pull_escalated(client, study.config.name, rs, RecordMap(study.argilla_dir / RECORD_MAP), sample,
+                                   study.ratings_escalated, study.revisions_escalated)
+    except (PullError, RecordMapError) as exc:
+        fail(str(exc))
+    if escalated is not None:
+        console.print(f"{study.ratings_escalated}: {len(escalated[0])} ratings of escalated items "
+                      f"({int((escalated[0]['status'] == 'submitted').sum())} submitted)", highlight=False)
     stale = [] if sample is None else stale_items(revisions, sample)
     if stale:
         err.print(f"[bold yellow]warning:[/] {len(stale)} items were rated on texts that differ from {study.sample} "
@@ -536,6 +545,59 @@ def status(study_dir: Path = typer.Argument(..., help="The study directory.")) -
         for row in df.itertuples(index=False):
             table.add_row(*map(str, row))
         console.print(table)
+
+
+@app.command()
+def escalate(
+    study_dir: Path = typer.Argument(..., help="The study directory (sample, ratings and judgments)."),
+    target: float = typer.Option(0.9, help="Agreement with the human consensus to guarantee on the items the judge decides."),
+    delta: float = typer.Option(0.05, help="The guarantee holds with probability at least 1 - delta."),
+    confidence: str = typer.Option("probs", help="Judge confidence: probs (logprobs), repeats or judges (a panel)."),
+    judge: Optional[str] = typer.Option(None, help="The judge that decides (needed if several, unless --confidence judges)."),
+    dry: bool = typer.Option(False, "--dry-run", help="Print the thresholds and counts; write and push nothing."),
+) -> None:
+    """Let the judge decide where its confidence guarantees the target; push the other items to native speakers."""
+    from annotator.escalate import escalate as push_escalated, escalation_study
+    from annotator.forms import FormOptions
+    from annotator.push import PushError, read_sample
+    from annotator.records import RECORD_MAP, RecordMap, RecordMapError
+    from reports.decisions import decide_study
+    import studytables
+
+    study = _study(study_dir)
+    try:
+        rs = rubrics.load_rubric_set(study.config.rubric)
+        d = decide_study(study.sample, study.ratings, study.judgments, rs, target, delta, confidence, judge,
+                         escalated_ratings_path=study.ratings_escalated)
+    except (rubrics.RubricError, ValueError) as exc:
+        fail(str(exc))
+    for c in d.cells.itertuples():
+        rule = ("no threshold: humans decide all" if pd.isna(c.threshold) else
+                f"confidence >= {c.threshold:.3f}, guaranteed agreement {c.guaranteed_agreement:.3f}")
+        console.print(f"{c.metric} / {c.language}: {rule}; coverage {c.coverage:.2f}; {c.n_calibration} calibration "
+                      f"items; {c.escalated} of {c.items} items to humans", highlight=False)
+    if d.outside_sample:
+        err.print(f"[yellow]warning:[/] {d.outside_sample} submitted human ratings are of items not in {study.sample} "
+                  "and were not used", highlight=False)
+    items = d.escalated()
+    if dry:
+        console.print(f"dry run: {len(items)} items would be escalated; nothing written or pushed", highlight=False)
+        return
+    studytables.write(studytables.DECISIONS, d.table, study.decisions)
+    console.print(f"{study.decisions}: {len(d.table)} decisions, {len(items)} items escalated", highlight=False)
+    study, rs, client = _annotation(study_dir)
+    cfg = study.config.annotation
+    try:
+        report = push_escalated(client, read_sample(study.sample), items, rs, study.config.name,
+                                RecordMap(study.argilla_dir / RECORD_MAP),
+                                FormOptions(cfg.min_submitted, cfg.revision_question, cfg.comment_question))
+    except (PushError, RecordMapError) as exc:
+        fail(str(exc))
+    for ds in report.datasets:
+        console.print(f"{ds.workspace}/{ds.name}: {ds.items} items, {ds.added} added, {ds.updated} updated, "
+                      f"{ds.unchanged} unchanged", highlight=False)
+    console.print(f"escalated to {escalation_study(study.config.name)}-<language>-<family>: {report.added} new items",
+                  highlight=False)
 
 
 def main() -> None:

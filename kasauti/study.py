@@ -121,6 +121,9 @@ class Study:
     judgments = property(lambda self: self.root / studytables.JUDGMENTS.file)
     judge_ledger = property(lambda self: self.root / "judge_ledger.sqlite")
     ratings = property(lambda self: self.root / studytables.RATINGS.file)
+    decisions = property(lambda self: self.root / studytables.DECISIONS.file)
+    ratings_escalated = property(lambda self: self.root / "ratings_escalated.parquet")  # RATINGS, of escalated items
+    revisions_escalated = property(lambda self: self.root / "revisions_escalated.parquet")
     revisions = property(lambda self: self.root / studytables.REVISIONS.file)
     report_dir = property(lambda self: self.root / "report")
     argilla_dir = property(lambda self: self.root / "argilla")

@@ -230,18 +230,25 @@ COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti 
 ))
 
 DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate",
-                  "planned (issue 10): one row per item x metric: whether the judge decides or native speakers do", (
+                  "issue 10 (`reports.decisions`): one row per sampled item x metric of its task family: whether "
+                  "the judge decides or native speakers do", (
     ITEM_ID,
     Column("metric", S, "rubric metric name"),
     Column("language", S, "the item's language"),
-    Column("decided_by", S, "`judge` (confidence at or above the threshold) or `humans` (escalated)"),
-    Column("judge", S, "the judge whose score and confidence are used"),
+    Column("decided_by", S, "`judge` (confidence at or above the threshold) or `humans` (below it, or no threshold)"),
+    Column("judge", S, "the judge whose score and confidence are used (`panel` for agreement across judges)"),
     Column("judge_score", F64, "the judge's score on the human scale; null when the judge gave none", True),
-    Column("confidence", F64, "the judge's confidence in `judge_score`; null when the judge gave none", True),
-    Column("threshold", F64, "the metric x language threshold on `confidence`"),
+    Column("confidence", F64, "the judge's confidence in `judge_score`; null when the judge gave none (always escalated)", True),
+    Column("human_consensus", F64, "the consensus of the item's submitted human ratings; null without one "
+           "(not rated, or a tie): `kasauti escalate` pushes items decided by humans that have none", True),
+    Column("threshold", F64, "the metric x language threshold on `confidence`; null when no threshold could "
+           "guarantee the target (humans decide every item of the cell)", True),
     Column("target", F64, "the agreement with human consensus the threshold guarantees at least"),
-    Column("guaranteed_agreement", F64, "the lower confidence bound of that agreement on the calibration items"),
-    Column("provenance", S, "JSON: how the threshold was chosen (calibration items, delta, test)"),
+    Column("guaranteed_agreement", F64, "the one-sided (1 - delta) lower confidence bound of that agreement on the "
+           "calibration items at or above the threshold; null without a threshold", True),
+    Column("coverage", F64, "share of the metric x language's sampled items the judge decides"),
+    Column("provenance", S, "JSON: how the threshold was chosen (test, target, delta, confidence source, judge, "
+           "calibration items, items without consensus, grid, date)"),
 ))
 
 RECORDS = Table("records", "argilla/records.parquet", "annotator", "kasauti push",

@@ -161,3 +161,24 @@ def test_each_cell_can_have_its_own_grid_and_a_missing_one_is_named():
         thresholds(cal, grid={("m", "bn"): [0.5]})
     with pytest.raises(ValueError, match=r"agree: item 2 is nan"):
         choose_threshold([0.5, 0.6], [1, np.nan])
+
+
+def test_guarantee_holds_on_pariksha_with_held_out_humans():
+    """The PARIKSHA benchmark's escalation check (benchmarks/pariksha_decisions.py) on the shipped subset:
+    GPT-4's confidence is its answer level's agreement rate on a fit third, the threshold is chosen
+    (with `kasauti escalate`'s grid) on a calibration third and checked against the held-out humans
+    of the test third, in 200 random splits per metric x language."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pariksha_decisions.py"
+    spec = importlib.util.spec_from_file_location("pariksha_decisions", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    table = bench.cell_tables(bench.load(str(Path(__file__).resolve().parents[1] / "kasauti" / "demo_data" / "pariksha")))
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame([{"cell": key, **bench.escalation(cell, 0.7, 0.05, 200, rng)}
+                         for key, cell in table.groupby(["metric", "language"], sort=True)])
+    assert len(rows) == 9
+    assert (rows["guarantee_held"] >= 0.95).all(), rows
+    assert rows["escalation_coverage"].max() > 0.05  # the judge is trusted somewhere: the check is not vacuous
