@@ -164,6 +164,8 @@ def _cast(col: Column, values: pa.ChunkedArray, where: str, parse: bool) -> pa.C
         values, source = values.cast(source.value_type), source.value_type
     if source == col.type:
         return values
+    if values.null_count == len(values):  # all null (pandas builds such columns as float64 or object)
+        return pa.chunked_array([pa.nulls(len(values), col.type)])
     if not _castable(source, col.type, parse):
         found = f"{source} without a time zone" if pa.types.is_timestamp(source) else type_name(source)
         raise TableError(f"{where}: column {col.name!r}: expected {col.type_name}, found {found}")

@@ -263,3 +263,14 @@ def test_report_csv_of_a_study_without_judges_reads_back(tmp_path):
     assert st.read(st.REPORT_CELLS, path)["judge"].isna().all()
     st.write(st.REPORT_CELLS, cells, path)
     assert st.read(st.REPORT_CELLS, path)["judge"].isna().all()
+
+
+def test_an_all_null_column_of_any_type_is_written_as_its_schema_type(tmp_path):
+    """pandas makes a column of Nones float64 (or object): it is the schema's type with nulls."""
+    df = pd.DataFrame([{"item_id": "a", "metric": "m", "rater": "r", "rater_kind": "human", "score": 1.0}],
+                      columns=st.RATINGS.names)
+    assert df["probs"].dtype == "float64"
+    path = tmp_path / "ratings.parquet"
+    st.write(st.RATINGS, df, path)
+    assert pq.read_schema(path).field("probs").type == pa.string()
+    assert st.read(st.RATINGS, path)["probs"].isna().all()
