@@ -8,10 +8,10 @@ Imports only pyarrow (pandas when a DataFrame is read or written).
 
 from .docs import markdown, render
 from .io import TableError, conform, read, read_arrow, write
-from .tables import (COMPARISONS, DECISIONS, JUDGMENTS, PAIRS, RATINGS, REPORT_CELLS, REVISIONS, SAMPLE, STRATA,
+from .tables import (COMPARISONS, DECISIONS, JUDGE_COMPARISONS, JUDGMENTS, PAIRS, RATINGS, REPORT_CELLS, REVISIONS, SAMPLE, STRATA,
                      TABLES, Column, Table)
 
 __all__ = [
-    "COMPARISONS", "DECISIONS", "JUDGMENTS", "PAIRS", "RATINGS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA",
+    "COMPARISONS", "DECISIONS", "JUDGE_COMPARISONS", "JUDGMENTS", "PAIRS", "RATINGS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA",
     "TABLES", "Column", "Table", "TableError", "conform", "markdown", "read", "read_arrow", "render", "write",
 ]
