@@ -118,7 +118,7 @@ class PairPlanner(Planner):
             for order in ORDERS:
                 shown = texts if order == "ab" else texts[::-1]
                 self.records.append({**pair, "item_id": f"{p['pair_id']}:{order}", "shown_order": order,
-                                     "first": shown[0], "second": shown[1]})
+                                     "first": shown[0], "second": shown[1], "pairs_row": i + 1})
         self.rubric, self.judge, self.overall = rubric, judge, overall
         self.params_json = judge.params_json()
         self._groups: dict[str, list[tuple[Criterion, ...]]] = {}
@@ -129,6 +129,10 @@ class PairPlanner(Planner):
             criteria = rubrics.pair_criteria(self.rubric.family_for(task).metrics, self.overall)
             self._groups[task] = [(c,) for c in criteria]
         return self._groups[task]
+
+    def _where(self, row: int) -> str:
+        rec = self.records[row]
+        return f"pairs.parquet row {rec['pairs_row']} (pair {rec['pair_id']!r})"
 
     @staticmethod
     def _spec(c: Criterion) -> list:

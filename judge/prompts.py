@@ -118,6 +118,10 @@ class Planner:
         """What of a metric the prompt is rendered from."""
         return [m.name, m.title, m.judge.model_dump(mode="json")]
 
+    def _where(self, row: int) -> str:
+        """A record for an error message: its file and 1-based row."""
+        return f"sample.parquet row {row + 1} (item {self.records[row]['item_id']!r})"
+
     def _content(self, rec: Mapping) -> str:
         """Hash of what of a record the prompt is rendered from."""
         return sha("\x00".join([str(rec["language"])] + [_field(rec.get(k)) for k in ITEM_FIELDS]))
@@ -127,11 +131,11 @@ class Planner:
             try:
                 groups = self.groups(str(rec["task"]))
             except KeyError as exc:
-                raise ValueError(f"sample.parquet row {i + 1} (item {rec['item_id']!r}), column task: {exc.args[0]}") from None
+                raise ValueError(f"{self._where(i)}, column task: {exc.args[0]}") from None
             try:
                 language_name(str(rec["language"]))
             except ValueError as exc:
-                raise ValueError(f"sample.parquet row {i + 1} (item {rec['item_id']!r}), column language: {exc}") from None
+                raise ValueError(f"{self._where(i)}, column language: {exc}") from None
             content = self._content(rec)
             for metrics in groups:
                 yield i, metrics, sha(self._metrics_hash(metrics) + content)
@@ -142,7 +146,7 @@ class Planner:
         try:
             name = language_name(code)
         except ValueError as exc:
-            raise ValueError(f"sample.parquet row {row + 1} (item {rec['item_id']!r}), column language: {exc}") from None
+            raise ValueError(f"{self._where(row)}, column language: {exc}") from None
         return self._render(rec, metrics, name)
 
     def _render(self, rec: Mapping, metrics: Sequence[Metric], language: str) -> list[dict[str, str]]:

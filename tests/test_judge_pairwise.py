@@ -185,6 +185,13 @@ def test_pairs_refer_to_sample_items():
         PairPlanner(bad, SAMPLE, RS, JudgeConfig(name="j", model="m"))
 
 
+def test_a_bad_pair_is_named_by_its_pairs_row(tmp_path):
+    bad = PAIRS.copy()
+    bad.loc[2, "language"] = "xx-notalanguage"
+    with pytest.raises(ValueError, match=r"^pairs.parquet row 3 \(pair '[0-9a-f]+'\), column language: "):
+        compare(bad, SAMPLE, RS, JudgeConfig(name="j", model="m", base_url="http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
+
+
 def synthetic(n_prompts=150):
     """A sample of n_prompts prompts answered by two models (random texts), and its pairs."""
     rng = np.random.default_rng(7)
