@@ -78,11 +78,12 @@ def test_both_orders_asked_exactly_once_each_and_outcomes_in_model_terms(tmp_pat
     assert Ledger(tmp_path / "l.sqlite").judgments().empty  # pairwise calls are not judgments
 
 
-def test_faults_lose_or_duplicate_nothing(tmp_path):
+@pytest.mark.parametrize("backend", ["openai", "openai_batch"])
+def test_faults_lose_or_duplicate_nothing(tmp_path, backend):
     faults = Faults(rate_429=0.15, rate_500=0.1, rate_drop=0.05, rate_malformed=0.1, rate_out_of_scale=0.1,
                     rate_missing_score=0.05, retry_after="0.05")
     with FakeJudgeServer(faults) as srv:
-        c = cfg(srv.url, max_attempts=2, reask=1)
+        c = cfg(srv.url, max_attempts=2, reask=1, backend=backend)
         exp = expected(c)
         s = compare(PAIRS, SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert s.planned == N_CALLS and s.ok + s.failed + s.unparseable == N_CALLS
