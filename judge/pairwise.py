@@ -149,7 +149,6 @@ class PairwiseRun(JudgeRun):
     """A pairwise judge over pairs, writing to one ledger. Use :func:`compare`."""
 
     REASK_FORM = 'with a "reason" and a "verdict" of exactly "A", "B" or "tie"'
-    MODE = PAIRWISE
 
     def schema(self, call: Call) -> dict:
         return rubrics.pair_response_schema()
@@ -182,6 +181,9 @@ def _plain(v):
 
 
 def _run(pairs, sample, rubric, cfg, overall, **kw):
+    """The run of a pairwise judge: `cfg` with mode ``pairwise`` (the direct mode does not change its answers,
+    so it is neither in the ledger key nor in `params`)."""
+    cfg = cfg.model_copy(update={"mode": PAIRWISE})
     return lambda ledger: PairwiseRun(sample, rubric, cfg, ledger, planner=PairPlanner(pairs, sample, rubric, cfg, overall), **kw)
 
 

@@ -95,7 +95,6 @@ class JudgeRun:
     them and shares the rest: the ledger, the backends, retries, re-asks and the summary."""
 
     REASK_FORM = "each score an integer from its metric's scale"
-    MODE: str | None = None  # the ledger's `mode` of every call (None: the judge's configured mode)
 
     def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None,
                  retry_failed: bool = True, planner: Planner | None = None):
@@ -106,8 +105,7 @@ class JudgeRun:
         self.summary = Summary(cfg.name)
         self._schemas: dict[tuple[str, ...], dict] = {}
         self._params_json: dict[str | None, str] = {}
-        self._base = {"judge": cfg.name, "model": cfg.model, "rubric": rubric.name, "rubric_version": rubric.version,
-                      "mode": self.MODE or cfg.mode}
+        self._base = {"judge": cfg.name, "model": cfg.model, "rubric": rubric.name, "rubric_version": rubric.version, "mode": cfg.mode}
 
     # planning -------------------------------------------------------------------------------
     def pending(self, render: bool = False) -> list[Call]:

@@ -67,6 +67,8 @@ def test_both_orders_asked_exactly_once_each_and_outcomes_in_model_terms(tmp_pat
         assert Counter(srv.counts) == Counter({ph: 1 for ph, _ in exp.values()})  # each order of each pair asked once
         s2 = compare(PAIRS, SAMPLE, RS, c, tmp_path / "l.sqlite")
         assert (s2.cached, s2.requests, srv.total) == (N_CALLS, 0, N_CALLS)
+        s3 = compare(PAIRS, SAMPLE, RS, cfg(srv.url, mode="per_metric"), tmp_path / "l.sqlite")  # the direct mode is not asked
+        assert (s3.cached, s3.requests, srv.total) == (N_CALLS, 0, N_CALLS)
     frame = export_comparisons(tmp_path / "l.sqlite", tmp_path / "judge_comparisons.parquet")
     assert len(studytables.read(studytables.JUDGE_COMPARISONS, tmp_path / "judge_comparisons.parquet")) == N_CALLS
     check_every_call_once(frame, exp)
