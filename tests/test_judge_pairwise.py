@@ -19,7 +19,7 @@ from judge.pairwise import PairPlanner, parse_verdict, verdict_probs
 from judge.parse import AnswerError, Token
 from judge.prompts import hash_messages
 from judge.testing import VERDICT_SHARES, FakeJudgeServer, Faults, expected_verdict
-from sampling.pairs import make_pairs, write_pairs
+from sampling.pairs import boosted_pairs, make_pairs, write_pairs
 from tests.judge_support import ROOT, cli_env, demo_sample, kasauti_cmd, make_study
 from tests.test_judge_resume import judge_cfg, ledger_keys
 
@@ -186,6 +186,24 @@ def test_pairs_refer_to_sample_items():
     bad.loc[3, "item_b"] = "nope"
     with pytest.raises(ValueError, match=r"pairs.parquet row 4, column item_b: item 'nope' is not in sample.parquet"):
         PairPlanner(bad, SAMPLE, RS, JudgeConfig(name="j", model="m"))
+
+
+def test_two_versions_of_one_item_from_the_pairs_own_texts(tmp_path):
+    boosted = SAMPLE.assign(response=SAMPLE.response + " (revised)")
+    pairs = boosted_pairs(SAMPLE, boosted)
+    texts = pairs.merge(SAMPLE[["item_id", "response"]], left_on="item_a", right_on="item_id").merge(
+        boosted[["item_id", "response"]], left_on="item_b", right_on="item_id", suffixes=("_a", "_b"))
+    pairs = pairs.assign(response_a=texts.response_a.to_numpy(), response_b=texts.response_b.to_numpy())
+    with FakeJudgeServer() as srv:
+        c = cfg(srv.url)
+        s = compare(pairs, SAMPLE, RS, c, tmp_path / "l.sqlite", overall=True)
+        assert s.ok == s.planned == 2 * len(SAMPLE)
+    frame = export_comparisons(tmp_path / "l.sqlite", tmp_path / "jc.parquet")
+    check_every_call_once(frame, expected(c, 0.0, pairs, SAMPLE, overall=True))
+    assert set(frame.model_a) == {"original"} and frame.length_a.isna().all()
+    planner = PairPlanner(pairs, SAMPLE, RS, c, True)
+    shown = [planner.resolve(call)[1][1]["content"] for call in planner.plan({})]
+    assert all(p.count(" (revised)") == 1 for p in shown)  # one version of each item on each side
 
 
 def test_a_bad_pair_is_named_by_its_pairs_row(tmp_path):
