@@ -213,6 +213,15 @@ def test_a_bad_pair_is_named_by_its_pairs_row(tmp_path):
         compare(bad, SAMPLE, RS, JudgeConfig(name="j", model="m", base_url="http://127.0.0.1:9/v1"), tmp_path / "l.sqlite")
 
 
+def test_cli_names_a_pair_whose_item_is_not_in_the_sample(tmp_path):
+    study = make_study(tmp_path / "s", [judge_cfg("http://127.0.0.1:9/v1")], SAMPLE)
+    studytables.write(studytables.PAIRS, PAIRS.assign(item_a=PAIRS.item_a.where(PAIRS.index != 4, "gone")), study / "pairs.parquet")
+    out = subprocess.run(kasauti_cmd("judge", str(study), "--pairs"), cwd=ROOT, env=cli_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "pairs.parquet row 5, column item_a: item 'gone' is not in sample.parquet" in " ".join(out.stderr.split())
+
+
 def synthetic(n_prompts=150):
     """A sample of n_prompts prompts answered by two models (random texts), and its pairs."""
     rng = np.random.default_rng(7)
