@@ -150,6 +150,10 @@ class PairwiseRun(JudgeRun):
 
     REASK_FORM = 'with a "reason" and a "verdict" of exactly "A", "B" or "tie"'
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.summary.repeats_skipped = self.planner.repeats_skipped
+
     def schema(self, call: Call) -> dict:
         return rubrics.pair_response_schema()
 

@@ -43,6 +43,7 @@ class Summary:
     cached: int = 0
     retried: int = 0  # failed in an earlier run, called again
     skipped_failed: int = 0  # failed in an earlier run, left alone (retry_failed=False)
+    repeats_skipped: int = 0  # pairwise: pairs repeated for annotators (repeat_of), not asked again
     ok: int = 0
     failed: int = 0
     unparseable: int = 0

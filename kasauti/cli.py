@@ -345,6 +345,9 @@ def judge_cmd(
                 f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {earlier}{s.ok} ok, {s.failed} failed, "
                 f"{s.unparseable} unparseable; {s.requests} requests ({s.retries} retries, {s.reasks} re-asks), "
                 f"{s.prompt_tokens}+{s.completion_tokens} tokens{cost}, {s.elapsed_s:.1f} s", highlight=False, soft_wrap=True)
+            if s.repeats_skipped:
+                console.print(f"  {s.repeats_skipped} pairs repeated for annotators (repeat_of) not asked again: every pair "
+                              "is asked in both orders", highlight=False, soft_wrap=True)
             for kind, n in sorted(s.errors.items()):
                 console.print(f"  {n} x {escape(kind)}", highlight=False)
             failed, skipped = failed + s.failed, skipped + s.skipped_failed

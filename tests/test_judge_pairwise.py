@@ -206,6 +206,16 @@ def test_two_versions_of_one_item_from_the_pairs_own_texts(tmp_path):
     assert all(p.count(" (revised)") == 1 for p in shown)  # one version of each item on each side
 
 
+def test_pairs_repeated_for_annotators_are_counted_not_asked(tmp_path):
+    pairs = make_pairs(SAMPLE, repeat_share=0.3)
+    repeats = int(pairs.repeat_of.notna().sum())
+    assert repeats > 0
+    with FakeJudgeServer() as srv:
+        s = compare(pairs, SAMPLE, RS, cfg(srv.url), tmp_path / "l.sqlite", overall=True)
+    assert (s.repeats_skipped, s.planned, s.ok) == (repeats, 2 * (len(pairs) - repeats), 2 * (len(pairs) - repeats))
+    assert set(export_comparisons(tmp_path / "l.sqlite", tmp_path / "jc.parquet").pair_id) == set(pairs.pair_id[pairs.repeat_of.isna()])
+
+
 def test_a_bad_pair_is_named_by_its_pairs_row(tmp_path):
     bad = PAIRS.copy()
     bad.loc[2, "language"] = "xx-notalanguage"
