@@ -339,7 +339,7 @@ class FakeJudgeServer:
             answer[m0]["score"] = max(metrics[m0]) + 5
         elif metrics and content_fault == "missing_score":
             del answer[next(iter(metrics))]["score"]
-        if (body.get("response_format") or {}).get("type") != "json_schema":
+        if metrics and (body.get("response_format") or {}).get("type") != "json_schema":
             _like_prompt(answer, messages)
         content = json.dumps(answer, ensure_ascii=False)
         if content_fault == "malformed":

@@ -169,6 +169,16 @@ def test_parse_and_prompt_answer_example_agree():
     assert "## Response A" in messages[1]["content"] and '"tie"' in messages[1]["content"]
 
 
+def test_without_schema_or_logprobs_the_verdicts_still_parse(tmp_path):
+    with FakeJudgeServer(Faults(json_schema=False, logprobs=False)) as srv:
+        c = cfg(srv.url)
+        s = compare(PAIRS, SAMPLE, RS, c, tmp_path / "l.sqlite", overall=True)
+        assert s.ok == s.planned == 2 * len(PAIRS) and s.reasks == 0
+    frame = export_comparisons(tmp_path / "l.sqlite", tmp_path / "jc.parquet")
+    check_every_call_once(frame, expected(c, overall=True))
+    assert frame.probs.isna().all()
+
+
 def test_verdict_probabilities_from_the_verdict_token():
     tokens = [Token('{"', -0.01), Token("reason", 0), Token('":"', 0), Token("A", 0), Token(' is', 0), Token('","', 0),
               Token("verdict", 0), Token('":"', 0),
