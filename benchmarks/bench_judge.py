@@ -91,7 +91,7 @@ def bare_requests(url: str, sample: pd.DataFrame, conc: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as d, Ledger(Path(d) / "probe.sqlite") as led:
         run = JudgeRun(sample, RS, cfg, led)
         be = OpenAIBackend(cfg, client=object())
-        return [be.request(run.planner.messages(c.row, c.metrics), run.schema(c.metrics)) for c in run.pending()]
+        return [be.request(run.planner.messages(c.row, c.metrics), run.schema(c)) for c in run.pending()]
 
 
 def throughput(url: str, quick: bool, rounds: int) -> None:

@@ -105,7 +105,7 @@ def _refused(exc: BaseException) -> bool:
 
 
 _FORMATS = ("json_schema", "json_object", "none")
-_DIGIT = re.compile(r"\d")
+_CARRIER = re.compile(r"\d|^\W*(?:A|B|ti?e?)(?!\w)")  # a token that can carry a score or a pairwise verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,10 +403,10 @@ class OpenAIBackend:
         tokens = None
         content = (choice.get("logprobs") or {}).get("content")
         if content:
-            # only a token with a digit can carry a score: keep the alternatives of those alone
+            # only a token with a digit can carry a score, and one like "A", "B", "tie" a verdict: keep their alternatives alone
             tokens = tuple(
                 Token(t["token"], t["logprob"],
-                      tuple((a["token"], a["logprob"]) for a in (t.get("top_logprobs") or ())) if _DIGIT.search(t["token"]) else ())
+                      tuple((a["token"], a["logprob"]) for a in (t.get("top_logprobs") or ())) if _CARRIER.search(t["token"]) else ())
                 for t in content
             )
         usage = resp.get("usage") or {}

@@ -45,6 +45,8 @@ _INSERT = (
     " :completion_tokens, :started_at, :finished_at, :params, :fingerprint)"
 )
 
+PAIRWISE = "pairwise"  # the `mode` of a pairwise call (judge.pairwise), exported to judge_comparisons.parquet
+
 COLUMNS = studytables.JUDGMENTS.names
 
 
@@ -110,12 +112,17 @@ class Ledger:
     def writer(self) -> LedgerWriter:
         return LedgerWriter(self.path)
 
+    def pairwise_calls(self) -> list[tuple]:
+        """(judge, model, prompt_hash, repeat, results, raw_answer, attempts) of every pairwise call."""
+        return self.db.execute("SELECT judge, model, prompt_hash, repeat, results, raw_answer, attempts FROM calls"
+                               f" WHERE mode = '{PAIRWISE}' ORDER BY judge, item_id, repeat, key").fetchall()
+
     def judgments(self) -> pd.DataFrame:
-        """The judgments table: one row per call x metric (schema in ARCHITECTURE.md)."""
+        """The judgments table: one row per call x metric (schema in ARCHITECTURE.md); pairwise calls are not judgments."""
         cur = self.db.execute(
             "SELECT judge, model, rubric, rubric_version, prompt_hash, mode, repeat, item_id, results, raw_answer,"
             " attempts, prompt_tokens, completion_tokens, started_at, finished_at, params FROM calls"
-            " ORDER BY judge, item_id, repeat, key"
+            f" WHERE mode != '{PAIRWISE}' ORDER BY judge, item_id, repeat, key"
         )
         rows = []
         for (judge, model, rubric, version, ph, mode, repeat, item_id, results, raw, attempts, pt, ct, t0, t1, params) in cur:

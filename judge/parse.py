@@ -51,6 +51,12 @@ def parse_answer(text: str, metrics: Sequence[Metric]) -> dict[str, MetricAnswer
 
     A JSON object with one metric wrong gives that metric an ``error`` and keeps the others.
     """
+    obj = load_object(text)
+    return {m.name: _metric_answer(obj, m) for m in metrics}
+
+
+def load_object(text: str) -> dict:
+    """The answer's JSON object (a ```json fence around it is allowed); AnswerError otherwise."""
     body = (text or "").strip()
     fenced = _FENCE.match(body)
     if fenced:
@@ -61,7 +67,7 @@ def parse_answer(text: str, metrics: Sequence[Metric]) -> dict[str, MetricAnswer
         raise AnswerError(f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise AnswerError(f"the answer must be a JSON object, got {type(obj).__name__}")
-    return {m.name: _metric_answer(obj, m) for m in metrics}
+    return obj
 
 
 def _metric_answer(obj: dict, m: Metric) -> MetricAnswer:

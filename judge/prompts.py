@@ -45,11 +45,11 @@ def call_key(judge: str, item_id: str, prompt_hash: str, params_json: str, repea
     return sha(f"{judge}\x00{item_id}\x00{prompt_hash}\x00{params_json}\x00{repeat}")
 
 
-@lru_cache(maxsize=1)
-def _renderer_source() -> str:
+@lru_cache(maxsize=4)
+def _renderer_source(templates: str = "judge_*.j2") -> str:
     root = Path(rubrics.__file__).parent
     parts = [(root / "render.py").read_text(encoding="utf-8")]
-    parts += [p.read_text(encoding="utf-8") for p in sorted((root / "templates").glob("judge_*.j2"))]
+    parts += [p.read_text(encoding="utf-8") for p in sorted((root / "templates").glob(templates))]
     return sha("\x00".join(parts))
 
 
@@ -89,17 +89,10 @@ class Call:
 class Planner:
     """Enumerates the calls a judge makes over a sample, in order: item, metric group, repeat."""
 
+    TEMPLATES = "judge_*.j2"  # the templates the prompts are rendered from (part of the fingerprint)
+
     def __init__(self, sample: pd.DataFrame, rubric: RubricSet, judge: JudgeConfig):
-        missing = [c for c in ("item_id", "language", "task", "response") if c not in sample.columns]
-        if missing:
-            raise ValueError(f"sample.parquet: missing column(s) {missing}; see ARCHITECTURE.md for the schema")
-        ids = sample["item_id"].astype(str).reset_index(drop=True)
-        dupes = ids[ids.duplicated()]
-        if len(dupes):  # one answer per ledger key: an id twice would share it
-            rows = ids.index[ids == dupes.iloc[0]] + 1
-            raise ValueError(f"sample.parquet rows {rows[0]} and {rows[1]}, column item_id: {dupes.iloc[0]!r} appears more than "
-                             f"once ({len(dupes)} repeated ids in all); item ids must be unique (write the sample again with "
-                             "`kasauti sample`)")
+        check_ids(sample, ("item_id", "language", "task", "response"), "item_id", "sample.parquet", "`kasauti sample`")
         self.records = sample.to_dict("records")
         self.rubric = rubric
         self.judge = judge
@@ -113,24 +106,37 @@ class Planner:
             self._groups[task] = [metrics] if self.judge.mode == "per_item" else [(m,) for m in metrics]
         return self._groups[task]
 
-    def _metrics_hash(self, metrics: tuple[Metric, ...]) -> str:
+    def _metrics_hash(self, metrics: tuple) -> str:
         names = tuple(m.name for m in metrics)
         if names not in self._group_hash:
-            spec = [[m.name, m.title, m.judge.model_dump(mode="json")] for m in metrics]
-            self._group_hash[names] = sha(_renderer_source() + json.dumps(spec, sort_keys=True))
+            spec = [self._spec(m) for m in metrics]
+            self._group_hash[names] = sha(_renderer_source(self.TEMPLATES) + json.dumps(spec, sort_keys=True))
         return self._group_hash[names]
+
+    @staticmethod
+    def _spec(m: Metric) -> list:
+        """What of a metric the prompt is rendered from."""
+        return [m.name, m.title, m.judge.model_dump(mode="json")]
+
+    def _where(self, row: int) -> str:
+        """A record for an error message: its file and 1-based row."""
+        return f"sample.parquet row {row + 1} (item {self.records[row]['item_id']!r})"
+
+    def _content(self, rec: Mapping) -> str:
+        """Hash of what of a record the prompt is rendered from."""
+        return sha("\x00".join([str(rec["language"])] + [_field(rec.get(k)) for k in ITEM_FIELDS]))
 
     def fingerprints(self) -> Iterator[tuple[int, tuple[Metric, ...], str]]:
         for i, rec in enumerate(self.records):
             try:
                 groups = self.groups(str(rec["task"]))
             except KeyError as exc:
-                raise ValueError(f"sample.parquet row {i + 1} (item {rec['item_id']!r}), column task: {exc.args[0]}") from None
+                raise ValueError(f"{self._where(i)}, column task: {exc.args[0]}") from None
             try:
                 language_name(str(rec["language"]))
             except ValueError as exc:
-                raise ValueError(f"sample.parquet row {i + 1} (item {rec['item_id']!r}), column language: {exc}") from None
-            content = sha("\x00".join([str(rec["language"])] + [_field(rec.get(k)) for k in ITEM_FIELDS]))
+                raise ValueError(f"{self._where(i)}, column language: {exc}") from None
+            content = self._content(rec)
             for metrics in groups:
                 yield i, metrics, sha(self._metrics_hash(metrics) + content)
 
@@ -140,8 +146,11 @@ class Planner:
         try:
             name = language_name(code)
         except ValueError as exc:
-            raise ValueError(f"sample.parquet row {row + 1} (item {rec['item_id']!r}), column language: {exc}") from None
-        return rubrics.judge_messages(metrics, _item_for_render(rec), name)
+            raise ValueError(f"{self._where(row)}, column language: {exc}") from None
+        return self._render(rec, metrics, name)
+
+    def _render(self, rec: Mapping, metrics: Sequence[Metric], language: str) -> list[dict[str, str]]:
+        return rubrics.judge_messages(metrics, _item_for_render(rec), language)
 
     def plan(self, known: Mapping[str, str], render: bool = False) -> list[Call]:
         """All calls. `known` maps fingerprint -> prompt hash; a call whose fingerprint is not
@@ -164,6 +173,21 @@ class Planner:
             ph = hash_messages(messages)
             call = replace(call, prompt_hash=ph, key=call_key(self.judge.name, call.item_id, ph, self.params_json, call.repeat))
         return call, messages
+
+
+def check_ids(frame: pd.DataFrame, needed: Sequence[str], id_column: str, file: str, remedy: str) -> None:
+    """A ValueError naming the missing columns, or the first two rows (1-based) sharing an id: one
+    answer per ledger key, so an id twice would share it."""
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{file}: missing column(s) {missing}; see ARCHITECTURE.md for the schema")
+    ids = frame[id_column].astype(str).reset_index(drop=True)
+    dupes = ids[ids.duplicated()]
+    if len(dupes):
+        rows = ids.index[ids == dupes.iloc[0]] + 1
+        raise ValueError(f"{file} rows {rows[0]} and {rows[1]}, column {id_column}: {dupes.iloc[0]!r} appears more than "
+                         f"once ({len(dupes)} repeated ids in all); {id_column.replace('_', ' ')}s must be unique (write the "
+                         f"file again with {remedy})")
 
 
 def _field(v) -> str:

@@ -44,6 +44,7 @@ class Summary:
     cached: int = 0
     retried: int = 0  # failed in an earlier run, called again
     skipped_failed: int = 0  # failed in an earlier run, left alone (retry_failed=False)
+    repeats_skipped: int = 0  # pairwise: pairs repeated for annotators (repeat_of), not asked again
     ok: int = 0
     failed: int = 0
     unparseable: int = 0
@@ -80,19 +81,27 @@ def evaluate(metrics: Sequence[Metric], completion: Completion) -> tuple[dict[st
     problems = [a.error for a in answers.values() if a.error]
     return answers, "; ".join(problems) or None
 
-def reask_messages(messages: list[dict], answer: str, problem: str) -> list[dict]:
+def reask_messages(messages: list[dict], answer: str, problem: str, form: str) -> list[dict]:
+    """The conversation of a re-ask: the judge's answer, what was wrong with it and the form wanted."""
     return messages + [
         {"role": "assistant", "content": answer},
         {"role": "user", "content": f"Your answer could not be used: {problem}. Answer again with only the JSON "
-                                     "object in the required form, each score an integer from its metric's scale."},
+                                     f"object in the required form, {form}."},
     ]
 
 class JudgeRun:
-    """One judge over one sample, writing to one ledger. Use :func:`run_judge`."""
+    """One judge over one sample, writing to one ledger. Use :func:`run_judge`.
 
-    def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None, retry_failed: bool = True):
+    What is asked and how an answer is read are the methods ``schema``, ``evaluate`` and
+    ``results`` (with ``planner`` and ``REASK_FORM``); ``judge.pairwise.PairwiseRun`` overrides
+    them and shares the rest: the ledger, the backends, retries, re-asks and the summary."""
+
+    REASK_FORM = "each score an integer from its metric's scale"
+
+    def __init__(self, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger: Ledger, *, progress: Progress | None = None,
+                 retry_failed: bool = True, planner: Planner | None = None):
         self.cfg, self.rubric, self.ledger = cfg, rubric, ledger
-        self.planner = Planner(sample, rubric, cfg)
+        self.planner = planner or Planner(sample, rubric, cfg)
         self.progress = progress or Progress()
         self.retry_failed = retry_failed
         self.summary = Summary(cfg.name)
@@ -127,15 +136,20 @@ class JudgeRun:
             s.skipped_failed += 1
         return False
 
-    def schema(self, metrics: Sequence[Metric]) -> dict:
-        names = tuple(m.name for m in metrics)
+    def schema(self, call: Call) -> dict:
+        names = tuple(m.name for m in call.metrics)
         if names not in self._schemas:
-            self._schemas[names] = rubrics.judge_response_schema(metrics)
+            self._schemas[names] = rubrics.judge_response_schema(call.metrics)
         return self._schemas[names]
 
     # results --------------------------------------------------------------------------------
-    def row(self, call: Call, *, started: str, status: str, answers: dict[str, MetricAnswer] | None, completion: Completion | None,
-            error: str | None, attempts: int, prompt_tokens: int | None, completion_tokens: int | None, response_format: str | None) -> dict:
+    def evaluate(self, call: Call, completion: Completion) -> tuple[dict[str, MetricAnswer] | None, str | None]:
+        """The parsed answer and the problem with it (None when usable)."""
+        return evaluate(call.metrics, completion)
+
+    def results(self, call: Call, status: str, answers: dict[str, MetricAnswer] | None, completion: Completion | None,
+                error: str | None) -> dict:
+        """The ledger's ``results`` of a call: per metric score, probabilities, reason, status."""
         results = {}
         dists = {}
         if answers and completion is not None and completion.tokens:
@@ -151,6 +165,11 @@ class JudgeRun:
                 err = (a.error if a is not None and a.error else None) or error
                 results[m.name] = {"score": None, "human_score": None, "probs": None, "expected_score": None, "entropy": None,
                                    "reason": a.reason if a else None, "status": "failed" if status == "failed" else "unparseable", "error": err}
+        return results
+
+    def row(self, call: Call, *, started: str, status: str, answers, completion: Completion | None, error: str | None,
+            attempts: int, prompt_tokens: int | None, completion_tokens: int | None, response_format: str | None) -> dict:
+        results = self.results(call, status, answers, completion, error)
         s = self.summary
         setattr(s, status, getattr(s, status) + 1)
         s.prompt_tokens += prompt_tokens or 0
@@ -192,7 +211,7 @@ class JudgeRun:
             yield self._request(_Ask(call, messages, now()), messages)
 
     def _request(self, ask: _Ask, messages: list[dict]) -> Request:
-        req = Request(f"{ask.call.key}:{ask.n}", messages, self.schema(ask.call.metrics),
+        req = Request(f"{ask.call.key}:{ask.n}", messages, self.schema(ask.call),
                       sum(len(m["content"]) for m in messages) / 3.0 + self.cfg.max_tokens)
         self._asks[req.id] = ask
         return req
@@ -211,11 +230,11 @@ class JudgeRun:
         else:
             ask.prompt_tokens += comp.prompt_tokens or 0
             ask.completion_tokens += comp.completion_tokens or 0
-            answers, problem = evaluate(ask.call.metrics, comp)
+            answers, problem = self.evaluate(ask.call, comp)
             if problem is not None and ask.n < self.cfg.reask:
                 s.reasks += 1
                 again = _Ask(ask.call, ask.messages, ask.started, ask.n + 1, ask.attempts, ask.prompt_tokens, ask.completion_tokens)
-                self.queue.put(self._request(again, reask_messages(ask.messages, comp.text, problem)))
+                self.queue.put(self._request(again, reask_messages(ask.messages, comp.text, problem, self.REASK_FORM)))
                 self.queue.finished()
                 return
             row = self.row(ask.call, started=ask.started, status="ok" if problem is None else "unparseable", answers=answers,
@@ -263,9 +282,16 @@ def run_judge(sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_
               retry_failed: bool = True, backend=None) -> Summary:
     """Score every pending call of `cfg` over `sample` (calls that failed in an earlier run too,
     unless not `retry_failed`); answers go to the ledger as they come."""
+    return execute(lambda ledger: JudgeRun(sample, rubric, cfg, ledger, progress=progress, retry_failed=retry_failed),
+                   ledger_path, backend)
+
+
+def execute(make_run, ledger_path: str | Path, backend=None) -> Summary:
+    """Open the ledger, make the run (``make_run(ledger)``) and make its pending calls."""
     t0 = time.perf_counter()
     with Ledger(ledger_path) as ledger:
-        run = JudgeRun(sample, rubric, cfg, ledger, progress=progress, retry_failed=retry_failed)
+        run = make_run(ledger)
+        cfg = run.cfg
         calls = run.pending()
         run.progress.start(cfg, run.summary.planned, run.summary.planned - len(calls))
         try:
@@ -290,8 +316,14 @@ class DryRun:
 def dry_run(sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *, show: int = 2,
             retry_failed: bool = True) -> DryRun:
     """The calls a run would make (none is made) and the first `show` rendered prompts."""
+    return plan_only(lambda ledger: JudgeRun(sample, rubric, cfg, ledger, retry_failed=retry_failed),
+                     ledger_path, show)
+
+
+def plan_only(make_run, ledger_path: str | Path, show: int) -> DryRun:
+    """The pending calls of the run ``make_run(ledger)`` and the first `show` rendered prompts."""
     with Ledger(ledger_path) as ledger:
-        run = JudgeRun(sample, rubric, cfg, ledger, retry_failed=retry_failed)
+        run = make_run(ledger)
         calls = run.pending(render=True)
-        ex = [(c, run.planner.messages(c.row, c.metrics)) for c in calls[:show]]
-        return DryRun(cfg.name, run.summary.planned, run.summary.planned - len(calls), ex)
+        ex = [run.planner.resolve(c) for c in calls[:show]]
+        return DryRun(run.cfg.name, run.summary.planned, run.summary.planned - len(calls), ex)

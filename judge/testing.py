@@ -3,7 +3,10 @@
 Used by the tests, the benchmark and ``kasauti demo`` (judging with no API key). It reads the
 rubric section of the judge prompt (``### metric: Title`` followed by ``- 0 (label): ...`` scale
 lines), scores each metric from a hash of the first user message and the metric name, and
-answers in the judge's JSON format, with OpenAI-shaped ``logprobs`` when asked. Asked without a
+answers in the judge's JSON format, with OpenAI-shaped ``logprobs`` when asked. A pairwise
+prompt (``## Response A`` / ``## Response B`` / ``#### criterion: Title``) gets a verdict from a
+hash of the two texts and the criterion (the same winner in either order), or "A" for a
+``position_bias`` share of prompts (:func:`expected_verdict`). Asked without a
 JSON schema it answers like a model that copies the prompt's answer example (quoted scores if
 the example quotes them).
 
@@ -43,6 +46,8 @@ from aiohttp import web
 from .prompts import hash_messages
 
 _SECTION = re.compile(r"^### ([a-z][a-z0-9_]*): ", re.M)
+_PAIR = re.compile(r"^## Response A\n(.*?)\n\n## Response B\n(.*?)\n\n## Criterion\n#### ([a-z][a-z0-9_]*): ", re.M | re.S)
+VERDICT_SHARES = (0.4, 0.4, 0.2)  # the server's true verdicts: the sorted-first text better, the other, tie
 _LEVEL = re.compile(r"^- (-?\d+) \(", re.M)
 _TOKENS = re.compile(r"\s*(?:[A-Za-z_]+|\d+|\S)")
 
@@ -57,7 +62,8 @@ class Faults:
     rate_drop: float = 0.0
     rate_malformed: float = 0.0
     rate_out_of_scale: float = 0.0
-    rate_missing_score: float = 0.0
+    rate_missing_score: float = 0.0  # pairwise: no verdict (out_of_scale: a verdict "C")
+    position_bias: float = 0.0  # pairwise: share of prompts answered "A" (the response shown first) whatever the texts
     retry_after: str | None = "0.05"  # Retry-After header sent with 429 (None: no header)
     slow_s: float = 3.0  # how long a slow answer takes (set past the client's timeout)
     delay_s: float = 0.0  # latency of every answer
@@ -89,6 +95,30 @@ def rubric_metrics(user_text: str) -> dict[str, list[int]]:
 def expected_score(user_text: str, metric: str, levels: list[int]) -> int:
     """The score the server gives `metric` for a prompt (tests can compute it independently)."""
     return levels[int(_u("score", user_text, metric) * len(levels))]
+
+
+def pair_prompt(user_text: str) -> tuple[str, str, str] | None:
+    """(text shown first, text shown second, criterion) of a pairwise judge prompt, else None."""
+    m = _PAIR.search(user_text)
+    return None if m is None else (m.group(1), m.group(2), m.group(3))
+
+
+def true_verdict(first: str, second: str, criterion: str) -> str:
+    """The server's verdict on two texts without position bias: the same winner in either order."""
+    lo, hi = sorted((first, second))
+    u = _u("pair", criterion, lo, hi)
+    if u >= VERDICT_SHARES[0] + VERDICT_SHARES[1]:
+        return "tie"
+    winner = lo if u < VERDICT_SHARES[0] else hi
+    return "A" if winner == first else "B"
+
+
+def expected_verdict(user_text: str, position_bias: float) -> str:
+    """The verdict the server gives a pairwise prompt: "A" for a `position_bias` share of prompts
+    (drawn from a hash of the prompt, so both orders of a pair are drawn independently), else
+    :func:`true_verdict`."""
+    first, second, criterion = pair_prompt(user_text)
+    return "A" if _u("position", user_text) < position_bias else true_verdict(first, second, criterion)
 
 
 @dataclass
@@ -287,9 +317,12 @@ class FakeJudgeServer:
         """The chat.completion body for a request (`full`: hash of its messages, `n`: times seen)."""
         f = self.faults
         user = next(m["content"] for m in messages if m["role"] == "user")
-        metrics = rubric_metrics(user)
+        pair = pair_prompt(user)
+        metrics = {} if pair else rubric_metrics(user)
         scores = {m: expected_score(user, m, lv) for m, lv in metrics.items()}
         answer = {m: {"reason": f"Deterministic reason for {m}.", "score": s} for m, s in scores.items()}
+        if pair:
+            answer = {"reason": f"Deterministic reason for {pair[2]}.", "verdict": expected_verdict(user, f.position_bias)}
         u = _u("content", full, n)
         content_fault = None
         for name, rate in (("malformed", f.rate_malformed), ("out_of_scale", f.rate_out_of_scale), ("missing_score", f.rate_missing_score)):
@@ -297,12 +330,16 @@ class FakeJudgeServer:
                 content_fault = name
                 break
             u -= rate
-        if metrics and content_fault == "out_of_scale":
+        if pair and content_fault == "out_of_scale":
+            answer["verdict"] = "C"
+        elif pair and content_fault == "missing_score":
+            del answer["verdict"]
+        elif metrics and content_fault == "out_of_scale":
             m0 = next(iter(metrics))
             answer[m0]["score"] = max(metrics[m0]) + 5
         elif metrics and content_fault == "missing_score":
             del answer[next(iter(metrics))]["score"]
-        if (body.get("response_format") or {}).get("type") != "json_schema":
+        if metrics and (body.get("response_format") or {}).get("type") != "json_schema":
             _like_prompt(answer, messages)
         content = json.dumps(answer, ensure_ascii=False)
         if content_fault == "malformed":
@@ -328,7 +365,9 @@ class FakeJudgeServer:
             if key and key.group(1) in metrics:
                 current = key.group(1)
             stripped = tok.strip()
-            if current and stripped.lstrip("-").isdigit() and re.search(r'"score"\s*:\s*$', acc):
+            if re.search(r'"verdict"\s*:\s*"$', acc):
+                out.append(self._verdict_token(tok, k, user))
+            elif current and stripped.lstrip("-").isdigit() and re.search(r'"score"\s*:\s*$', acc):
                 out.append(self._score_token(tok, metrics[current], scores[current], k, user, current))
             else:
                 out.append(_tok(tok, -0.0001, [(tok, -0.0001)][:k]))
@@ -345,6 +384,15 @@ class FakeJudgeServer:
         alts.append(('"', math.log(0.03)))
         chosen = dict(alts)[tok] if tok in dict(alts) else -0.01
         return _tok(tok, chosen, alts[:k])
+
+
+    @staticmethod
+    def _verdict_token(tok: str, k: int, user: str) -> dict:
+        """Top alternatives: the three verdicts (the given one most likely) plus one non-verdict token."""
+        sure = 0.5 + 0.45 * _u("sure", user)
+        rest = [v for v in ("A", "B", "tie") if v != tok]
+        alts = [(tok, math.log(0.97 * sure))] + [(v, math.log(0.97 * (1 - sure) / 2)) for v in rest] + [("C", math.log(0.03))]
+        return _tok(tok, alts[0][1], alts[:k])
 
 
 def _public(batch: dict) -> dict:
@@ -379,10 +427,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--delay", type=float, default=0.0, help="seconds of latency per answer")
     for name in ("429", "500", "slow", "drop", "malformed", "out_of_scale", "missing_score"):
         p.add_argument(f"--rate-{name.replace('_', '-')}", type=float, default=0.0, dest=f"rate_{name}")
+    p.add_argument("--position-bias", type=float, default=0.0, help="pairwise: share of prompts answered \"A\" whatever the texts")
     p.add_argument("--no-logprobs", action="store_true")
     p.add_argument("--no-json-schema", action="store_true")
     a = p.parse_args(argv)
-    faults = Faults(delay_s=a.delay, logprobs=not a.no_logprobs, json_schema=not a.no_json_schema,
+    faults = Faults(delay_s=a.delay, position_bias=a.position_bias, logprobs=not a.no_logprobs, json_schema=not a.no_json_schema,
                     **{k: v for k, v in vars(a).items() if k.startswith("rate_")})
 
     async def serve():

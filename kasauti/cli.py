@@ -267,6 +267,19 @@ def report(
         err.print(f"[bold yellow]warning:[/] {escape(imp.warning)}", highlight=False)
 
 
+def _export_comparisons(study) -> None:
+    """Write judge_comparisons.parquet from the ledger and print each judge's position statistics."""
+    import judge
+
+    out = study.root / judge.pairwise.JUDGE_COMPARISONS.file
+    frame = judge.export_comparisons(study.judge_ledger, out)
+    console.print(f"{out}: {len(frame)} judge comparisons", highlight=False, soft_wrap=True)
+    for r in judge.position_stats(frame).itertuples():
+        console.print(f"  {r.rater} / {r.criterion}: position consistency {r.consistency:.3f} ({r.n_consistent} of {r.n_repeated} "
+                      f"pairs), first position won {r.first_win_rate:.3f} of {r.n_decisive} decisive verdicts "
+                      f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f})", highlight=False, soft_wrap=True)
+
+
 @app.command("judge")
 def judge_cmd(
     study_dir: Path = typer.Argument(..., help="The study directory (with kasauti.yaml and sample.parquet)."),
@@ -275,8 +288,12 @@ def judge_cmd(
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items of the sample."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--skip-failed",
                                       help="Call again where the ledger recorded a failure (the default), or leave those alone."),
+    pairs: bool = typer.Option(False, "--pairs", help="Compare the pairs of pairs.parquet (each in both orders) instead; "
+                                                     "writes judge_comparisons.parquet. --limit counts pairs."),
+    overall: bool = typer.Option(False, "--overall", help="With --pairs: one overall criterion instead of one per metric."),
 ) -> None:
-    """Score the study's sample with its configured LLM judges; writes judgments.parquet."""
+    """Score the study's sample with its configured LLM judges; writes judgments.parquet (or, with --pairs,
+    judge_comparisons.parquet)."""
     import judge
     from judge.backends import FatalError
     from judge.progress import RichProgress
@@ -296,7 +313,11 @@ def judge_cmd(
     except rubrics.RubricError as exc:
         fail(str(exc))
     try:
-        sample = judge.limit_items(judge.read_sample(study.sample), limit)
+        sample = judge.read_sample(study.sample)
+        if pairs:
+            pairs_df = judge.limit_items(judge.read_pairs(study.root), limit)
+        else:
+            sample = judge.limit_items(sample, limit)
     except ValueError as exc:
         fail(str(exc))
     for cfg in cfgs:
@@ -309,7 +330,8 @@ def judge_cmd(
     if dry:
         for cfg in cfgs:
             try:
-                d = judge.dry_run(sample, rs, cfg, study.judge_ledger, retry_failed=retry_failed)
+                d = (judge.dry_compare(pairs_df, sample, rs, cfg, study.judge_ledger, overall=overall, retry_failed=retry_failed)
+                     if pairs else judge.dry_run(sample, rs, cfg, study.judge_ledger, retry_failed=retry_failed))
             except ValueError as exc:
                 fail(str(exc))
             console.print(f"[bold]{cfg.name}[/] ({cfg.backend}, {cfg.model}, {cfg.mode}): {d.planned} calls planned, "
@@ -323,7 +345,9 @@ def judge_cmd(
     failed = skipped = 0
     try:
         for cfg in cfgs:
-            s = judge.run_judge(sample, rs, cfg, study.judge_ledger, progress=RichProgress(console), retry_failed=retry_failed)
+            s = (judge.compare(pairs_df, sample, rs, cfg, study.judge_ledger, overall=overall, progress=RichProgress(console),
+                               retry_failed=retry_failed) if pairs else
+                 judge.run_judge(sample, rs, cfg, study.judge_ledger, progress=RichProgress(console), retry_failed=retry_failed))
             cost = "" if s.cost is None else f", cost ${s.cost:.4f}"
             earlier = (f"{s.retried} failed earlier and retried, " if s.retried else "") + (
                 f"{s.skipped_failed} failed earlier and skipped, " if s.skipped_failed else "")
@@ -331,6 +355,9 @@ def judge_cmd(
                 f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {earlier}{s.ok} ok, {s.failed} failed, "
                 f"{s.unparseable} unparseable; {s.requests} requests ({s.retries} retries, {s.reasks} re-asks), "
                 f"{s.prompt_tokens}+{s.completion_tokens} tokens{cost}, {s.elapsed_s:.1f} s", highlight=False, soft_wrap=True)
+            if s.repeats_skipped:
+                console.print(f"  {s.repeats_skipped} pairs repeated for annotators (repeat_of) not asked again: every pair "
+                              "is asked in both orders", highlight=False, soft_wrap=True)
             for kind, n in sorted(s.errors.items()):
                 console.print(f"  {n} x {escape(kind)}", highlight=False)
             failed, skipped = failed + s.failed, skipped + s.skipped_failed
@@ -339,9 +366,12 @@ def judge_cmd(
     finally:
         if study.judge_ledger.exists():
             try:
-                with judge.Ledger(study.judge_ledger) as ledger:
-                    df = ledger.export(study.judgments)
-                console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
+                if pairs:
+                    _export_comparisons(study)
+                else:
+                    with judge.Ledger(study.judge_ledger) as ledger:
+                        df = ledger.export(study.judgments)
+                    console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
             except ValueError:  # not a ledger: already reported by the run
                 pass
     if failed:

@@ -1,10 +1,13 @@
 """Rubric sets: one declarative, validated definition of what is rated and how."""
 
 from .load import RubricError, builtin_names, load_rubric_set
-from .render import judge_messages, judge_response_schema, render_guidelines
+from .render import (VERDICTS, Criterion, judge_messages, judge_response_schema, pair_criteria, pair_messages,
+                     pair_response_schema, render_guidelines)
 from .schema import Family, JudgeSpec, Level, Metric, RubricSet, Scale
 
 __all__ = [
+    "VERDICTS",
+    "Criterion",
     "Family",
     "JudgeSpec",
     "Level",
@@ -16,5 +19,8 @@ __all__ = [
     "judge_messages",
     "judge_response_schema",
     "load_rubric_set",
+    "pair_criteria",
+    "pair_messages",
+    "pair_response_schema",
     "render_guidelines",
 ]

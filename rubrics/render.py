@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def _judge_system(language: str, answer_format: str) -> str:
     return _ENV.get_template("judge_system.j2").render(language=language, answer_format=answer_format)
 
 
+def _turns(item: Mapping) -> list:
+    return item.get("conversation") or [{"role": "user", "content": item["prompt"]}]
+
+
 def judge_messages(
     metrics: Sequence[Metric],
     item: Mapping,
@@ -72,7 +77,7 @@ def judge_messages(
     turns before the response) or `prompt`; optional `system_prompt` and `context`.
     `language` is the language's English name (e.g. "Odia").
     """
-    turns = item.get("conversation") or [{"role": "user", "content": item["prompt"]}]
+    turns = _turns(item)
     system = _judge_system(language, _answer_format(metrics))
     user = _ENV.get_template("judge_user.j2").render(
         task=item["task"],
@@ -83,4 +88,49 @@ def judge_messages(
         response=item["response"],
         metrics=metrics,
     )
+    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+
+
+VERDICTS = ("A", "B", "tie")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What a pairwise judge compares two responses on: a rubric metric, or ``overall``."""
+
+    name: str
+    title: str
+    question: str
+
+
+def pair_criteria(metrics: Sequence[Metric], overall: bool = False) -> tuple[Criterion, ...]:
+    """One criterion per metric (its description; lower is better where the metric says so), or
+    one ``overall`` criterion naming every metric."""
+    if overall:
+        names = "; ".join(f"{m.title} ({m.description.strip()})" for m in metrics)
+        return (Criterion("overall", "Overall quality", f"Which response is better overall, taking into account: {names}"),)
+    return tuple(Criterion(m.name, m.title, m.description.strip() + ("" if m.higher_is_better else " (Less of this is better.)"))
+                 for m in metrics)
+
+
+def pair_response_schema() -> dict:
+    """JSON schema of a pairwise answer: a reason and a verdict "A", "B" or "tie"."""
+    return {
+        "type": "object",
+        "properties": {"reason": {"type": "string"}, "verdict": {"type": "string", "enum": list(VERDICTS)}},
+        "required": ["reason", "verdict"],
+        "additionalProperties": False,
+    }
+
+
+_PAIR_FORMAT = json.dumps({"reason": "...", "verdict": VERDICTS[0]})
+
+
+def pair_messages(criterion: Criterion, item: Mapping, response_a: str, response_b: str, language: str) -> list[dict[str, str]]:
+    """Chat messages asking a judge which of two responses to `item` is better on `criterion`
+    (`item` as in :func:`judge_messages`, without `response`), with an explicit tie."""
+    system = _ENV.get_template("pair_system.j2").render(language=language, answer_format=_PAIR_FORMAT)
+    user = _ENV.get_template("pair_user.j2").render(
+        task=item["task"], language=language, context=item.get("context"), system_prompt=item.get("system_prompt"),
+        turns=_turns(item), response_a=response_a, response_b=response_b, criterion=criterion)
     return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]

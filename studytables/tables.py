@@ -229,6 +229,32 @@ COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti 
     Column("length_b", I64, "length of `model_b`'s response (as `length_a`)", True, False),
 ))
 
+_CMP = {c.name: c for c in COMPARISONS.columns}
+JUDGE_COMPARISONS = Table("judge_comparisons", "judge_comparisons.parquet", "judge", "kasauti judge --pairs",
+                          "issue 9: the judge rows of the long pairwise format (the columns of `comparisons.parquet`, "
+                          "then the judge's): one row per pair x shown order x criterion x judge x repeat, exported from "
+                          "`judge_ledger.sqlite`; every call has its row, `ok` or not", (
+    *(_CMP[n] for n in ("pair_id", "prompt_id", "language", "model_a", "model_b", "criterion", "rater", "rater_kind")),
+    Column("outcome", S, "`a` (`model_a` better), `b` or `tie`: the verdict in terms of the models; null unless "
+                         "`judge_status` is `ok`", True),
+    _CMP["shown_order"],
+    Column("probs", S, "JSON object outcome (`a`, `b`, `tie`) -> probability, from the verdict token's `top_logprobs` "
+                       "restricted to the verdicts and renormalised; null without logprobs", True),
+    Column("justification", S, "the judge's reason", True),
+    Column("status", S, "`submitted` when `judge_status` is `ok`, else `discarded`"),
+    *(_CMP[n] for n in ("length_a", "length_b")),
+    Column("task", S, "the prompt's task"),
+    Column("model", S, "the judge's model"),
+    Column("prompt_hash", S, "16 hex chars of SHA-256 over the rendered messages: the prompt version"),
+    Column("repeat", I64, "repeat index, 0-based"),
+    Column("verdict", S, "the judge's answer as shown: `A` (the response shown first), `B` or `tie`; null unless `ok`", True),
+    Column("judge_status", S, "`ok`; `failed` (no usable HTTP answer after the retries); `unparseable` (not a JSON "
+                              "object with a verdict of exactly `A`, `B` or `tie`, after the re-asks)"),
+    Column("error", S, "why, when not `ok`", True),
+    Column("raw_answer", S, "the judge's last answer text, verbatim (null when no answer came)", True),
+    Column("attempts", I64, "requests made for the call (retries and re-asks included)"),
+))
+
 DECISIONS = Table("decisions", "decisions.parquet", "reports", "kasauti escalate",
                   "issue 10 (`reports.decisions`): one row per sampled item x metric of its task family: whether "
                   "the judge decides or native speakers do", (
@@ -299,4 +325,5 @@ EXPORT_REVISIONS = Table("export_revisions", "export/revisions/data/train.parque
 ))
 
 TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, REPORT_CELLS,
-                                                PAIRS, COMPARISONS, DECISIONS, EXPORT_ACCEPTED, EXPORT_REVISIONS)}
+                                                PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
+                                                EXPORT_REVISIONS)}
