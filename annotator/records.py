@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-COLUMNS = ("record_id", "item_id")
 RECORD_MAP = "records.parquet"  # under the study's argilla/ directory
+PAIR_MAP = "pair_records.parquet"  # the pairs' map (columns record_id, pair_id), beside it
 
 
 class RecordMapError(ValueError):
@@ -33,10 +33,11 @@ def text_hash(fields: dict[str, str]) -> str:
 
 
 class RecordMap:
-    """The study's item id <-> opaque record id map, loaded from and saved to `path`."""
+    """The study's item id (or, with `key="pair_id"`, pair id) <-> opaque record id map, kept in `path`."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: str = "item_id"):
         self.path = Path(path)
+        self.columns = ("record_id", key)
         self._ids: dict[str, str] = {}
         if self.path.exists():
             try:
@@ -44,10 +45,10 @@ class RecordMap:
             except (OSError, ValueError, pa.ArrowException) as exc:
                 raise RecordMapError(f"{self.path}: not a readable record map ({type(exc).__name__}); it is the only "
                                      "link between Argilla records and items: restore it from a backup") from None
-            if list(df.columns) != list(COLUMNS):
-                raise RecordMapError(f"{self.path}: expected columns {list(COLUMNS)}, got {list(df.columns)}; "
+            if list(df.columns) != list(self.columns):
+                raise RecordMapError(f"{self.path}: expected columns {list(self.columns)}, got {list(df.columns)}; "
                                      "restore the record map from a backup")
-            self._ids = dict(zip(df["item_id"], df["record_id"]))
+            self._ids = dict(zip(df[key], df["record_id"]))
         self._items = {rid: item for item, rid in self._ids.items()}
         self._dirty = False
 
@@ -75,8 +76,8 @@ class RecordMap:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".parquet.tmp")
-        pd.DataFrame({"record_id": list(self._ids.values()), "item_id": list(self._ids)},
-                     columns=list(COLUMNS)).to_parquet(tmp, index=False)
+        pd.DataFrame(dict(zip(self.columns, (list(self._ids.values()), list(self._ids)))),
+                     columns=list(self.columns)).to_parquet(tmp, index=False)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
