@@ -208,7 +208,8 @@ PAIRS = Table("pairs", "pairs.parquet", "sampling", "kasauti pairs",
 ))
 
 COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti pull",
-                    "planned (issue 9): the long pairwise format: one row per pair x criterion x rater", (
+                    "the long pairwise format: one row per pair x criterion x rater (`annotator.pairwise`: every "
+                    "answer native speakers gave in Argilla's pairwise forms, any status)", (
     Column("pair_id", S, "joins `pairs.pair_id`"),
     Column("prompt_id", S, "joins `pairs.prompt_id`"),
     Column("language", S, "the prompt's language"),
@@ -222,8 +223,8 @@ COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti 
     Column("probs", S, "JSON object outcome -> probability, when the judge returned logprobs", True),
     Column("justification", S, "the rater's optional justification", True),
     Column("status", S, "`submitted`, `draft` or `discarded` (judges: `submitted`)"),
-    Column("length_a", I64, "length of `model_a`'s response in grapheme units, for the length bias (an importer's; "
-                       "null when unknown)", True, False),
+    Column("length_a", I64, "length of `model_a`'s response in grapheme units, for the length bias (`sample.length` "
+                       "at pull, or an importer's; null when unknown)", True, False),
     Column("length_b", I64, "length of `model_b`'s response (as `length_a`)", True, False),
 ))
 
