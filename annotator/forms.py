@@ -29,6 +29,11 @@ OPTIONAL_FIELDS = {
 # Pairwise forms: the two responses in the order shown, one label per outcome, an optional justification.
 RESPONSE_A, RESPONSE_B, JUSTIFICATION = "response_a", "response_b", "justification"
 PAIR_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie"}
+PAIR_PREFACE = (
+    "# Pairwise comparison\n\nYou will read a prompt and two responses to it, A and B. For each criterion, say "
+    "which response is better on that criterion alone, or tie when neither is: the level anchors of the rubric "
+    "below are the yardstick. Who wrote a response is not shown and does not matter; A and B are in random "
+    "order. Say why in the justification when it helps.\n\n")
 # Metadata (sample columns), visible to annotators: only what annotators may see leaves kasauti.
 METADATA = ("language", "task")
 
@@ -58,8 +63,9 @@ def render_conversation(conversation: str | None) -> str | None:
 
 
 def _settings(rs: RubricSet, family: Family, shown: list, optional_fields: list[str], questions: list,
-              opts: FormOptions) -> rg.Settings:
-    """A form: the prompt, the `shown` response field(s), the optional fields used, `questions`, metadata."""
+              opts: FormOptions, preface: str = "") -> rg.Settings:
+    """A form: the prompt, the `shown` response field(s), the optional fields used, `questions`, metadata;
+    the guidelines are `preface` and the family's rubric."""
     unknown = sorted(set(optional_fields) - set(OPTIONAL_FIELDS))
     if unknown:
         raise ValueError(f"unknown optional fields {unknown}; known: {sorted(OPTIONAL_FIELDS)}")
@@ -71,7 +77,7 @@ def _settings(rs: RubricSet, family: Family, shown: list, optional_fields: list[
     ]
     metadata = [rg.TermsMetadataProperty(name=name, visible_for_annotators=True) for name in METADATA]
     return rg.Settings(
-        guidelines=render_guidelines(rs, [family]),
+        guidelines=preface + render_guidelines(rs, [family]),
         fields=fields,
         questions=questions,
         metadata=metadata,
@@ -113,7 +119,7 @@ def build_pair_settings(rs: RubricSet, family: Family, optional_fields: list[str
         name=JUSTIFICATION, title="Justification (optional)", required=False,
         description="Why one response is better, or why they tie: the errors or strengths you saw.",
     ))
-    return _settings(rs, family, shown, optional_fields, questions, opts)
+    return _settings(rs, family, shown, optional_fields, questions, opts, PAIR_PREFACE)
 
 
 _NAME_BAD = re.compile(r"[^a-z0-9_-]+")

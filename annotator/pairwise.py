@@ -53,19 +53,19 @@ def _check_pairs(pairs: pd.DataFrame, items: dict[str, dict], source: str) -> No
         rows = np.flatnonzero(np.asarray(mask, dtype=bool))
         if len(rows):
             raise PushError(f"{source}: row {rows[0] + 1}, column {col!r}: expected {expected}, got "
-                            f"{pairs[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); re-run `kasauti pairs` "
-                            "on the current sample")
+                            f"{pairs[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); write the pairs again from the "
+                            "current sample (sampling.pairs.write_pairs)")
 
 
 def read_pairs(path: str | Path) -> pd.DataFrame:
     """pairs.parquet, checked against its schema; a missing or unfit file is a PushError saying what to do."""
     path = Path(path)
     if not path.exists():
-        raise PushError(f"{path}: no pairs; make them with `kasauti pairs` first")
+        raise PushError(f"{path}: no pairs; write them first (sampling.pairs.write_pairs, the `kasauti pairs` stage)")
     try:
         return studytables.read(PAIRS, path)
     except studytables.TableError as exc:
-        raise PushError(f"{exc}; re-run `kasauti pairs` to write it again") from None
+        raise PushError(f"{exc}; write the pairs again (sampling.pairs.write_pairs)") from None
 
 
 def _shown(pair: dict, items: dict[str, dict]) -> tuple[dict, dict]:

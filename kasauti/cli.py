@@ -478,7 +478,7 @@ def push(
                       f"{f', {d.discarded_responses} responses discarded' if d.discarded_responses else ''}",
                       highlight=False)
     for lang, n in report.unstaffed.items():
-        err.print(f"[bold yellow]warning:[/] {n} items in language {lang!r}, but no annotator is a member of "
+        err.print(f"[bold yellow]warning:[/] {n} {'pairs' if pairs else 'items'} in language {lang!r}, but no annotator is a member of "
                   f"workspace {lang!r}: add one to the roster and run `kasauti people`", highlight=False)
     if not pairs and (cfg.adjudication if adjudicate is None else adjudicate):
         if not study.judgments.exists():

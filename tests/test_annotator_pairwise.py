@@ -168,6 +168,9 @@ def test_pairwise_push_respond_pull(study):
     labels = {q.name: q.labels for q in ta.settings.questions if type(q).__name__ == "LabelQuestion"}
     assert list(labels) == CRITERIA and all(v == list(PAIR_LABELS) for v in labels.values())
     assert [m.name for m in ta.settings.metadata] == ["language", "task"]
+    described = {q.name: q.description for q in ta.settings.questions}
+    assert all(lv.anchor in described[m.name] for m in RS.family("general").metrics for lv in m.human.levels)
+    assert ta.settings.guidelines.startswith("# Pairwise comparison") and "Linguistic acceptability" in ta.settings.guidelines
 
     # annotators answer with their own keys; the records they see in both orders
     keys = {u: api_key_of(client, u) for u in ("ravi", "tara")}
@@ -240,18 +243,41 @@ def test_pairwise_order_and_text_changes_are_refused(study):
     assert list(uma_rows["outcome"]) == [shown_a] * len(CRITERIA)
 
 
-def test_pairs_that_cannot_be_pushed(study):
+def test_pairs_that_cannot_be_pushed(study, tmp_path):
     root, srv = study
     sample = pd.read_parquet(root / "sample.parquet")
     pairs = studytables.read(PAIRS, root / PAIRS.file)
     bad = pairs.copy()
     bad.loc[2, "item_b"] = "nowhere|x"
     with pytest.raises(PushError, match=r"^pairs: row 3, column 'item_b': expected an item_id of sample.parquet, "
-                                        r"got 'nowhere\|x' \(1 such row\(s\)\); re-run `kasauti pairs`"):
+                                        r"got 'nowhere\|x' \(1 such row\(s\)\); write the pairs again"):
         push_pairs(owner(srv), bad, sample, RS, STUDY, pmap(root))
-    proc = subprocess.run([sys.executable, "-m", "kasauti", "push", str(root / "nope"), "--pairs"], cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    boosted = pairs.assign(item_b=pairs["item_a"])
+    with pytest.raises(PushError, match=r"row 1, column 'item_b': expected an item other than item_a \(original vs boosted"):
+        push_pairs(owner(srv), boosted, sample, RS, STUDY, pmap(root))
+
+    # the CLI: a study without pairs.parquet, on the same server through annotation.url
+    ext = tmp_path / "ext"
+    (ext / "argilla").mkdir(parents=True)
+    shutil.copy(root / "sample.parquet", ext / "sample.parquet")
+    (ext / "kasauti.yaml").write_text(yaml.safe_dump({
+        "name": STUDY, "data": {"path": "unused.jsonl"},
+        "annotation": {"url": srv.url, "api_key_env": "KASAUTI_TEST_ARGILLA_KEY"}}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KASAUTI_TEST_ARGILLA_KEY=srv.api_key)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "kasauti", *args, str(ext)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    pushed = cli("push", "--pairs")
+    ext_map = RecordMap(ext / "argilla" / PAIR_MAP, "pair_id")  # pairs were pushed once, pairs.parquet is gone since
+    ext_map.assign(pairs["pair_id"])
+    ext_map.save()
+    for proc in (pushed, cli("pull")):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{ext / PAIRS.file}: no pairs; write them first" in " ".join(proc.stderr.split())
+        assert "Traceback" not in proc.stderr and srv.api_key not in proc.stdout + proc.stderr
+    assert not (ext / COMPARISONS.file).exists()
 
 
 def test_browser_pairwise_comparison(study, tmp_path):
@@ -291,3 +317,29 @@ def test_browser_pairwise_comparison(study, tmp_path):
     outcome = {"A": first, "B": "b" if first == "a" else "a", "tie": "tie"}
     assert dict(zip(rows["criterion"], rows["outcome"])) == {c: outcome[v] for c, v in picks.items()}
     assert set(rows["justification"]) == {job["justification"]} and set(rows["shown_order"]) == {pair["shown_order"]}
+
+
+def test_interrupted_pairwise_push_resumes(study, tmp_path):
+    """A push stopped after its first committed batch sends only the rest when run again, under the same ids."""
+    root, srv = study
+    client = owner(srv)
+    sample = pd.read_parquet(root / "sample.parquet")
+    pairs = studytables.read(PAIRS, root / PAIRS.file).query("language == 'bn'")
+    assert len(pairs) > 2
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(name, done, todo):
+        if done < todo:
+            raise Stop
+
+    with pytest.raises(Stop):
+        push_pairs(client, pairs, sample, RS, "presume", RecordMap(tmp_path / PAIR_MAP, "pair_id"), batch_size=2,
+                   progress=stop_after_first)
+    ds = client.datasets(pair_dataset_name("presume", "bn", "general"), workspace="bn")
+    assert sum(1 for _ in iter_records(client, ds.id)) == 2
+    records = RecordMap(tmp_path / PAIR_MAP, "pair_id")
+    again = push_pairs(client, pairs, sample, RS, "presume", records, batch_size=2)
+    assert [(d.added, d.unchanged) for d in again.datasets] == [(len(pairs) - 2, 2)]
+    assert sorted(records.item_of(r["external_id"]) for r in iter_records(client, ds.id)) == sorted(pairs["pair_id"])
