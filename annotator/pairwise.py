@@ -106,7 +106,7 @@ def push_pairs(
     _check_pairs(pairs, items, "pairs")
     languages = pairs["language"].astype(str).str.lower()
     families = pairs["task"].map(lambda t: rs.family_for(str(t)).name)
-    report, _ = start_report(client, languages)
+    report = start_report(client, languages)
     ids = dict(zip(pairs["pair_id"].astype(str), records.assign(pairs["pair_id"])))
     plans, conflicts = [], []
     for (language, fam_name), group in pairs.groupby([languages, families], sort=True):
@@ -121,7 +121,8 @@ def push_pairs(
                     for p in rows]
         entry = DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group), created=created)
         plans.append(plan_dataset(client, ds, entry, payloads, records, {m.name for m in family.metrics}, conflicts))
-    send(client, plans, conflicts, records, report, batch_size, progress, discard_changed_ratings)
+    send(client, plans, conflicts, records, report, batch_size, progress, discard_changed_ratings,
+         "the sample and pairs.parquet (the order shown is part of a pair's texts)")
     return report
 
 

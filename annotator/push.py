@@ -8,6 +8,7 @@ records are listed and compared with what would be sent: only new or changed rec
 bulk batches the server commits one by one, so an interrupted push resumes where it stopped when
 run again. A record whose texts changed after annotators responded is not updated unless those
 responses are explicitly discarded: ratings never move to a text they were not given for.
+`plan_dataset` and `send` do this for any form; pairwise comparison (`pairwise.py`) uses them too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from rubrics.schema import Family, RubricSet
+from rubrics.schema import RubricSet
 
 from .forms import OPTIONAL_FIELDS, FormOptions, build_settings, dataset_name, render_conversation, workspace_name
 from .people import ensure_workspaces
@@ -229,13 +230,16 @@ def plan_dataset(client: rg.Argilla, ds: rg.Dataset, entry: DatasetPush, payload
 
 
 def send(client: rg.Argilla, plans: list[_Plan], conflicts: list[str], records: RecordMap, report: PushReport,
-         batch_size: int, progress: Callable[[str, int, int], None] | None, discard_changed_ratings: bool) -> None:
-    """Refuse text changes under responses (unless discarding them), save the map, then upload batch by batch."""
+         batch_size: int, progress: Callable[[str, int, int], None] | None, discard_changed_ratings: bool,
+         source: str = "the sample") -> None:
+    """Refuse text changes under responses (unless discarding them), save the map, then upload batch by batch.
+
+    `source` names where the texts come from, for the message."""
     if conflicts and not discard_changed_ratings:
         raise PushError(
             f"{len(conflicts)} item(s) changed their texts after annotators responded: {describe(conflicts)}. "
-            "Updating them would attach those ratings to a text they were not given for. Restore the old texts in "
-            "the sample, or pull the ratings and push with --discard-changed-ratings to delete them and show the new texts")
+            f"Updating them would attach those ratings to a text they were not given for. Restore the old texts in "
+            f"{source}, or pull the ratings and push with --discard-changed-ratings to delete them and show the new texts")
     records.save()
     for plan in plans:
         _delete_records(client, plan.dataset.id, plan.replace)
@@ -251,12 +255,12 @@ def check_batch_size(batch_size: int) -> None:
         raise PushError(f"batch_size must be in 1..{BULK_MAX} (the server's bulk limit), got {batch_size}")
 
 
-def start_report(client: rg.Argilla, languages: pd.Series) -> tuple[PushReport, dict[str, rg.Workspace]]:
-    """The languages' workspaces (created if missing) and a report naming the unstaffed ones."""
+def start_report(client: rg.Argilla, languages: pd.Series) -> PushReport:
+    """Create the languages' missing workspaces; a report naming them and the unstaffed languages."""
     report = PushReport()
     workspaces, report.workspaces_created = ensure_workspaces(client, sorted(languages.unique()))
     report.unstaffed = {lang: int((languages == lang).sum()) for lang in unstaffed_languages(client, workspaces)}
-    return report, workspaces
+    return report
 
 
 def push(
@@ -282,7 +286,7 @@ def push(
     check_batch_size(batch_size)
     families = sample["task"].map(lambda t: rs.family_for(str(t)).name)
     languages = sample["language"].str.lower()
-    report, _ = start_report(client, languages)
+    report = start_report(client, languages)
     ids = dict(zip(sample["item_id"].astype(str), records.assign(sample["item_id"])))
     plans, conflicts = [], []
     for (language, fam_name), group in sample.groupby([languages, families], sort=True):

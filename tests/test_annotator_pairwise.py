@@ -235,7 +235,8 @@ def test_pairwise_order_and_text_changes_are_refused(study):
     with pytest.raises(PullError, match=rf"1 pair\(s\) show a response A other than .*'{pair_id}'"):
         collect_comparisons(client, STUDY, RS, pmap(root), flipped, sample)
     before = pair_counts(client)
-    with pytest.raises(PushError, match=rf"changed their texts after annotators responded: pair '{pair_id}' \(3 ratings"):
+    with pytest.raises(PushError, match=rf"changed their texts after annotators responded: pair '{pair_id}' \(3 ratings"
+                                        r".* Restore the old texts in the sample and pairs.parquet"):
         push_pairs(client, flipped, sample, RS, STUDY, pmap(root))
     assert pair_counts(client) == before
     uma_rows = collect_comparisons(client, STUDY, RS, pmap(root), pairs, sample).query("rater == 'uma'")
