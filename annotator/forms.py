@@ -26,6 +26,14 @@ OPTIONAL_FIELDS = {
     "conversation": "Earlier turns of the conversation",
     "context": "Source context",
 }
+# Pairwise forms: the two responses in the order shown, one label per outcome, an optional justification.
+RESPONSE_A, RESPONSE_B, JUSTIFICATION = "response_a", "response_b", "justification"
+PAIR_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie"}
+PAIR_PREFACE = (
+    "# Pairwise comparison\n\nYou will read a prompt and two responses to it, A and B. For each criterion, say "
+    "which response is better on that criterion alone, or tie when neither is: the level anchors of the rubric "
+    "below are the yardstick. Who wrote a response is not shown and does not matter; A and B are in random "
+    "order. Say why in the justification when it helps.\n\n")
 # Metadata (sample columns), visible to annotators: only what annotators may see leaves kasauti.
 METADATA = ("language", "task")
 
@@ -54,20 +62,31 @@ def render_conversation(conversation: str | None) -> str | None:
     return "\n\n".join(f"**{t['role'].capitalize()}:**\n\n{t['content']}" for t in turns) or None
 
 
-def build_settings(rs: RubricSet, family: Family, optional_fields: list[str], opts: FormOptions) -> rg.Settings:
-    """Settings for a dataset of `family` items; `optional_fields` names the optional fields used."""
+def _settings(rs: RubricSet, family: Family, shown: list, optional_fields: list[str], questions: list,
+              opts: FormOptions, preface: str = "") -> rg.Settings:
+    """A form: the prompt, the `shown` response field(s), the optional fields used, `questions`, metadata;
+    the guidelines are `preface` and the family's rubric."""
     unknown = sorted(set(optional_fields) - set(OPTIONAL_FIELDS))
     if unknown:
         raise ValueError(f"unknown optional fields {unknown}; known: {sorted(OPTIONAL_FIELDS)}")
-    fields = [
-        rg.TextField(name="prompt", title="Prompt", use_markdown=False),
-        rg.TextField(name="response", title="Response", use_markdown=True),
-    ]
+    fields = [rg.TextField(name="prompt", title="Prompt", use_markdown=False), *shown]
     fields += [
         rg.TextField(name=name, title=title, use_markdown=True, required=False)
         for name, title in OPTIONAL_FIELDS.items()
         if name in optional_fields
     ]
+    metadata = [rg.TermsMetadataProperty(name=name, visible_for_annotators=True) for name in METADATA]
+    return rg.Settings(
+        guidelines=preface + render_guidelines(rs, [family]),
+        fields=fields,
+        questions=questions,
+        metadata=metadata,
+        distribution=rg.TaskDistribution(min_submitted=opts.min_submitted),
+    )
+
+
+def build_settings(rs: RubricSet, family: Family, optional_fields: list[str], opts: FormOptions) -> rg.Settings:
+    """Settings for a dataset of `family` items; `optional_fields` names the optional fields used."""
     questions: list = [
         rg.RatingQuestion(name=m.name, title=m.title, description=level_text(m), values=m.human.values)
         for m in family.metrics
@@ -82,14 +101,25 @@ def build_settings(rs: RubricSet, family: Family, optional_fields: list[str], op
             name=COMMENT, title="Comment (optional)", required=False,
             description="Anything the scores do not say: why you hesitated between two levels, errors you saw.",
         ))
-    metadata = [rg.TermsMetadataProperty(name=name, visible_for_annotators=True) for name in METADATA]
-    return rg.Settings(
-        guidelines=render_guidelines(rs, [family]),
-        fields=fields,
-        questions=questions,
-        metadata=metadata,
-        distribution=rg.TaskDistribution(min_submitted=opts.min_submitted),
-    )
+    return _settings(rs, family, [rg.TextField(name="response", title="Response", use_markdown=True)],
+                     optional_fields, questions, opts)
+
+
+def build_pair_settings(rs: RubricSet, family: Family, optional_fields: list[str], opts: FormOptions) -> rg.Settings:
+    """Settings for pairwise comparisons of `family` items: the prompt, responses A and B, and per metric
+    one question (A better / B better / tie) whose description is the metric with its levels' anchors."""
+    shown = [rg.TextField(name=RESPONSE_A, title="Response A", use_markdown=True),
+             rg.TextField(name=RESPONSE_B, title="Response B", use_markdown=True)]
+    questions: list = [
+        rg.LabelQuestion(name=m.name, title=f"{m.title}: which response is better?", labels=PAIR_LABELS,
+                         description=level_text(m) + "\n\nCompare A and B on this criterion alone; tie if neither is better.")
+        for m in family.metrics
+    ]
+    questions.append(rg.TextQuestion(
+        name=JUSTIFICATION, title="Justification (optional)", required=False,
+        description="Why one response is better, or why they tie: the errors or strengths you saw.",
+    ))
+    return _settings(rs, family, shown, optional_fields, questions, opts, PAIR_PREFACE)
 
 
 _NAME_BAD = re.compile(r"[^a-z0-9_-]+")
@@ -110,3 +140,8 @@ def workspace_name(language: str) -> str:
 
 def dataset_name(study: str, language: str, family: str) -> str:
     return f"{slug(study)}-{slug(language)}-{slug(family)}"
+
+
+def pair_dataset_name(study: str, language: str, family: str) -> str:
+    """The pairwise dataset of a (language, family): the direct assessment's name with `-pairwise`."""
+    return dataset_name(study, language, family) + "-pairwise"

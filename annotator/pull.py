@@ -12,6 +12,7 @@ twice gives identical tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,9 @@ class StudyDataset:
     family: Family
 
 
-def study_datasets(client: rg.Argilla, study: str, rs: RubricSet) -> list[StudyDataset]:
-    """The datasets `push` created for `study`, sorted by name (owner/admin key)."""
+def study_datasets(client: rg.Argilla, study: str, rs: RubricSet,
+                   naming: Callable[[str, str, str], str] = dataset_name) -> list[StudyDataset]:
+    """The datasets `push` created for `study` (named by `naming`), sorted by name (owner/admin key)."""
     workspaces = {str(w.id): w.name for w in client.api.workspaces.list()}
     prefix = slug(study) + "-"
     out = []
@@ -51,7 +53,7 @@ def study_datasets(client: rg.Argilla, study: str, rs: RubricSet) -> list[StudyD
         if ws is None or not ds.name.startswith(prefix):
             continue
         for fam in rs.families:
-            if ds.name == dataset_name(study, ws, fam.name):
+            if ds.name == naming(study, ws, fam.name):
                 out.append(StudyDataset(str(ds.id), ds.name, ws, fam))
     return sorted(out, key=lambda d: d.name)
 

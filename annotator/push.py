@@ -8,6 +8,7 @@ records are listed and compared with what would be sent: only new or changed rec
 bulk batches the server commits one by one, so an interrupted push resumes where it stopped when
 run again. A record whose texts changed after annotators responded is not updated unless those
 responses are explicitly discarded: ratings never move to a text they were not given for.
+`plan_dataset` and `send` do this for any form; pairwise comparison (`pairwise.py`) uses them too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import studytables
-from rubrics.schema import Family, RubricSet
+from rubrics.schema import RubricSet
 
 from .forms import OPTIONAL_FIELDS, FormOptions, build_settings, dataset_name, render_conversation, workspace_name
 from .people import ensure_workspaces
@@ -143,15 +144,12 @@ def bulk_upsert(client: rg.Argilla, dataset_id, items: list[dict]) -> None:
 
 
 def _form_signature(settings_questions) -> list[tuple]:
-    return sorted((q.name, tuple(getattr(q, "values", None) or ())) for q in settings_questions)
+    return sorted((q.name, tuple(getattr(q, "values", None) or getattr(q, "labels", None) or ()))
+                  for q in settings_questions)
 
 
-def ensure_dataset(
-    client: rg.Argilla, rs: RubricSet, family: Family, name: str, workspace: str,
-    optional_fields: list[str], opts: FormOptions,
-) -> tuple[rg.Dataset, bool]:
-    """The dataset `name` in `workspace`, created from the rubric if missing; (dataset, created)."""
-    settings = build_settings(rs, family, optional_fields, opts)
+def ensure_dataset(client: rg.Argilla, settings: rg.Settings, name: str, workspace: str) -> tuple[rg.Dataset, bool]:
+    """The dataset `name` in `workspace`, created with `settings` if missing; (dataset, created)."""
     ds = client.datasets(name, workspace=workspace)
     if ds is None:
         return rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create(), True
@@ -162,7 +160,7 @@ def ensure_dataset(
     return ds, False
 
 
-def _existing_fields(ds: rg.Dataset) -> list[str]:
+def existing_fields(ds: rg.Dataset) -> list[str]:
     return [f.name for f in ds.settings.fields if f.name in OPTIONAL_FIELDS]
 
 
@@ -189,6 +187,77 @@ class _Plan:
     replace: list[str]  # Argilla ids of records whose texts changed under responses (deleted first)
 
 
+def plan_dataset(client: rg.Argilla, ds: rg.Dataset, entry: DatasetPush, payloads: list[tuple[str, dict]],
+                 records: RecordMap, questions: set[str], conflicts: list[str]) -> _Plan:
+    """Compare `payloads` ((what it is, for messages; payload)) with the dataset's records: what to send.
+
+    Counts added/updated/unchanged into `entry`; a changed record with responses is appended to
+    `conflicts` (with its number of answers to `questions`) and its record id to the plan's `replace`.
+    """
+    existing = {r["external_id"]: r for r in iter_records(client, ds.id, include="responses")}
+    foreign = sorted(x for x in existing if records.item_of(x) is None)
+    if foreign:
+        raise PushError(
+            f"dataset {entry.workspace}/{entry.name} holds {len(foreign)} record(s) whose ids are not in {records.path} "
+            f"(e.g. {describe([repr(x) for x in foreign], 3)}): pushed by an older kasauti, which used item ids as record ids and so "
+            "showed annotators the source model, or the record map was lost. Pull their ratings with "
+            "`kasauti pull`, then delete the dataset in Argilla or set a new study name in kasauti.yaml, and push again")
+    plan = _Plan(ds, entry, [], [])
+    for what, payload in payloads:
+        old = existing.get(payload["external_id"])
+        if old is None:
+            entry.added += 1
+        elif old["fields"] != payload["fields"]:
+            entry.updated += 1
+            responses = old.get("responses") or []
+            if responses:
+                plan.replace.append(old["id"])
+                entry.discarded_responses += len(responses)
+                rated = sum(k in questions for r in responses for k in (r.get("values") or {}))
+                conflicts.append(f"{what} ({rated} ratings in {len(responses)} responses)")
+        elif (old.get("metadata") or {}) != payload["metadata"]:
+            entry.updated += 1
+        else:
+            entry.unchanged += 1
+            continue
+        plan.todo.append(payload)
+    return plan
+
+
+def send(client: rg.Argilla, plans: list[_Plan], conflicts: list[str], records: RecordMap, report: PushReport,
+         batch_size: int, progress: Callable[[str, int, int], None] | None, discard_changed_ratings: bool,
+         source: str = "the sample") -> None:
+    """Refuse text changes under responses (unless discarding them), save the map, then upload batch by batch.
+
+    `source` names where the texts come from, for the message."""
+    if conflicts and not discard_changed_ratings:
+        raise PushError(
+            f"{len(conflicts)} item(s) changed their texts after annotators responded: {describe(conflicts)}. "
+            f"Updating them would attach those ratings to a text they were not given for. Restore the old texts in "
+            f"{source}, or pull the ratings and push with --discard-changed-ratings to delete them and show the new texts")
+    records.save()
+    for plan in plans:
+        _delete_records(client, plan.dataset.id, plan.replace)
+        for start in range(0, len(plan.todo), batch_size):
+            bulk_upsert(client, plan.dataset.id, plan.todo[start:start + batch_size])
+            if progress:
+                progress(plan.entry.name, min(start + batch_size, len(plan.todo)), len(plan.todo))
+        report.datasets.append(plan.entry)
+
+
+def check_batch_size(batch_size: int) -> None:
+    if not 1 <= batch_size <= BULK_MAX:
+        raise PushError(f"batch_size must be in 1..{BULK_MAX} (the server's bulk limit), got {batch_size}")
+
+
+def start_report(client: rg.Argilla, languages: pd.Series) -> PushReport:
+    """Create the languages' missing workspaces; a report naming them and the unstaffed languages."""
+    report = PushReport()
+    workspaces, report.workspaces_created = ensure_workspaces(client, sorted(languages.unique()))
+    report.unstaffed = {lang: int((languages == lang).sum()) for lang in unstaffed_languages(client, workspaces)}
+    return report
+
+
 def push(
     client: rg.Argilla,
     sample: pd.DataFrame,
@@ -209,63 +278,21 @@ def push(
     committed batch.
     """
     check_sample(sample)
-    if not 1 <= batch_size <= BULK_MAX:
-        raise PushError(f"batch_size must be in 1..{BULK_MAX} (the server's bulk limit), got {batch_size}")
-    report = PushReport()
+    check_batch_size(batch_size)
     families = sample["task"].map(lambda t: rs.family_for(str(t)).name)
     languages = sample["language"].str.lower()
-    workspaces, report.workspaces_created = ensure_workspaces(client, sorted(languages.unique()))
-    report.unstaffed = {lang: int((languages == lang).sum()) for lang in unstaffed_languages(client, workspaces)}
+    report = start_report(client, languages)
     ids = dict(zip(sample["item_id"].astype(str), records.assign(sample["item_id"])))
     plans, conflicts = [], []
     for (language, fam_name), group in sample.groupby([languages, families], sort=True):
         family = rs.family(fam_name)
-        metrics = {m.name for m in family.metrics}
         used = [c for c in OPTIONAL_FIELDS if c in group.columns and group[c].notna().any()]
         name, workspace = dataset_name(study, language, fam_name), workspace_name(language)
-        ds, created = ensure_dataset(client, rs, family, name, workspace, used, opts)
-        fields = _existing_fields(ds) if not created else used
-        existing = {r["external_id"]: r for r in iter_records(client, ds.id, include="responses")}
-        foreign = sorted(x for x in existing if records.item_of(x) is None)
-        if foreign:
-            raise PushError(
-                f"dataset {workspace}/{name} holds {len(foreign)} record(s) whose ids are not in {records.path} "
-                f"(e.g. {describe([repr(x) for x in foreign], 3)}): pushed by an older kasauti, which used item ids as record ids and so "
-                "showed annotators the source model, or the record map was lost. Pull their ratings with "
-                "`kasauti pull`, then delete the dataset in Argilla or set a new study name in kasauti.yaml, and push again")
-        plan = _Plan(ds, DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group),
-                                     created=created), [], [])
-        for item in group.to_dict("records"):
-            payload = record_payload(item, fields, ids[str(item["item_id"])])
-            old = existing.get(payload["external_id"])
-            if old is None:
-                plan.entry.added += 1
-            elif old["fields"] != payload["fields"]:
-                plan.entry.updated += 1
-                responses = old.get("responses") or []
-                if responses:
-                    plan.replace.append(old["id"])
-                    plan.entry.discarded_responses += len(responses)
-                    rated = sum(k in metrics for r in responses for k in (r.get("values") or {}))
-                    conflicts.append(f"{str(item['item_id'])!r} ({rated} ratings in {len(responses)} responses)")
-            elif (old.get("metadata") or {}) != payload["metadata"]:
-                plan.entry.updated += 1
-            else:
-                plan.entry.unchanged += 1
-                continue
-            plan.todo.append(payload)
-        plans.append(plan)
-    if conflicts and not discard_changed_ratings:
-        raise PushError(
-            f"{len(conflicts)} item(s) changed their texts after annotators responded: {describe(conflicts)}. "
-            "Updating them would attach those ratings to a text they were not given for. Restore the old texts in "
-            "the sample, or pull the ratings and push with --discard-changed-ratings to delete them and show the new texts")
-    records.save()
-    for plan in plans:
-        _delete_records(client, plan.dataset.id, plan.replace)
-        for start in range(0, len(plan.todo), batch_size):
-            bulk_upsert(client, plan.dataset.id, plan.todo[start:start + batch_size])
-            if progress:
-                progress(plan.entry.name, min(start + batch_size, len(plan.todo)), len(plan.todo))
-        report.datasets.append(plan.entry)
+        ds, created = ensure_dataset(client, build_settings(rs, family, used, opts), name, workspace)
+        fields = existing_fields(ds) if not created else used
+        payloads = [(repr(str(item["item_id"])), record_payload(item, fields, ids[str(item["item_id"])]))
+                    for item in group.to_dict("records")]
+        entry = DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group), created=created)
+        plans.append(plan_dataset(client, ds, entry, payloads, records, {m.name for m in family.metrics}, conflicts))
+    send(client, plans, conflicts, records, report, batch_size, progress, discard_changed_ratings)
     return report

@@ -16,7 +16,9 @@ import pandas as pd
 
 import studytables
 
+MAPS = {"item_id": studytables.RECORDS, "pair_id": studytables.PAIR_RECORDS}  # key -> its map's table
 RECORD_MAP = Path(studytables.RECORDS.file).name  # under the study's argilla/ directory
+PAIR_MAP = Path(studytables.PAIR_RECORDS.file).name  # the pairs' map, beside it
 
 
 class RecordMapError(ValueError):
@@ -32,18 +34,19 @@ def text_hash(fields: dict[str, str]) -> str:
 
 
 class RecordMap:
-    """The study's item id <-> opaque record id map, loaded from and saved to `path`."""
+    """The study's item id (or, with `key="pair_id"`, pair id) <-> opaque record id map, kept in `path`."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: str = "item_id"):
         self.path = Path(path)
+        self.key, self.table = key, MAPS[key]
         self._ids: dict[str, str] = {}
         if self.path.exists():
             try:
-                df = studytables.read(studytables.RECORDS, self.path)
+                df = studytables.read(self.table, self.path)
             except studytables.TableError:  # not rewritable: it is the only link between records and items
                 raise RecordMapError(f"{self.path}: not a readable record map (damaged, or not a record map); it is the only link "
                                      "between Argilla records and items: restore it from a backup") from None
-            self._ids = dict(zip(df["item_id"], df["record_id"]))
+            self._ids = dict(zip(df[key], df["record_id"]))
         self._items = {rid: item for item, rid in self._ids.items()}
         self._dirty = False
 
@@ -70,8 +73,8 @@ class RecordMap:
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        studytables.write(studytables.RECORDS, pd.DataFrame({"record_id": list(self._ids.values()),
-                                                             "item_id": list(self._ids)}), self.path)
+        studytables.write(self.table, pd.DataFrame({"record_id": list(self._ids.values()), self.key: list(self._ids)}),
+                          self.path)
         self._dirty = False
 
 

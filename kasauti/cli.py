@@ -483,12 +483,15 @@ def push(
         False, "--discard-changed-ratings",
         help="Items whose texts changed after annotators responded: delete those responses and show the new texts "
              "(pull first to keep them)."),
+    pairs: bool = typer.Option(False, "--pairs", help="Push pairs.parquet as pairwise comparison forms instead."),
 ) -> None:
     """Push the sample to Argilla: one dataset per language and task family; re-push only sends changes."""
     from annotator.adjudicate import adjudicate as add_suggestions
     from annotator.forms import FormOptions
+    import studytables
+    from annotator.pairwise import push_pairs, read_pairs
     from annotator.push import PushError, push as push_items, read_sample
-    from annotator.records import RECORD_MAP, RecordMap, RecordMapError
+    from annotator.records import PAIR_MAP, RECORD_MAP, RecordMap, RecordMapError
 
     study, rs, client = _annotation(study_dir)
     cfg = study.config.annotation
@@ -497,21 +500,25 @@ def push(
         records = RecordMap(study.argilla_dir / RECORD_MAP)
         if cfg.roster is not None:
             _provision(study, client, cfg.roster, sorted(sample["language"].str.lower().unique()))
-        report = push_items(client, sample, rs, study.config.name, records,
-                            FormOptions(cfg.min_submitted, cfg.revision_question, cfg.comment_question), batch_size,
-                            progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False),
-                            discard_changed_ratings=discard_changed_ratings)
+        opts = dict(opts=FormOptions(cfg.min_submitted, cfg.revision_question, cfg.comment_question),
+                    batch_size=batch_size, discard_changed_ratings=discard_changed_ratings,
+                    progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False))
+        if pairs:
+            report = push_pairs(client, read_pairs(study.path(studytables.PAIRS.file)), sample, rs, study.config.name,
+                                RecordMap(study.argilla_dir / PAIR_MAP, "pair_id"), **opts)
+        else:
+            report = push_items(client, sample, rs, study.config.name, records, **opts)
     except (PushError, RecordMapError, KeyError) as exc:
         fail(str(exc))
     for d in report.datasets:
-        console.print(f"{d.workspace}/{d.name}: {d.items} items, {d.added} added, {d.updated} updated, "
+        console.print(f"{d.workspace}/{d.name}: {d.items} {'pairs' if pairs else 'items'}, {d.added} added, {d.updated} updated, "
                       f"{d.unchanged} unchanged{' (new dataset)' if d.created else ''}"
                       f"{f', {d.discarded_responses} responses discarded' if d.discarded_responses else ''}",
                       highlight=False)
     for lang, n in report.unstaffed.items():
-        err.print(f"[bold yellow]warning:[/] {n} items in language {lang!r}, but no annotator is a member of "
+        err.print(f"[bold yellow]warning:[/] {n} {'pairs' if pairs else 'items'} in language {lang!r}, but no annotator is a member of "
                   f"workspace {lang!r}: add one to the roster and run `kasauti people`", highlight=False)
-    if cfg.adjudication if adjudicate is None else adjudicate:
+    if not pairs and (cfg.adjudication if adjudicate is None else adjudicate):
         if not study.judgments.exists():
             fail(f"{study.judgments}: no judgments to adjudicate with; run `kasauti judge` first")
         try:
@@ -526,17 +533,26 @@ def push(
 
 @app.command()
 def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
-    """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps)."""
+    """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps), and
+    the pairwise comparisons, once pairs were pushed, into comparisons.parquet."""
+    import studytables
+    from annotator.pairwise import pull_comparisons, read_pairs
     from annotator.pull import PullError, pull as pull_tables, stale_items
     from annotator.escalate import pull_escalated
     from annotator.push import PushError, read_sample
-    from annotator.records import RECORD_MAP, RecordMap, RecordMapError
+    from annotator.records import PAIR_MAP, RECORD_MAP, RecordMap, RecordMapError
 
     study, rs, client = _annotation(study_dir)
+    comparisons = None
     try:
         sample = read_sample(study.sample) if study.sample.exists() else None
         ratings, revisions = pull_tables(client, study.config.name, rs, RecordMap(study.argilla_dir / RECORD_MAP),
                                          sample, study.ratings, study.revisions)
+        if (study.argilla_dir / PAIR_MAP).exists():
+            comparisons = pull_comparisons(client, study.config.name, rs,
+                                           RecordMap(study.argilla_dir / PAIR_MAP, "pair_id"),
+                                           read_pairs(study.path(studytables.PAIRS.file)), read_sample(study.sample),
+                                           study.path(studytables.COMPARISONS.file))
     except (PushError, PullError, RecordMapError) as exc:
         fail(str(exc))
     submitted = ratings[ratings["status"] == "submitted"]
@@ -552,6 +568,10 @@ def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> 
     if escalated is not None:
         console.print(f"{study.ratings_escalated}: {len(escalated[0])} ratings of escalated items "
                       f"({int((escalated[0]['status'] == 'submitted').sum())} submitted)", highlight=False)
+    if comparisons is not None:
+        console.print(f"{study.path(studytables.COMPARISONS.file)}: {len(comparisons)} comparisons by "
+                      f"{comparisons['rater'].nunique()} annotators on {comparisons['pair_id'].nunique()} pairs",
+                      highlight=False)
     stale = [] if sample is None else stale_items(revisions, sample)
     if stale:
         err.print(f"[bold yellow]warning:[/] {len(stale)} items were rated on texts that differ from {study.sample} "

@@ -210,7 +210,8 @@ PAIRS = Table("pairs", "pairs.parquet", "sampling", "kasauti pairs",
 ))
 
 COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti pull",
-                    "planned (issue 9): the long pairwise format: one row per pair x criterion x rater", (
+                    "the long pairwise format: one row per pair x criterion x rater (`annotator.pairwise`: every "
+                    "answer native speakers gave in Argilla's pairwise forms, any status)", (
     Column("pair_id", S, "joins `pairs.pair_id`"),
     Column("prompt_id", S, "joins `pairs.prompt_id`"),
     Column("language", S, "the prompt's language"),
@@ -224,8 +225,8 @@ COMPARISONS = Table("comparisons", "comparisons.parquet", "annotator", "kasauti 
     Column("probs", S, "JSON object outcome -> probability, when the judge returned logprobs", True),
     Column("justification", S, "the rater's optional justification", True),
     Column("status", S, "`submitted`, `draft` or `discarded` (judges: `submitted`)"),
-    Column("length_a", I64, "length of `model_a`'s response in grapheme units, for the length bias (an importer's; "
-                       "null when unknown)", True, False),
+    Column("length_a", I64, "length of `model_a`'s response in grapheme units, for the length bias (`sample.length` "
+                       "at pull, or an importer's; null when unknown)", True, False),
     Column("length_b", I64, "length of `model_b`'s response (as `length_a`)", True, False),
 ))
 
@@ -284,6 +285,12 @@ RECORDS = Table("records", "argilla/records.parquet", "annotator", "kasauti push
     ITEM_ID,
 ))
 
+PAIR_RECORDS = Table("pair_records", "argilla/pair_records.parquet", "annotator", "kasauti push --pairs",
+                     "the map from each pair to its opaque Argilla record id (as `argilla/records.parquet`, for pairs)", (
+    Column("record_id", S, "the record's external id in Argilla: 32 random hex characters"),
+    Column("pair_id", S, "joins `pairs.pair_id`"),
+))
+
 EXPORT_ACCEPTED = Table("export_accepted", "export/accepted/data/train.parquet", "training", "kasauti export",
                         "one row per accepted item, with why it was accepted; a Hugging Face dataset with its card "
                         "(`export/accepted/README.md`)", (
@@ -324,6 +331,6 @@ EXPORT_REVISIONS = Table("export_revisions", "export/revisions/data/train.parque
     Column("comment", S, "the annotator's comment", True),
 ))
 
-TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, REPORT_CELLS,
+TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, PAIR_RECORDS, REPORT_CELLS,
                                                 PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
                                                 EXPORT_REVISIONS)}

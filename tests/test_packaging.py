@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PACKAGES = ["kasauti", "studytables", "rubrics", "sampling", "judge", "annotator", "reports", "training"]
 # Run inside the embedded server's own virtualenv, whose requirements annotator/server/env.py installs.
-SERVER_SIDE = {ROOT / "annotator/server/_run.py", ROOT / "annotator/server/engine.py"}
+SERVER_SIDE = {ROOT / "annotator/server" / name for name in ("_run.py", "engine.py", "policy.py")}
 
 
 def requirement_names(specs) -> set[str]:

@@ -1,0 +1,187 @@
+"""Pairwise comparison by native speakers in Argilla: push `pairs.parquet`, pull `comparisons.parquet`.
+
+One pairwise dataset per (language, task family) in the language's workspace
+(`<study>-<language>-<family>-pairwise`): the prompt, the two responses as A and B in the pair's
+recorded `shown_order`, and per rubric metric one question A better / B better / tie. What
+annotators must not see never leaves kasauti: a record carries an opaque id (mapped to its pair in
+`argilla/pair_records.parquet`), its texts and the visible metadata (language, task); model names,
+item ids and the order are kasauti's alone. Pushing reuses direct assessment's machinery: only new
+or changed records are sent, in committed batches, and a text changed under responses is refused.
+Pull translates each answer into the models' terms through the pair's shown order, after checking
+that the record shows the responses in that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import argilla as rg
+import numpy as np
+import pandas as pd
+
+import studytables
+from rubrics.schema import RubricSet
+from studytables import COMPARISONS, PAIRS
+
+from .forms import (JUSTIFICATION, OPTIONAL_FIELDS, RESPONSE_A, RESPONSE_B, FormOptions, build_pair_settings,
+                    pair_dataset_name, workspace_name)
+from .pull import PullError, study_datasets
+from .push import (BULK_MAX, DatasetPush, PushError, PushReport, existing_fields, check_batch_size, check_sample,
+                   ensure_dataset, iter_records, plan_dataset, record_payload, send, start_report)
+from .records import RecordMap, describe
+
+PAIR_COLUMNS = ("pair_id", "prompt_id", "language", "task", "item_a", "item_b", "model_a", "model_b", "shown_order")
+ORDERS = ("ab", "ba")
+
+
+def _check_pairs(pairs: pd.DataFrame, items: dict[str, dict], source: str) -> None:
+    """Every pair usable: known columns, an order, two different sample items; errors name row and column."""
+    missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
+    if missing:
+        raise PushError(f"{source}: missing column(s) {missing}; expected the pairs.parquet schema in ARCHITECTURE.md")
+    checks = [
+        ("shown_order", ~pairs["shown_order"].isin(ORDERS), "'ab' or 'ba'"),
+        ("item_a", ~pairs["item_a"].astype(str).isin(items), "an item_id of sample.parquet"),
+        ("item_b", ~pairs["item_b"].astype(str).isin(items), "an item_id of sample.parquet"),
+        ("item_b", pairs["item_a"] == pairs["item_b"],
+         "an item other than item_a (original vs boosted pairs need both versions' texts, which sample.parquet "
+         "does not hold; they cannot be pushed yet)"),
+        ("pair_id", pairs["pair_id"].astype(str).duplicated(), "a unique pair id"),
+    ]
+    for col, mask, expected in checks:
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(rows):
+            raise PushError(f"{source}: row {rows[0] + 1}, column {col!r}: expected {expected}, got "
+                            f"{pairs[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); write the pairs again from the "
+                            "current sample (sampling.pairs.write_pairs)")
+
+
+def read_pairs(path: str | Path) -> pd.DataFrame:
+    """pairs.parquet, checked against its schema; a missing or unfit file is a PushError saying what to do."""
+    path = Path(path)
+    if not path.exists():
+        raise PushError(f"{path}: no pairs; write them first (sampling.pairs.write_pairs, the `kasauti pairs` stage)")
+    try:
+        return studytables.read(PAIRS, path)
+    except studytables.TableError as exc:
+        raise PushError(f"{exc}; write the pairs again (sampling.pairs.write_pairs)") from None
+
+
+def _shown(pair: dict, items: dict[str, dict]) -> tuple[dict, dict]:
+    """The pair's two sample items in the order shown (A, B)."""
+    a, b = items[str(pair["item_a"])], items[str(pair["item_b"])]
+    return (a, b) if pair["shown_order"] == "ab" else (b, a)
+
+
+def pair_payload(pair: dict, items: dict[str, dict], optional_fields: list[str], record_id: str) -> dict:
+    """The bulk-upsert item of a pair: the first shown item's prompt and fields, its response as A, the other's as B."""
+    first, second = _shown(pair, items)
+    payload = record_payload(first, optional_fields, record_id)
+    payload["fields"][RESPONSE_A] = payload["fields"].pop("response")
+    payload["fields"][RESPONSE_B] = str(second["response"])
+    return payload
+
+
+def push_pairs(
+    client: rg.Argilla,
+    pairs: pd.DataFrame,
+    sample: pd.DataFrame,
+    rs: RubricSet,
+    study: str,
+    records: RecordMap,
+    opts: FormOptions = FormOptions(),
+    batch_size: int = BULK_MAX,
+    progress: Callable[[str, int, int], None] | None = None,
+    discard_changed_ratings: bool = False,
+) -> PushReport:
+    """Push every pair to its (language, family) pairwise dataset; only new or changed records are sent.
+
+    `records` maps pair ids to record ids (`PAIR_MAP`). As `push.push`: a pair whose texts changed
+    under responses is refused unless `discard_changed_ratings`; `progress` after each batch.
+    """
+    check_sample(sample)
+    check_batch_size(batch_size)
+    items = {str(r["item_id"]): r for r in sample.to_dict("records")}
+    _check_pairs(pairs, items, "pairs")
+    languages = pairs["language"].astype(str).str.lower()
+    families = pairs["task"].map(lambda t: rs.family_for(str(t)).name)
+    report = start_report(client, languages)
+    ids = dict(zip(pairs["pair_id"].astype(str), records.assign(pairs["pair_id"])))
+    plans, conflicts = [], []
+    for (language, fam_name), group in pairs.groupby([languages, families], sort=True):
+        family = rs.family(fam_name)
+        rows = group.to_dict("records")
+        shown = [items[str(p[k])] for p in rows for k in ("item_a", "item_b")]
+        used = [c for c in OPTIONAL_FIELDS if any(pd.notna(i.get(c)) for i in shown)]
+        name, workspace = pair_dataset_name(study, language, fam_name), workspace_name(language)
+        ds, created = ensure_dataset(client, build_pair_settings(rs, family, used, opts), name, workspace)
+        fields = existing_fields(ds) if not created else used
+        payloads = [(f"pair {str(p['pair_id'])!r}", pair_payload(p, items, fields, ids[str(p["pair_id"])]))
+                    for p in rows]
+        entry = DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group), created=created)
+        plans.append(plan_dataset(client, ds, entry, payloads, records, {m.name for m in family.metrics}, conflicts))
+    send(client, plans, conflicts, records, report, batch_size, progress, discard_changed_ratings,
+         "the sample and pairs.parquet (the order shown is part of a pair's texts)")
+    return report
+
+
+def collect_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, pairs: pd.DataFrame,
+                        sample: pd.DataFrame) -> pd.DataFrame:
+    """Every response of the study's pairwise datasets in the long pairwise format (`COMPARISONS`).
+
+    One row per (pair, criterion, annotator) with an answer, any status; `outcome` is `a`/`b`/`tie`
+    in terms of `model_a`/`model_b`. A record with responses that the map or `pairs` does not know,
+    or whose response A is not the response the pair's `shown_order` puts first in the sample, is a
+    PullError (nothing is guessed).
+    """
+    items = {str(r["item_id"]): r for r in sample.to_dict("records")}
+    by_id = {str(p["pair_id"]): p for p in pairs.to_dict("records")}
+    users = {str(u.id): u.username for u in client.api.users.list()}
+    rows, unknown, moved = [], [], []
+    for sd in study_datasets(client, study, rs, pair_dataset_name):
+        metrics = [m.name for m in sd.family.metrics]
+        for rec in iter_records(client, sd.id, include="responses"):
+            if not rec.get("responses"):
+                continue
+            pair = by_id.get(records.item_of(rec["external_id"]) or "")
+            if pair is None:
+                unknown.append(f"{sd.name}: {rec['external_id']!r}")
+                continue
+            if str(_shown(pair, items)[0]["response"]) != rec["fields"].get(RESPONSE_A):
+                moved.append(repr(str(pair["pair_id"])))
+                continue
+            first = "a" if pair["shown_order"] == "ab" else "b"
+            outcome = {"A": first, "B": "b" if first == "a" else "a", "tie": "tie"}
+            lengths = {f"length_{x}": items[str(pair[f"item_{x}"])].get("length") for x in "ab"}
+            base = {k: pair[k] for k in ("pair_id", "prompt_id", "language", "model_a", "model_b", "shown_order")}
+            for resp in rec["responses"]:
+                values = resp.get("values") or {}
+                note = (values.get(JUSTIFICATION) or {}).get("value") or None
+                for metric in metrics:
+                    label = (values.get(metric) or {}).get("value")
+                    if label is None:
+                        continue
+                    rows.append(base | lengths | {
+                        "criterion": metric, "rater": users.get(str(resp["user_id"]), str(resp["user_id"])),
+                        "rater_kind": "human", "outcome": outcome[label], "probs": None,
+                        "justification": note, "status": resp["status"]})
+    if unknown:
+        raise PullError(f"{len(unknown)} pairwise record(s) with responses are not in {records.path} and pairs.parquet "
+                        f"({describe(unknown, 3)}); restore the pair map and the pairs.parquet they were pushed "
+                        "from, and pull again; nothing was written")
+    if moved:
+        raise PullError(f"{len(moved)} pair(s) show a response A other than the one pairs.parquet's shown_order puts "
+                        f"first in sample.parquet ({describe(moved, 3)}): the pairs or the sample changed since they "
+                        "were pushed. Restore them and pull again (or push again to show the new texts); nothing was written")
+    frame = pd.DataFrame(rows, columns=COMPARISONS.names)
+    frame = frame.sort_values(["pair_id", "criterion", "rater"], kind="stable").reset_index(drop=True)
+    return studytables.conform(COMPARISONS, frame, "comparisons")
+
+
+def pull_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, pairs: pd.DataFrame,
+                     sample: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Collect every pairwise response and write `comparisons.parquet` (atomically, checked); returns it."""
+    frame = collect_comparisons(client, study, rs, records, pairs, sample)
+    studytables.write(COMPARISONS, frame, path)
+    return frame
