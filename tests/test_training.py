@@ -11,8 +11,66 @@ from pathlib import Path
 
 import pytest
 
+from training.examples import IMPROVE_INSTRUCTION, booster_example, booster_prompt, parse_triple, render_triple
 from training.midb import EMPTY_REVISED_RESPONSE, UNCHANGED, MidbError, read_midb
 from training.pairs import RevisionPair, Triple, edit_distance, select_top
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    IMPROVE_INSTRUCTION,
+    '{"instruction": "", "input": "", "response": ""}',
+    "भारत की राजधानी नई दिल्ली है। हिंदी में एक छोटा अनुच्छेद लिखिए।",
+    "இந்தியாவின் தலைநகரம் புது தில்லி. தமிழில் ஒரு சிறிய பத்தி எழுதுங்கள்.",
+    "Translate the sentence. The capital of France is Paris.",
+    "La capital de Francia es París. Resume el texto.",
+]
+
+
+def build_tiny_model(directory: Path) -> Path:
+    """A byte-level BPE tokenizer trained on multilingual text, a chat template, a random-init Llama (~0.1M)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe.train_from_iterator(CORPUS * 20, trainers.BpeTrainer(
+        vocab_size=700, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, initializer_range=0.1,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def learning_pairs() -> list[RevisionPair]:
+    """Five small revisions in Hindi, Tamil, Spanish and English (one will be held out)."""
+    rows = [
+        ("hi", ("भारत की राजधानी?", "", "दिल्ली"), ("भारत की राजधानी क्या है?", "", "नई दिल्ली।")),
+        ("ta", ("இந்தியாவின் தலைநகரம்?", "", "தில்லி"), ("இந்தியாவின் தலைநகரம் எது?", "", "புது தில்லி.")),
+        ("es", ("Resume el texto.", "La capital de Francia es París.", "Paris"), ("Resume el texto.", "La capital de Francia es París.", "París es la capital.")),
+        ("en", ("Translate", "Paris", "Parris"), ("Translate the sentence.", "Paris", "Paris")),
+        ("hi", ("हिंदी में लिखिए", "", "एक छोटा"), ("हिंदी में एक छोटा अनुच्छेद लिखिए।", "", "एक छोटा अनुच्छेद।")),
+    ]
+    return [RevisionPair(f"item-{i}", lang, Triple(*a), Triple(*b)) for i, (lang, a, b) in enumerate(rows, 1)]
 
 
 def midb_record(raw: tuple[str, str, str], revised: tuple[str, str, str], distance: int = 100) -> dict:
@@ -119,3 +177,157 @@ def test_select_top_keeps_the_most_edited_share_per_language_independent_of_orde
     assert [p.item_id for p in select_top(pairs, 0.01)] == ["hi-3", "ta-1"]
     with pytest.raises(ValueError, match="top share"):
         select_top(pairs, 0)
+
+
+# --- examples, split and the output parser -------------------------------------------------
+
+
+def test_booster_example_is_the_improve_instruction_with_the_original_and_the_revision_as_target():
+    p = learning_pairs()[2]
+    ex = booster_example(p)
+    assert ex["prompt"] == booster_prompt(p.original)
+    assert ex["prompt"][0]["role"] == "user" and ex["prompt"][0]["content"].startswith(IMPROVE_INSTRUCTION)
+    assert parse_triple(ex["prompt"][0]["content"][len(IMPROVE_INSTRUCTION):]) == p.original
+    assert [m["role"] for m in ex["completion"]] == ["assistant"]
+    assert parse_triple(ex["completion"][0]["content"]) == p.revised
+
+
+@pytest.mark.parametrize("item", [
+    Triple("", "", "x"),
+    Triple('he said "no"\n{"input": 1}', "line1\nline2 \\ tab\t", "### Response\n</response> नई दिल्ली"),
+])
+def test_parse_triple_reads_back_what_render_wrote_whatever_the_text(item):
+    assert parse_triple(f"  {render_triple(item)}\n") == item
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Here is the item: {}", "not a JSON object"),
+    ('```json\n{"instruction": "a", "input": "", "response": "b"}\n```', "not a JSON object"),
+    ('{"instruction": "a", "input": "", "response": "b"} trailing', "not a JSON object"),
+    ('["a", "", "b"]', "expected a JSON object, got list"),
+    ('{"instruction": "a", "response": "b"}', "expected exactly the keys"),
+    ('{"instruction": "a", "input": "", "response": "b", "notes": ""}', "expected exactly the keys"),
+    ('{"instruction": "a", "input": "", "response": "b", "response": "c"}', "duplicate key"),
+    ('{"instruction": "a", "input": null, "response": "b"}', "'input' is NoneType"),
+    ('{"instruction": "a", "input": "", "response": "  "}', "response is empty"),
+    ('{"instruction": "a", "input": "", "response": "b', "not a JSON object"),  # cut off mid-item
+])
+def test_parse_triple_refuses_anything_but_one_complete_item(text, reason):
+    from training.examples import UnparseableOutput
+
+    with pytest.raises(UnparseableOutput, match=reason):
+        parse_triple(text)
+
+
+def test_held_out_split_is_by_item_seeded_and_independent_of_order():
+    from training.examples import split_by_item
+
+    pairs = [RevisionPair(f"item-{i // 2}", "hi", Triple("a", "", "b"), Triple("a", "", f"c{i}")) for i in range(40)]
+    train, held = split_by_item(pairs, 0.25, seed=3)
+    assert len({p.item_id for p in held}) == 5  # 25% of 20 items; both revisions of an item on one side
+    assert not {p.item_id for p in train} & {p.item_id for p in held}
+    assert len(train) + len(held) == 40
+    assert split_by_item(list(reversed(pairs)), 0.25, seed=3)[1] == list(reversed(held))
+    assert {p.item_id for p in split_by_item(pairs, 0.25, seed=4)[1]} != {p.item_id for p in held}
+    assert split_by_item(pairs, 0.0, seed=3) == (pairs, [])
+    assert len(split_by_item(pairs[:4], 0.1, seed=3)[1]) == 2  # at least one item of two held out
+
+
+# --- the trainer (tiny model, CPU) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=False)
+def one_thread():
+    """Tiny matrices: more CPU threads only add synchronisation (10x slower on a loaded 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def booster_config(base: Path, **kw):
+    from training.train import BoosterConfig
+
+    settings = dict(base=str(base), top_share=1.0, eval_share=0.2, batch_size=4, warmup_ratio=0.0,
+                    lr_scheduler="constant", lora_rank=16, save_steps=1000, logging_steps=1000)
+    return BoosterConfig(**{**settings, **kw})
+
+
+def greedy(model_dir: Path, original: Triple) -> str:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    inputs = tokenizer.apply_chat_template(booster_prompt(original), add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)
+    out = model.generate(**inputs, max_new_tokens=120, do_sample=False)
+    return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("method, steps, lr", [("lora", 80, 1e-2), ("full", 40, 5e-3)])
+def test_booster_learns_to_reproduce_its_targets_and_saves_everything_together(tiny_model, one_thread, tmp_path,
+                                                                               method, steps, lr):
+    from training.train import train_booster
+
+    pairs = learning_pairs()
+    result = train_booster(booster_config(tiny_model, method=method, max_steps=steps, learning_rate=lr), pairs, tmp_path)
+    m = result.metrics
+    assert m["global_step"] == steps and m["train_pairs"] == 4 and m["eval_pairs"] == 1
+    assert m["eval_loss_after"] < m["eval_loss_before"]
+    held = set(m["eval_items"])
+    for p in pairs:
+        if p.item_id not in held:
+            assert parse_triple(greedy(result.model_dir, p.original)) == p.revised
+    saved = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert saved["config"]["method"] == method and saved["config"]["max_steps"] == steps
+    assert len(saved["data_hash"]) == 64 and set(saved["libraries"]) >= {"torch", "transformers", "trl", "peft"}
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8")) == m
+    assert (result.adapter_dir is not None) == (method == "lora")
+    if method == "lora":
+        assert (result.adapter_dir / "adapter_config.json").is_file()
+        assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["r"] == 16
+    from safetensors import safe_open
+
+    with safe_open(str(result.model_dir / "model.safetensors"), "pt") as merged:
+        assert not [k for k in merged.keys() if "lora" in k]  # merged: a plain model
+
+
+def test_prompt_tokens_carry_no_loss(tiny_model, one_thread, tmp_path):
+    from training.train import build_trainer, load_base
+
+    cfg = booster_config(tiny_model)
+    model, tokenizer = load_base(cfg.base)
+    pairs = learning_pairs()
+    trainer = build_trainer(cfg, model, tokenizer, pairs, [], tmp_path)
+    for p, row in zip(pairs, trainer.train_dataset):
+        ex = booster_example(p)
+        prompt = tokenizer.apply_chat_template(ex["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], return_dict=True)["input_ids"]
+        assert row["input_ids"] == full
+        n = len(prompt)
+        assert row["labels"][:n] == [-100] * n
+        assert row["labels"][n:] == full[n:]  # every target token, the end-of-turn included
+        assert tokenizer.decode(full[n:]).startswith(ex["completion"][0]["content"])
+    # the collated (padding-free) batch keeps exactly those labels
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    assert batch["labels"].tolist()[0] == [x for row in trainer.train_dataset for x in row["labels"]]
+
+
+def test_padding_free_batches_give_the_padded_loss(tiny_model, one_thread, tmp_path):
+    """Flattened sequences must not attend across each other (CPU attention has no varlen kernel)."""
+    import torch
+
+    from training.train import build_trainer, load_base
+
+    losses = []
+    for padding_free in (False, True):
+        cfg = booster_config(tiny_model, padding_free=padding_free)
+        model, tokenizer = load_base(cfg.base)
+        trainer = build_trainer(cfg, model, tokenizer, learning_pairs(), [], tmp_path / str(padding_free))
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(5)])
+        assert ("attention_mask" in batch) != padding_free
+        with torch.no_grad():
+            losses.append(model(**{k: v for k, v in batch.items() if k != "cu_seq_lens"}).loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
