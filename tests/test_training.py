@@ -331,3 +331,87 @@ def test_padding_free_batches_give_the_padded_loss(tiny_model, one_thread, tmp_p
         with torch.no_grad():
             losses.append(model(**{k: v for k, v in batch.items() if k != "cu_seq_lens"}).loss.item())
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+RESUME_DRIVER = """
+import sys, time
+from pathlib import Path
+from transformers import TrainerCallback
+from tests.test_training import booster_config, learning_pairs
+from training.train import train_booster
+
+class StallAfterCheckpoint(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 7:  # checkpoint-6 is on disk
+            Path(sys.argv[2], "stalled").write_text("7")
+            time.sleep(600)
+
+train_booster(booster_config(Path(sys.argv[1]), **RESUME), learning_pairs(), sys.argv[2], callbacks=[StallAfterCheckpoint()])
+"""
+RESUME = dict(max_steps=12, save_steps=3, learning_rate=1e-2)
+
+
+def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model, one_thread, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from training.train import TrainingError, train_booster
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    driver = RESUME_DRIVER.replace("**RESUME", f"**{RESUME!r}")
+    proc = subprocess.Popen([sys.executable, "-c", driver, str(tiny_model), str(out)], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "stalled").exists():
+            assert proc.poll() is None, f"the training subprocess ended early: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "the training subprocess never reached step 7"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (out / "checkpoints/checkpoint-6/trainer_state.json").is_file()
+    assert not (out / "metrics.json").exists()
+    eval_before = json.loads((out / "run.json").read_text(encoding="utf-8"))["eval_loss_before"]
+    # a kill during a save leaves a checkpoint without its trainer state: never resumed from
+    (out / "checkpoints/checkpoint-9").mkdir()
+    (out / "checkpoints/checkpoint-9/model.safetensors").write_bytes(b"partial")
+
+    result = train_booster(booster_config(tiny_model, **RESUME), learning_pairs(), out)
+    assert result.metrics["resumed_from"] == "checkpoint-6"
+    assert result.metrics["global_step"] == RESUME["max_steps"]
+    assert result.metrics["eval_loss_before"] == eval_before  # measured once, before any training
+    assert result.metrics["eval_loss_after"] < eval_before
+
+    with pytest.raises(TrainingError, match="another config or data"):
+        train_booster(booster_config(tiny_model, **{**RESUME, "learning_rate": 1e-3}), learning_pairs(), out)
+
+
+def test_bad_training_input_is_a_clear_error(tiny_model, tmp_path):
+    import shutil
+
+    from pydantic import ValidationError
+
+    from training.train import TrainingError, train_booster
+
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(TrainingError, match=f"base model '{missing}' not found.*config.json.*gguf.*smollm2"):
+        train_booster(booster_config(missing), learning_pairs(), tmp_path / "a")
+    unchanged = [RevisionPair(f"i{n}", "hi", Triple("a", "", "b"), Triple("a", "", "b")) for n in range(3)]
+    with pytest.raises(TrainingError, match="no revision pair changes anything"):
+        train_booster(booster_config(tiny_model), unchanged, tmp_path / "b")
+    no_template = shutil.copytree(tiny_model, tmp_path / "no-template")
+    (no_template / "chat_template.jinja").unlink()
+    with pytest.raises(TrainingError, match="has no chat template"):
+        train_booster(booster_config(no_template), learning_pairs(), tmp_path / "c")
+    with pytest.raises(TrainingError, match="longer than max_length=16"):
+        train_booster(booster_config(tiny_model, max_length=16), learning_pairs(), tmp_path / "d")
+    with pytest.raises(ValidationError, match="lora_rnak"):
+        booster_config(tiny_model, lora_rnak=8)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
