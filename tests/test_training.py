@@ -271,10 +271,14 @@ def test_booster_learns_to_reproduce_its_targets_and_saves_everything_together(t
                                                                                method, steps, lr):
     from training.train import train_booster
 
+    long_pair = RevisionPair("item-6", "ta", Triple("a", "", "b"), Triple("a", "", "தமிழ் " * 200))
     pairs = learning_pairs()
-    result = train_booster(booster_config(tiny_model, method=method, max_steps=steps, learning_rate=lr), pairs, tmp_path)
+    cfg = booster_config(tiny_model, method=method, max_steps=steps, learning_rate=lr, max_length=400)
+    result = train_booster(cfg, [*pairs, long_pair], tmp_path)
     m = result.metrics
     assert m["global_step"] == steps and m["train_pairs"] == 4 and m["eval_pairs"] == 1
+    assert m["set_aside_too_long"] == ["item-6"]  # counted, never cut
+    assert m["pairs_given"] == m["pairs_selected"] == m["train_pairs"] + m["eval_pairs"] + 1
     assert m["eval_loss_after"] < m["eval_loss_before"]
     held = set(m["eval_items"])
     for p in pairs:

@@ -192,19 +192,35 @@ def build_trainer(cfg: BoosterConfig, model, tokenizer, train: Sequence[Revision
     )
 
 
-def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: str | Path, callbacks: Sequence = ()) -> TrainResult:
-    """Train a booster on `pairs` into `out_dir`, resuming a killed run there; see the module docstring."""
-    out = Path(out_dir)
+@dataclass
+class BoosterData:
+    selected: list[RevisionPair]  # the top share, most edited first
+    train: list[RevisionPair]
+    held_out: list[RevisionPair]
+    too_long: list[str]  # item ids of selected pairs longer than max_length tokens, set aside
+
+
+def booster_data(cfg: BoosterConfig, pairs: Sequence[RevisionPair], tokenizer) -> BoosterData:
+    """The pairs a booster trains and is evaluated on: top share, length cut-off, held-out split by item."""
     selected = select_top(pairs, cfg.top_share)
     if not selected:
         raise TrainingError("no revision pair changes anything: nothing to train a booster on")
-    model, tokenizer = load_base(cfg.base)
     fits = [example_length(tokenizer, booster_example(p)) <= cfg.max_length for p in selected]
     kept = [p for p, ok in zip(selected, fits) if ok]
-    too_long = [p.item_id for p, ok in zip(selected, fits) if not ok]
     if not kept:
         raise TrainingError(f"every selected pair is longer than max_length={cfg.max_length} tokens; raise it")
     train, held_out = split_by_item(kept, cfg.eval_share, cfg.seed)
+    return BoosterData(selected, train, held_out, [p.item_id for p, ok in zip(selected, fits) if not ok])
+
+
+def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: str | Path, callbacks: Sequence = ()) -> TrainResult:
+    """Train a booster on `pairs` into `out_dir`, resuming a killed run there; see the module docstring."""
+    out = Path(out_dir)
+    if not select_top(pairs, cfg.top_share):
+        raise TrainingError("no revision pair changes anything: nothing to train a booster on")
+    model, tokenizer = load_base(cfg.base)
+    data = booster_data(cfg, pairs, tokenizer)
+    train, held_out = data.train, data.held_out
     run = {
         "config": cfg.model_dump(mode="json"),
         "base_resolved": [str(x) if x else None for x in resolve_base(cfg.base)],
@@ -219,9 +235,8 @@ def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: st
             raise TrainingError(f"{out}: holds checkpoints of a run with another config or data; use a new directory")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        run["eval_loss_before"] = None
-        run_file.write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
-        previous = run
+        previous = {**run, "eval_loss_before": None}
+        run_file.write_text(json.dumps(previous, indent=2, ensure_ascii=False), encoding="utf-8")
 
     trainer = build_trainer(cfg, model, tokenizer, train, held_out, checkpoints, callbacks)
     eval_before = previous.get("eval_loss_before")
@@ -250,8 +265,8 @@ def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: st
         "train_runtime_s": output.metrics.get("train_runtime"),
         "resumed_from": resume_from.name if resume_from else None,
         "pairs_given": len(pairs),
-        "pairs_selected": len(selected),
-        "set_aside_too_long": too_long,
+        "pairs_selected": len(data.selected),
+        "set_aside_too_long": data.too_long,
         "train_pairs": len(train),
         "eval_pairs": len(held_out),
         "eval_items": sorted({p.item_id for p in held_out}),
