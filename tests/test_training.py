@@ -298,10 +298,11 @@ def test_booster_learns_to_reproduce_its_targets_and_saves_everything_together(t
         assert not [k for k in merged.keys() if "lora" in k]  # merged: a plain model
 
 
-def test_prompt_tokens_carry_no_loss(tiny_model, one_thread, tmp_path):
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_prompt_tokens_carry_no_loss(tiny_model, one_thread, tmp_path, padding_free):
     from training.train import build_trainer, load_base
 
-    cfg = booster_config(tiny_model)
+    cfg = booster_config(tiny_model, padding_free=padding_free)
     model, tokenizer = load_base(cfg.base)
     pairs = learning_pairs()
     trainer = build_trainer(cfg, model, tokenizer, pairs, [], tmp_path)
@@ -314,9 +315,14 @@ def test_prompt_tokens_carry_no_loss(tiny_model, one_thread, tmp_path):
         assert row["labels"][:n] == [-100] * n
         assert row["labels"][n:] == full[n:]  # every target token, the end-of-turn included
         assert tokenizer.decode(full[n:]).startswith(ex["completion"][0]["content"])
-    # the collated (padding-free) batch keeps exactly those labels
-    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
-    assert batch["labels"].tolist()[0] == [x for row in trainer.train_dataset for x in row["labels"]]
+    # the collated batch keeps exactly those labels (padding: -100)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])["labels"].tolist()
+    if padding_free:
+        assert batch == [[x for row in trainer.train_dataset for x in row["labels"]]]
+    else:
+        for row, labels in zip(trainer.train_dataset, batch):
+            n = len(row["labels"])
+            assert labels == row["labels"] + [-100] * (len(labels) - n)
 
 
 def test_padding_free_batches_give_the_padded_loss(tiny_model, one_thread, tmp_path):
