@@ -4,6 +4,6 @@ Batch API, vLLM), into a resumable ledger."""
 from .backends import register_backend
 from .config import JudgeConfig
 from .ledger import Ledger
-from .runner import DryRun, Progress, Summary, dry_run, limit_items, read_sample, run_judge
+from .runner import LEDGER_FILE, DryRun, Progress, Summary, dry_run, judge_study, limit_items, read_sample, run_judge
 
-__all__ = ["DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "limit_items", "read_sample", "register_backend", "run_judge"]
+__all__ = ["LEDGER_FILE", "DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "judge_study", "limit_items", "read_sample", "register_backend", "run_judge"]
