@@ -8,4 +8,17 @@
 - `annotator.connect`: the owner's client (embedded server or external Argilla 2.x).
 - `annotator.demo.demo_push`: what `kasauti demo` calls.
 - `annotator.server`: the embedded Argilla server.
+- `annotator.study`: the commands on a study directory: `provision_study` (`kasauti people`),
+  `push_study` (`kasauti push`), `pull_study` (`kasauti pull`); also as ``annotator.<name>``,
+  imported on first use. They take the owner's client: `annotator.connect.connect(root, cfg)`.
 """
+
+import importlib
+
+_LAZY = {"provision_study": "study", "push_study": "study", "pull_study": "study"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
