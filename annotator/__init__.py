@@ -13,12 +13,8 @@
   imported on first use. They take the owner's client: `annotator.connect.connect(root, cfg)`.
 """
 
-import importlib
+import lazy_loader
 
-_LAZY = {"provision_study": "study", "push_study": "study", "pull_study": "study"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "study": ["provision_study", "pull_study", "push_study"],
+})

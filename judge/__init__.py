@@ -1,9 +1,12 @@
 """LLM judges: rubric prompts through a registered backend (OpenAI-compatible endpoints, the OpenAI
 Batch API, vLLM), into a resumable ledger."""
 
-from .backends import register_backend
-from .config import JudgeConfig
-from .ledger import Ledger
-from .runner import LEDGER_FILE, DryRun, Progress, Summary, dry_run, judge_study, limit_items, read_sample, run_judge
+import lazy_loader
 
-__all__ = ["LEDGER_FILE", "DryRun", "JudgeConfig", "Ledger", "Progress", "Summary", "dry_run", "judge_study", "limit_items", "read_sample", "register_backend", "run_judge"]
+# each name is imported from its module on first use: importing the package (or its config) stays light
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "backends": ["register_backend"],
+    "config": ["JudgeConfig"],
+    "ledger": ["Ledger"],
+    "runner": ["LEDGER_FILE", "DryRun", "Progress", "Summary", "dry_run", "judge_study", "limit_items", "read_sample", "run_judge"],
+})

@@ -5,8 +5,11 @@ Entry points: :func:`report_study` (a study directory), :func:`build_report` (an
 :func:`from_pariksha`.
 """
 
-from .build import REPORT_DIR, build_report, report_pariksha, report_study
-from .config import ReportConfig
-from .ratings import ImportReport, from_pariksha, from_study, judgments_to_long, prepare, read_long
+import lazy_loader
 
-__all__ = ["REPORT_DIR", "ImportReport", "ReportConfig", "build_report", "from_pariksha", "from_study", "judgments_to_long", "prepare", "read_long", "report_pariksha", "report_study"]
+# each name is imported from its module on first use: importing the package (or its config) stays light
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "build": ["REPORT_DIR", "build_report", "report_pariksha", "report_study"],
+    "config": ["ReportConfig"],
+    "ratings": ["ImportReport", "from_pariksha", "from_study", "judgments_to_long", "prepare", "read_long"],
+})
