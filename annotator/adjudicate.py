@@ -11,19 +11,20 @@ from __future__ import annotations
 import pandas as pd
 import argilla as rg
 
-import studytables
 from rubrics.schema import RubricSet
 
 from .pull import study_datasets
 from .push import BULK_MAX, PushError, bulk_upsert, iter_records
 from .records import RecordMap
 
+USED_COLUMNS = ("judge", "item_id", "metric", "human_score", "status")  # of judgments.parquet
+
+
 def judge_scores(judgments: pd.DataFrame, judge: str | None = None) -> tuple[str, dict[tuple[str, str], int]]:
     """(judge, {(item_id, metric): its modal human-scale score over successful repeats})."""
-    try:
-        judgments = studytables.conform(studytables.JUDGMENTS, judgments, "judgments")
-    except studytables.TableError as exc:
-        raise PushError(f"{exc}; expected judgments.parquet from `kasauti judge`") from None
+    missing = [c for c in USED_COLUMNS if c not in judgments.columns]
+    if missing:
+        raise PushError(f"judgments: missing column(s) {missing}; expected judgments.parquet from `kasauti judge`")
     ok = judgments[(judgments["status"] == "ok") & judgments["human_score"].notna()]
     judges = sorted(ok["judge"].unique())
     if judge is None:

@@ -95,6 +95,7 @@ class ProvisionReport:
     memberships_added: list[tuple[str, str]] = field(default_factory=list)
     memberships_removed: list[tuple[str, str]] = field(default_factory=list)
     password_file: Path | None = None
+    annotators: int = 0  # on the roster
 
 
 def ensure_workspaces(client: rg.Argilla, languages: list[str]) -> tuple[dict[str, rg.Workspace], list[str]]:
@@ -141,7 +142,7 @@ def provision(
     Each roster user ends up a member of exactly the workspaces of their roster languages: other
     memberships are removed.
     """
-    report = ProvisionReport(password_file=Path(password_file))
+    report = ProvisionReport(password_file=Path(password_file), annotators=len(roster.annotators))
     managed = sorted(set(roster.languages) | {lang.lower() for lang in languages})
     workspaces, report.workspaces_created = ensure_workspaces(client, managed)
     rows = read_passwords(report.password_file)

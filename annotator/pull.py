@@ -59,7 +59,8 @@ def study_datasets(client: rg.Argilla, study: str, rs: RubricSet,
 
 
 def _frame(rows: list[dict], table: studytables.Table, keys: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=table.names)
+    absent = [c for c in table.names if not any(c in r for r in rows)]  # pandas makes these float NaN
+    df = pd.DataFrame(rows, columns=table.names).astype({c: object for c in absent})
     for col in ("inserted_at", "updated_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
     return studytables.conform(table, df.sort_values(keys, kind="stable").reset_index(drop=True), table.file)

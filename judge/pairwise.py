@@ -17,6 +17,7 @@ win rate per judge and criterion (``reports.pairwise.pairs``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -28,14 +29,14 @@ import pandas as pd
 import rubrics
 import studytables
 from rubrics import VERDICTS, Criterion, RubricSet
-from studytables import JUDGE_COMPARISONS, PAIRS
+from studytables import JUDGE_COMPARISONS, PAIRS, SAMPLE
 
 from .backends import Completion
 from .config import JudgeConfig
 from .ledger import PAIRWISE, Ledger
 from .parse import AnswerError, Token, load_object
 from .prompts import ITEM_FIELDS, Call, Planner, _item_for_render, _missing, check_ids, sha
-from .runner import DryRun, JudgeRun, Progress, Summary, execute, plan_only
+from .runner import LEDGER_FILE, DryRun, JudgeRun, Progress, Summary, execute, limit_items, plan_only, read_sample
 
 ORDERS = ("ab", "ba")  # ab: item_a shown as Response A
 PAIR_COLUMNS = ("pair_id", "prompt_id", "language", "task", "item_a", "item_b", "model_a", "model_b")
@@ -226,6 +227,23 @@ def comparisons(ledger_path: str | Path) -> pd.DataFrame:
                          "verdict": r["verdict"], "judge_status": r["status"], "error": r["error"], "raw_answer": raw,
                          "attempts": attempts})
     return studytables.conform(JUDGE_COMPARISONS, pd.DataFrame(rows, columns=JUDGE_COMPARISONS.names))
+
+
+def compare_study(root: str | Path, rubric: RubricSet, judges: Sequence[JudgeConfig], *, limit: int | None = None,
+                  overall: bool = False, progress: Progress | None = None, retry_failed: bool = True) -> list[Summary]:
+    """`kasauti judge --pairs`: each judge compares the study's ``pairs.parquet`` (its first `limit`
+    pairs) in both orders into ``judge_ledger.sqlite``, then ``judge_comparisons.parquet`` is
+    exported from the ledger, also when a judge fails. Returns one summary per judge."""
+    root = Path(root)
+    ledger_path = root / LEDGER_FILE
+    sample, pairs = read_sample(root / SAMPLE.file), limit_items(read_pairs(root), limit)
+    try:
+        return [compare(pairs, sample, rubric, cfg, ledger_path, overall=overall, progress=progress,
+                        retry_failed=retry_failed) for cfg in judges]
+    finally:
+        if ledger_path.exists():
+            with contextlib.suppress(ValueError):  # not a ledger: the run's own error says so
+                export_comparisons(ledger_path, root / JUDGE_COMPARISONS.file)
 
 
 def export_comparisons(ledger_path: str | Path, out: str | Path) -> pd.DataFrame:

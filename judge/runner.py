@@ -15,6 +15,7 @@ text. 401/403/404 stop the run (no call could succeed); other 4xx fail the call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -301,6 +302,34 @@ def execute(make_run, ledger_path: str | Path, backend=None) -> Summary:
             run.progress.stop()
             run.summary.elapsed_s = time.perf_counter() - t0
     return run.summary
+
+LEDGER_FILE = "judge_ledger.sqlite"  # the study's judge ledger, beside its sample
+
+
+def judge_study(root: str | Path, rubric: RubricSet, judges: Sequence[JudgeConfig], *, limit: int | None = None,
+                progress: Progress | None = None, retry_failed: bool = True) -> list[Summary]:
+    """`kasauti judge`: run each judge over the study's ``sample.parquet`` (its first `limit` items)
+    into ``judge_ledger.sqlite``, then export ``judgments.parquet`` from the ledger, also when a
+    judge fails (what was answered is kept). Returns one summary per judge."""
+    root = Path(root)
+    ledger_path = root / LEDGER_FILE
+    sample = limit_items(read_sample(root / studytables.SAMPLE.file), limit)
+    try:
+        summaries = [run_judge(sample, rubric, cfg, ledger_path, progress=progress, retry_failed=retry_failed)
+                     for cfg in judges]
+    except BaseException:
+        with contextlib.suppress(ValueError):  # not a ledger: the run's own error says so
+            _export(ledger_path, root)
+        raise
+    _export(ledger_path, root)
+    return summaries
+
+
+def _export(ledger_path: Path, root: Path) -> None:
+    if ledger_path.exists():
+        with Ledger(ledger_path) as ledger:
+            ledger.export(root / studytables.JUDGMENTS.file)
+
 
 @dataclass
 class DryRun:

@@ -1,24 +1,22 @@
-"""The `kasauti` command line: a thin layer that reads the study and calls each stage."""
+"""The `kasauti` command line: a thin layer that reads the study, calls each stage's library function
+and prints. The stages (and pandas) are imported inside the commands, so `kasauti --help` stays fast."""
 
 from __future__ import annotations
 
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-import reports
-import rubrics
-import sampling
-import studytables
-from kasauti.study import Study, StudyError, init_study
+if TYPE_CHECKING:
+    import pandas as pd
+
+    import sampling
+    from kasauti.study import Study
 
 app = typer.Typer(
     help="Evaluate multilingual LLM-generated data with native speakers and calibrated LLM judges.",
@@ -41,6 +39,8 @@ def fail(message: str) -> None:
 @rubrics_app.command("list")
 def rubrics_list() -> None:
     """List the built-in rubric sets."""
+    import rubrics
+
     for name in rubrics.builtin_names():
         rs = rubrics.load_rubric_set(name)
         n = sum(len(f.metrics) for f in rs.families)
@@ -53,6 +53,8 @@ def rubrics_show(
     judge_prompt: bool = typer.Option(False, "--judge-prompt", help="Show a judge prompt instead of the guidelines."),
 ) -> None:
     """Print a rubric set's annotator guidelines (Markdown) or an example judge prompt."""
+    import rubrics
+
     try:
         rs = rubrics.load_rubric_set(name, require_judge=judge_prompt)
     except rubrics.RubricError as exc:
@@ -69,6 +71,8 @@ def rubrics_show(
 @rubrics_app.command("validate")
 def rubrics_validate(paths: list[Path] = typer.Argument(..., help="Rubric YAML files.")) -> None:
     """Validate rubric YAML files; exit 2 on the first invalid one."""
+    import rubrics
+
     for path in paths:
         try:
             rs = rubrics.load_rubric_set(path, require_judge=False)
@@ -79,6 +83,8 @@ def rubrics_validate(paths: list[Path] = typer.Argument(..., help="Rubric YAML f
 
 
 def _study(path: Path) -> Study:
+    from kasauti.study import Study, StudyError
+
     try:
         return Study(path)
     except StudyError as exc:
@@ -94,6 +100,8 @@ def init(
     rubric: str = typer.Option("pariksha", help="Built-in rubric set name or YAML path."),
 ) -> None:
     """Create a study directory with a commented kasauti.yaml to edit."""
+    from kasauti.study import StudyError, init_study
+
     try:
         study = init_study(study_dir, data, data_format=data_format, per_stratum=per_stratum, rubric=rubric)
     except StudyError as exc:
@@ -103,6 +111,9 @@ def init(
 
 def print_strata(strata: pd.DataFrame, tests: pd.DataFrame) -> None:
     """Population vs sample per stratum and length bin, with the two-sample length test."""
+    import pandas as pd
+    from rich.table import Table
+
     bins = sorted(strata["length_bin"].unique())
     table = Table(title="Population -> sample per stratum and length bin (grapheme units)", show_lines=False)
     table.add_column("stratum", no_wrap=True)
@@ -126,14 +137,17 @@ def print_strata(strata: pd.DataFrame, tests: pd.DataFrame) -> None:
 
 
 def run_sample(study: Study) -> sampling.SampleResult:
+    """`sampling.sample_study` with a progress spinner, then what it read, kept and drew."""
+    import sampling
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     cfg = study.config
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("reading and validating rows", total=None)
-        result = sampling.draw(
-            cfg.data, study.data_path, cfg.sampling,
+        result = sampling.sample_study(
+            study.root, cfg.data, study.data_path, cfg.sampling,
             progress=lambda n: bar.update(task, description=f"reading and validating: {n:,} rows"),
         )
-    sampling.save(result, study.sample, study.strata, study.intake_report)
     intake = result.intake
     console.print(f"read {intake['rows_read']:,} rows from {intake['source']}, kept {intake['rows_kept']:,}")
     if len(intake["files"]) > 1:
@@ -151,6 +165,8 @@ def run_sample(study: Study) -> sampling.SampleResult:
 @app.command()
 def sample(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
     """Validate the data and draw the stratified, length-binned sample."""
+    import sampling
+
     study = _study(study_dir)
     try:
         run_sample(study)
@@ -167,6 +183,12 @@ def demo(
     port: Optional[int] = typer.Option(None, help="Annotation server port (default: annotation.port, 6900; 0 = any free port)."),
 ) -> None:
     """Run the workflow on the shipped PARIKSHA subset (Bengali, Odia, Tamil): no keys, no GPU."""
+    import pandas as pd
+
+    import reports
+    import rubrics
+    import studytables
+    from judge.testing import FakeJudgeServer
     from kasauti.demo import DEMO_DATA, demo_study, use_judge_server
 
     study = demo_study(directory)
@@ -174,11 +196,9 @@ def demo(
     console.rule("1. sample: validate and draw a stratified, length-binned sample")
     run_sample(study)
     console.rule("2. judge: score the sample through an OpenAI-compatible endpoint (a local test server)")
-    from judge.testing import FakeJudgeServer
-
     with FakeJudgeServer() as server:
         study = use_judge_server(study, server.url)
-        judge_cmd(study.root, names=None, dry=False, limit=None, retry_failed=True)
+        run_judges(study, study.config.judges, rubrics.load_rubric_set(study.config.rubric), None, True)
     console.rule("3. annotate: the embedded Argilla server, one workspace per language, rubric forms")
     server = demo_annotation(study, port)
     console.rule("4. report: native speakers vs the GPT-4 judge (PARIKSHA's ratings) and the demo judge")
@@ -202,6 +222,8 @@ def demo(
 
 def demo_annotation(study: Study, port: int | None):
     """Start the study's embedded Argilla, provision the demo annotator, push the sample; print the login."""
+    import rubrics
+    import studytables
     from annotator.demo import demo_push
     from annotator.people import read_passwords
     from annotator.server import EmbeddedServer
@@ -233,28 +255,27 @@ def report(
                                              "human consensus (default report.consensus_min_humans, 1)."),
 ) -> None:
     """Agreement, calibration and verdicts as report.html, report.json and report.csv."""
+    import reports
+    import rubrics
+    from kasauti.study import Study, StudyError
+
     if sum(x is not None for x in (study_dir, pariksha, ratings)) != 1:
         fail("give exactly one of STUDY_DIR, --pariksha DIR or --ratings FILE")
-    cfg, items, imp = reports.ReportConfig(), None, None
+    given = {k: v for k, v in {"n_boot": n_boot, "consensus_min_humans": consensus_min_humans}.items() if v is not None}
     try:
         if study_dir is not None:
             study = Study(study_dir)
-            cfg, rubric, out = study.config.report, rubric or study.config.rubric, out or study.report_dir
-            if not study.sample.exists():
-                fail(f"{study.sample}: not found; run `kasauti sample {study_dir}` first")
-            table, items = reports.from_study(study.sample, study.ratings, study.judgments)
-            imp = reports.ImportReport(source=str(study.root))
+            rs = rubrics.load_rubric_set(rubric or study.config.rubric, require_judge=False)
+            paths, imp = reports.report_study(study.root, rs, study.config.report.model_copy(update=given), out)
         elif out is None:
             fail("--out OUTDIR is required with --pariksha or --ratings")
-        elif pariksha is not None:
-            table, items, imp = reports.from_pariksha(pariksha)
         else:
-            table = reports.read_long(ratings)
-            imp = reports.ImportReport(source=str(ratings))
-        rs = rubrics.load_rubric_set(rubric or "pariksha", require_judge=False)
-        given = {"n_boot": n_boot, "consensus_min_humans": consensus_min_humans}
-        cfg = cfg.model_copy(update={k: v for k, v in given.items() if v is not None})
-        paths = reports.build_report(table, rs, out, items, imp, cfg)
+            if pariksha is not None:
+                table, items, imp = reports.from_pariksha(pariksha)
+            else:
+                table, items, imp = reports.read_long(ratings), None, reports.ImportReport(source=str(ratings))
+            rs = rubrics.load_rubric_set(rubric or "pariksha", require_judge=False)
+            paths = reports.build_report(table, rs, out, items, imp, reports.ReportConfig().model_copy(update=given))
     except (StudyError, rubrics.RubricError, ValueError, OSError) as exc:
         fail(str(exc))
     for line in imp.lines():
@@ -267,12 +288,13 @@ def report(
         err.print(f"[bold yellow]warning:[/] {escape(imp.warning)}", highlight=False)
 
 
-def _export_comparisons(study) -> None:
-    """Write judge_comparisons.parquet from the ledger and print each judge's position statistics."""
+def _print_comparisons(study) -> None:
+    """Print judge_comparisons.parquet's size and each judge's position statistics."""
     import judge
+    import studytables
 
-    out = study.root / judge.pairwise.JUDGE_COMPARISONS.file
-    frame = judge.export_comparisons(study.judge_ledger, out)
+    out = study.root / studytables.JUDGE_COMPARISONS.file
+    frame = studytables.read(studytables.JUDGE_COMPARISONS, out)
     console.print(f"{out}: {len(frame)} judge comparisons", highlight=False, soft_wrap=True)
     for r in judge.position_stats(frame).itertuples():
         console.print(f"  {r.rater} / {r.criterion}: position consistency {r.consistency:.3f} ({r.n_consistent} of {r.n_repeated} "
@@ -295,8 +317,7 @@ def judge_cmd(
     """Score the study's sample with its configured LLM judges; writes judgments.parquet (or, with --pairs,
     judge_comparisons.parquet)."""
     import judge
-    from judge.backends import FatalError
-    from judge.progress import RichProgress
+    import rubrics
 
     study = _study(study_dir)
     cfgs = study.config.judges
@@ -312,14 +333,6 @@ def judge_cmd(
         rs = rubrics.load_rubric_set(study.config.rubric)
     except rubrics.RubricError as exc:
         fail(str(exc))
-    try:
-        sample = judge.read_sample(study.sample)
-        if pairs:
-            pairs_df = judge.limit_items(judge.read_pairs(study.root), limit)
-        else:
-            sample = judge.limit_items(sample, limit)
-    except ValueError as exc:
-        fail(str(exc))
     for cfg in cfgs:
         try:
             warning = cfg.key_warning()
@@ -328,6 +341,12 @@ def judge_cmd(
         if warning:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if dry:
+        try:
+            sample = judge.read_sample(study.sample)
+            pairs_df = judge.limit_items(judge.read_pairs(study.root), limit) if pairs else None
+            sample = sample if pairs else judge.limit_items(sample, limit)
+        except ValueError as exc:
+            fail(str(exc))
         for cfg in cfgs:
             try:
                 d = (judge.dry_compare(pairs_df, sample, rs, cfg, study.judge_ledger, overall=overall, retry_failed=retry_failed)
@@ -342,38 +361,7 @@ def judge_cmd(
                 for m in messages:
                     console.print(f"[{m['role']}]\n{m['content']}\n", markup=False, highlight=False, soft_wrap=True)
         return
-    failed = skipped = 0
-    try:
-        for cfg in cfgs:
-            s = (judge.compare(pairs_df, sample, rs, cfg, study.judge_ledger, overall=overall, progress=RichProgress(console),
-                               retry_failed=retry_failed) if pairs else
-                 judge.run_judge(sample, rs, cfg, study.judge_ledger, progress=RichProgress(console), retry_failed=retry_failed))
-            cost = "" if s.cost is None else f", cost ${s.cost:.4f}"
-            earlier = (f"{s.retried} failed earlier and retried, " if s.retried else "") + (
-                f"{s.skipped_failed} failed earlier and skipped, " if s.skipped_failed else "")
-            console.print(
-                f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {earlier}{s.ok} ok, {s.failed} failed, "
-                f"{s.unparseable} unparseable; {s.requests} requests ({s.retries} retries, {s.reasks} re-asks), "
-                f"{s.prompt_tokens}+{s.completion_tokens} tokens{cost}, {s.elapsed_s:.1f} s", highlight=False, soft_wrap=True)
-            if s.repeats_skipped:
-                console.print(f"  {s.repeats_skipped} pairs repeated for annotators (repeat_of) not asked again: every pair "
-                              "is asked in both orders", highlight=False, soft_wrap=True)
-            for kind, n in sorted(s.errors.items()):
-                console.print(f"  {n} x {escape(kind)}", highlight=False)
-            failed, skipped = failed + s.failed, skipped + s.skipped_failed
-    except (FatalError, ValueError, ImportError) as exc:  # ImportError: a backend's missing package, with the install hint
-        fail(str(exc))
-    finally:
-        if study.judge_ledger.exists():
-            try:
-                if pairs:
-                    _export_comparisons(study)
-                else:
-                    with judge.Ledger(study.judge_ledger) as ledger:
-                        df = ledger.export(study.judgments)
-                    console.print(f"{study.judgments}: {len(df)} judgments", highlight=False, soft_wrap=True)
-            except ValueError:  # not a ledger: already reported by the run
-                pass
+    failed, skipped = run_judges(study, cfgs, rs, limit, retry_failed, pairs=pairs, overall=overall)
     if failed:
         err.print(f"[bold red]{failed} calls failed[/] (reasons above): fix the cause, then run `kasauti judge {study_dir}` "
                   "again to call them again", highlight=False, soft_wrap=True)
@@ -382,6 +370,43 @@ def judge_cmd(
                   highlight=False, soft_wrap=True)
     if failed or skipped:
         raise typer.Exit(1)
+
+
+def run_judges(study: Study, cfgs: list, rs, limit: int | None, retry_failed: bool, pairs: bool = False,
+               overall: bool = False) -> tuple[int, int]:
+    """`judge.judge_study` (or, with `pairs`, `judge.compare_study`) with a progress bar, then each
+    judge's summary; returns (failed, skipped) calls."""
+    import judge
+    import studytables
+    from judge.backends import FatalError
+    from judge.progress import RichProgress
+
+    try:
+        summaries = (judge.compare_study(study.root, rs, cfgs, limit=limit, overall=overall, progress=RichProgress(console),
+                                         retry_failed=retry_failed) if pairs else
+                     judge.judge_study(study.root, rs, cfgs, limit=limit, progress=RichProgress(console),
+                                       retry_failed=retry_failed))
+    except (FatalError, ValueError, ImportError) as exc:  # ImportError: a backend's missing package, with the install hint
+        fail(str(exc))
+    for s in summaries:
+        cost = "" if s.cost is None else f", cost ${s.cost:.4f}"
+        earlier = (f"{s.retried} failed earlier and retried, " if s.retried else "") + (
+            f"{s.skipped_failed} failed earlier and skipped, " if s.skipped_failed else "")
+        console.print(
+            f"[bold]{s.judge}[/]: {s.planned} calls, {s.cached} cached, {earlier}{s.ok} ok, {s.failed} failed, "
+            f"{s.unparseable} unparseable; {s.requests} requests ({s.retries} retries, {s.reasks} re-asks), "
+            f"{s.prompt_tokens}+{s.completion_tokens} tokens{cost}, {s.elapsed_s:.1f} s", highlight=False, soft_wrap=True)
+        if s.repeats_skipped:
+            console.print(f"  {s.repeats_skipped} pairs repeated for annotators (repeat_of) not asked again: every pair "
+                          "is asked in both orders", highlight=False, soft_wrap=True)
+        for kind, n in sorted(s.errors.items()):
+            console.print(f"  {n} x {escape(kind)}", highlight=False)
+    if pairs:
+        _print_comparisons(study)
+    else:
+        n = studytables.read_arrow(studytables.JUDGMENTS, study.judgments, ["item_id"]).num_rows
+        console.print(f"{study.judgments}: {n} judgments", highlight=False, soft_wrap=True)
+    return sum(s.failed for s in summaries), sum(s.skipped_failed for s in summaries)
 
 
 @app.command()
@@ -429,7 +454,9 @@ def _quiet_sdk() -> None:
 
 def _annotation(study_dir: Path):
     """(study, rubric set, owner client) for the annotation commands; exits 2 with a clear message."""
+    import rubrics
     from annotator.connect import ConnectError, connect
+    from kasauti.study import Study, StudyError
 
     _quiet_sdk()
     try:
@@ -440,15 +467,9 @@ def _annotation(study_dir: Path):
         fail(str(exc))
 
 
-def _provision(study: Study, client, roster_path: Path, languages: list[str]) -> None:
-    from annotator.people import RosterError, load_roster, provision
-
-    try:
-        roster = load_roster(roster_path if roster_path.is_absolute() else study.root / roster_path)
-    except RosterError as exc:
-        fail(str(exc))
-    rep = provision(client, roster, study.argilla_dir / "annotators.csv", languages)
-    console.print(f"roster: {len(roster.annotators)} annotators; new users {rep.users_created or 'none'}; "
+def print_provision(rep) -> None:
+    """What `annotator.provision_study` did; never the passwords, only where they are."""
+    console.print(f"roster: {rep.annotators} annotators; new users {rep.users_created or 'none'}; "
                   f"new workspaces {rep.workspaces_created or 'none'}; memberships +{len(rep.memberships_added)} "
                   f"-{len(rep.memberships_removed)}", highlight=False)
     if rep.users_created:
@@ -463,11 +484,17 @@ def people(
                                                      "relative to the study directory)."),
 ) -> None:
     """Create annotator users and one workspace per language from a roster; passwords go to a 0600 file."""
+    from annotator.people import RosterError
+    from annotator.study import provision_study
+
     study, _, client = _annotation(study_dir)
     roster = roster.resolve() if roster else study.config.annotation.roster
     if roster is None:
         fail("no roster: pass --roster roster.yaml or set annotation.roster in kasauti.yaml")
-    _provision(study, client, roster, [])
+    try:
+        print_provision(provision_study(client, study.root, roster))
+    except RosterError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -486,93 +513,66 @@ def push(
     pairs: bool = typer.Option(False, "--pairs", help="Push pairs.parquet as pairwise comparison forms instead."),
 ) -> None:
     """Push the sample to Argilla: one dataset per language and task family; re-push only sends changes."""
-    from annotator.adjudicate import adjudicate as add_suggestions
-    from annotator.forms import FormOptions
     import studytables
-    from annotator.pairwise import push_pairs, read_pairs
-    from annotator.push import PushError, push as push_items, read_sample
-    from annotator.records import PAIR_MAP, RECORD_MAP, RecordMap, RecordMapError
+    from annotator.people import RosterError
+    from annotator.push import PushError
+    from annotator.records import RecordMapError
+    from annotator.study import push_study
 
     study, rs, client = _annotation(study_dir)
-    cfg = study.config.annotation
     try:
-        sample = read_sample(study.sample)
-        records = RecordMap(study.argilla_dir / RECORD_MAP)
-        if cfg.roster is not None:
-            _provision(study, client, cfg.roster, sorted(sample["language"].str.lower().unique()))
-        opts = dict(opts=FormOptions(cfg.min_submitted, cfg.revision_question, cfg.comment_question),
-                    batch_size=batch_size, discard_changed_ratings=discard_changed_ratings,
-                    progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False))
-        if pairs:
-            report = push_pairs(client, read_pairs(study.path(studytables.PAIRS.file)), sample, rs, study.config.name,
-                                RecordMap(study.argilla_dir / PAIR_MAP, "pair_id"), **opts)
-        else:
-            report = push_items(client, sample, rs, study.config.name, records, **opts)
-    except (PushError, RecordMapError, KeyError) as exc:
+        done = push_study(client, study.root, study.config.name, rs, study.config.annotation, batch_size=batch_size,
+                          adjudicate=adjudicate, judge=judge, discard_changed_ratings=discard_changed_ratings, pairs=pairs,
+                          progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False))
+    except (PushError, RecordMapError, RosterError, studytables.TableError, KeyError) as exc:
         fail(str(exc))
-    for d in report.datasets:
+    if done.provision is not None:
+        print_provision(done.provision)
+    for d in done.push.datasets:
         console.print(f"{d.workspace}/{d.name}: {d.items} {'pairs' if pairs else 'items'}, {d.added} added, {d.updated} updated, "
                       f"{d.unchanged} unchanged{' (new dataset)' if d.created else ''}"
                       f"{f', {d.discarded_responses} responses discarded' if d.discarded_responses else ''}",
                       highlight=False)
-    for lang, n in report.unstaffed.items():
+    for lang, n in done.push.unstaffed.items():
         err.print(f"[bold yellow]warning:[/] {n} {'pairs' if pairs else 'items'} in language {lang!r}, but no annotator is a member of "
                   f"workspace {lang!r}: add one to the roster and run `kasauti people`", highlight=False)
-    if not pairs and (cfg.adjudication if adjudicate is None else adjudicate):
-        if not study.judgments.exists():
-            fail(f"{study.judgments}: no judgments to adjudicate with; run `kasauti judge` first")
-        try:
-            n = add_suggestions(client, study.config.name, rs, records, studytables.read(studytables.JUDGMENTS, study.judgments),
-                                cfg.min_submitted, judge)
-        except (PushError, studytables.TableError) as exc:
-            fail(str(exc))
-        console.print(f"adjudication: judge suggestions on {n} items with >= {cfg.min_submitted} submitted "
-                      "responses", highlight=False)
+    if done.adjudicated is not None:
+        console.print(f"adjudication: judge suggestions on {done.adjudicated} items with >= "
+                      f"{study.config.annotation.min_submitted} submitted responses", highlight=False)
     console.print(f"Argilla: {client.http_client.base_url}", highlight=False)
 
 
 @app.command()
 def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> None:
-    """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps), and
-    the pairwise comparisons, once pairs were pushed, into comparisons.parquet."""
+    """Pull every response into ratings.parquet and revisions.parquet (all statuses, with timestamps), the
+    pairwise comparisons into comparisons.parquet once pairs were pushed, and escalated items' responses into
+    ratings_escalated.parquet / revisions_escalated.parquet once items were escalated."""
     import studytables
-    from annotator.pairwise import pull_comparisons, read_pairs
-    from annotator.pull import PullError, pull as pull_tables, stale_items
-    from annotator.escalate import pull_escalated
-    from annotator.push import PushError, read_sample
-    from annotator.records import PAIR_MAP, RECORD_MAP, RecordMap, RecordMapError
+    from annotator.pull import PullError
+    from annotator.push import PushError
+    from annotator.records import RecordMapError
+    from annotator.study import pull_study
 
     study, rs, client = _annotation(study_dir)
-    comparisons = None
     try:
-        sample = read_sample(study.sample) if study.sample.exists() else None
-        ratings, revisions = pull_tables(client, study.config.name, rs, RecordMap(study.argilla_dir / RECORD_MAP),
-                                         sample, study.ratings, study.revisions)
-        if (study.argilla_dir / PAIR_MAP).exists():
-            comparisons = pull_comparisons(client, study.config.name, rs,
-                                           RecordMap(study.argilla_dir / PAIR_MAP, "pair_id"),
-                                           read_pairs(study.path(studytables.PAIRS.file)), read_sample(study.sample),
-                                           study.path(studytables.COMPARISONS.file))
+        pulled = pull_study(client, study.root, study.config.name, rs)
     except (PushError, PullError, RecordMapError) as exc:
         fail(str(exc))
+    ratings, revisions, stale = pulled.ratings, pulled.revisions, pulled.stale
     submitted = ratings[ratings["status"] == "submitted"]
     console.print(f"{study.ratings}: {len(ratings)} ratings ({len(submitted)} submitted) by "
                   f"{ratings['rater'].nunique()} annotators on {ratings['item_id'].nunique()} items", highlight=False)
     console.print(f"{study.revisions}: {len(revisions)} responses, "
                   f"{int(revisions['revised_response'].notna().sum())} with a revision", highlight=False)
-    try:
-        escalated = pull_escalated(client, study.config.name, rs, RecordMap(study.argilla_dir / RECORD_MAP), sample,
-                                   study.ratings_escalated, study.revisions_escalated)
-    except (PullError, RecordMapError) as exc:
-        fail(str(exc))
-    if escalated is not None:
-        console.print(f"{study.ratings_escalated}: {len(escalated[0])} ratings of escalated items "
-                      f"({int((escalated[0]['status'] == 'submitted').sum())} submitted)", highlight=False)
-    if comparisons is not None:
+    if pulled.escalated is not None:
+        escalated = pulled.escalated[0]
+        console.print(f"{study.ratings_escalated}: {len(escalated)} ratings of escalated items "
+                      f"({int((escalated['status'] == 'submitted').sum())} submitted)", highlight=False)
+    if pulled.comparisons is not None:
+        comparisons = pulled.comparisons
         console.print(f"{study.path(studytables.COMPARISONS.file)}: {len(comparisons)} comparisons by "
                       f"{comparisons['rater'].nunique()} annotators on {comparisons['pair_id'].nunique()} pairs",
                       highlight=False)
-    stale = [] if sample is None else stale_items(revisions, sample)
     if stale:
         err.print(f"[bold yellow]warning:[/] {len(stale)} items were rated on texts that differ from {study.sample} "
                   f"(e.g. {', '.join(map(repr, stale[:3]))}); their ratings and the judges' are about different texts: "
@@ -611,8 +611,10 @@ def escalate(
     from annotator.forms import FormOptions
     from annotator.push import PushError, read_sample
     from annotator.records import RECORD_MAP, RecordMap, RecordMapError
+    import pandas as pd
+
+    import rubrics
     from reports.decisions import decide_study
-    import studytables
 
     study = _study(study_dir)
     try:
@@ -633,7 +635,7 @@ def escalate(
     if dry:
         console.print(f"dry run: {len(items)} items would be escalated; nothing written or pushed", highlight=False)
         return
-    studytables.write(studytables.DECISIONS, d.table, study.decisions)
+    d.write(study.decisions)
     console.print(f"{study.decisions}: {len(d.table)} decisions, {len(items)} items escalated", highlight=False)
     study, rs, client = _annotation(study_dir)
     cfg = study.config.annotation

@@ -1,12 +1,15 @@
 """Calibration report: human-human and human-judge agreement, judge calibration, HTML/JSON/CSV.
 
-Entry points: :func:`build_report` (any long ratings table) and :func:`report_pariksha`
+Entry points: :func:`report_study` (a study directory), :func:`build_report` (any long ratings table) and :func:`report_pariksha`
 (straight from the PARIKSHA files); importers :func:`from_study`, :func:`read_long`,
 :func:`from_pariksha`.
 """
 
-from .build import build_report, report_pariksha
-from .config import ReportConfig
-from .ratings import ImportReport, from_pariksha, from_study, judgments_to_long, prepare, read_long
+import lazy_loader
 
-__all__ = ["ImportReport", "ReportConfig", "build_report", "from_pariksha", "from_study", "judgments_to_long", "prepare", "read_long", "report_pariksha"]
+# each name is imported from its module on first use: importing the package (or its config) stays light
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "build": ["REPORT_DIR", "build_report", "report_pariksha", "report_study"],
+    "config": ["ReportConfig"],
+    "ratings": ["ImportReport", "from_pariksha", "from_study", "judgments_to_long", "prepare", "read_long"],
+})

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
+import studytables
 from rubrics import RubricSet
 
 from .analysis import analyse, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
 from .html import render_html
-from .ratings import ImportReport, from_pariksha, prepare
+from .ratings import ImportReport, from_pariksha, from_study, prepare
+
+REPORT_DIR = Path(studytables.REPORT_CELLS.file).parent  # the study's report directory: report/
 
 
 def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Path, items: pd.DataFrame | None = None,
@@ -57,6 +60,20 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
            "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras}
     paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
     return paths
+
+
+def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig | None = None,
+                 out_dir: str | Path | None = None) -> tuple[dict[str, Path], ImportReport]:
+    """`kasauti report`: the report of a study directory from its ``sample.parquet``, ``ratings.parquet``
+    and ``judgments.parquet`` (either may be missing, not both), into `out_dir` (default ``<root>/report``)."""
+    root = Path(root)
+    sample = root / studytables.SAMPLE.file
+    if not sample.exists():
+        raise FileNotFoundError(f"{sample}: not found; run `kasauti sample {root}` first")
+    ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file)
+    imp = ImportReport(source=str(root))
+    paths = build_report(ratings, rubric_set, root / REPORT_DIR if out_dir is None else out_dir, items, imp, config)
+    return paths, imp
 
 
 def report_pariksha(root: str | Path, out_dir: str | Path, rubric_set: RubricSet, config: ReportConfig | None = None) -> tuple[dict[str, Path], ImportReport]:

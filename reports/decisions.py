@@ -63,6 +63,10 @@ class Decisions:
         t = self.table
         return sorted(set(t.loc[(t["decided_by"] == "humans") & t["human_consensus"].isna(), "item_id"]))
 
+    def write(self, path: str | Path) -> None:
+        """Write ``decisions.parquet`` (checked against its table definition, atomically)."""
+        studytables.write(studytables.DECISIONS, self.table, path)
+
 
 def _judge_confidence(judgments: pd.DataFrame, source: str, judge: str | None) -> tuple[str, pd.DataFrame]:
     if source not in SOURCES:

@@ -1,14 +1,13 @@
 """Data intake, validation and stratified length-binned sampling."""
 
-from .config import Columns, DataSource, Filters, SamplingConfig
-from .intake import Population, scan
-from .languages import UnknownLanguage, display_name, expected_script, normalise
-from .lengths import grapheme_length, grapheme_lengths
-from .sampler import SAMPLE_COLUMNS, SampleResult, allocate, draw, length_bins, save
-from .sources import SourceError
+import lazy_loader
 
-__all__ = [
-    "SAMPLE_COLUMNS", "Columns", "DataSource", "Filters", "Population", "SampleResult", "SamplingConfig",
-    "SourceError", "UnknownLanguage", "allocate", "display_name", "draw", "expected_script",
-    "grapheme_length", "grapheme_lengths", "length_bins", "normalise", "save", "scan",
-]
+# each name is imported from its module on first use: importing the package (or its config) stays light
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "config": ["Columns", "DataSource", "Filters", "SamplingConfig"],
+    "intake": ["Population", "scan"],
+    "languages": ["UnknownLanguage", "display_name", "expected_script", "normalise"],
+    "lengths": ["grapheme_length", "grapheme_lengths"],
+    "sampler": ["INTAKE_FILE", "SAMPLE_COLUMNS", "SampleResult", "allocate", "draw", "length_bins", "sample_study", "save"],
+    "sources": ["SourceError"],
+})

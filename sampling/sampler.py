@@ -35,6 +35,7 @@ from .intake import Population, Tally, mapped_columns, scan, split_conversation
 from .sources import SourceError, iter_chunks
 
 SAMPLE_COLUMNS = studytables.SAMPLE.names
+INTAKE_FILE = "intake.json"  # the intake summary, beside the sample in the study directory
 
 
 def length_bins(lengths: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -275,6 +276,16 @@ def save(result: SampleResult, sample_path: Path, strata_path: Path, intake_path
         raise SourceError(f"{result.intake['source']}: {_why_empty(result.intake)}; nothing sampled, see {intake_path}")
     studytables.write(studytables.SAMPLE, result.sample, sample_path)
     studytables.write(studytables.STRATA, result.strata, strata_path)
+
+
+def sample_study(root: str | Path, source: DataSource, data_path: str | Path, cfg: SamplingConfig,
+                 progress=None) -> SampleResult:
+    """`kasauti sample`: draw from `data_path` and write ``intake.json``, ``sample.parquet`` and
+    ``strata.parquet`` into the study directory `root` (see `save`); `progress(rows read)` while scanning."""
+    root = Path(root)
+    result = draw(source, Path(data_path), cfg, progress=progress)
+    save(result, root / studytables.SAMPLE.file, root / studytables.STRATA.file, root / INTAKE_FILE)
+    return result
 
 
 def _why_empty(intake: dict) -> str:

@@ -168,7 +168,10 @@ def _cast(col: Column, values: pa.ChunkedArray, where: str, parse: bool) -> pa.C
         return pa.chunked_array([pa.nulls(len(values), col.type)])
     if not _castable(source, col.type, parse):
         found = f"{source} without a time zone" if pa.types.is_timestamp(source) else type_name(source)
-        raise TableError(f"{where}: column {col.name!r}: expected {col.type_name}, found {found}")
+        rows = [(i, v) for i, v in enumerate(values.to_pylist(), 1) if v is not None]
+        row, value = next((r for r in rows if not _number_text(r[1])), rows[0])  # the first that is not even a number
+        raise TableError(f"{where}: column {col.name!r}: expected {col.type_name}, found {found} "
+                         f"(row {row}: {value!r})")
     try:
         return values.cast(col.type, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -179,6 +182,14 @@ def _cast(col: Column, values: pa.ChunkedArray, where: str, parse: bool) -> pa.C
                 raise TableError(f"{where}: row {row}, column {col.name!r}: expected {col.type_name}, "
                                  f"found {value!r}") from None
         raise
+
+
+def _number_text(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _unique(names: list, where: str) -> None:

@@ -23,6 +23,7 @@ import yaml
 from argilla._models._record._response import UserResponseModel
 
 import rubrics
+import studytables
 from annotator.adjudicate import adjudicate
 from annotator.forms import FormOptions, build_settings, dataset_name, level_text, render_conversation, slug
 from annotator.people import Roster, api_key_of, load_roster, provision, read_passwords
@@ -144,7 +145,8 @@ def test_provision_push_respond_pull_restart(study):
 
     # pull through the CLI: exactly those values, statuses kept
     kasauti("pull", str(root))
-    ratings, revisions = pd.read_parquet(root / "ratings.parquet"), pd.read_parquet(root / "revisions.parquet")
+    ratings = studytables.read(studytables.RATINGS, root / "ratings.parquet")
+    revisions = studytables.read(studytables.REVISIONS, root / "revisions.parquet")
     got = {(r.item_id, r.metric, r.rater, r.status): r.score for r in ratings.itertuples()}
     expect = {}
     for items, who, values, status in ((asha_hi, "asha", v1, "submitted"), (kavi_hi, "kavi", v1 | {"task_quality": 2}, "submitted"),
@@ -280,7 +282,7 @@ def test_external_url_by_configuration(study, tmp_path):
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert srv.api_key not in ok.stdout + ok.stderr
-    pd.testing.assert_frame_equal(pd.read_parquet(ext / "ratings.parquet"),
+    pd.testing.assert_frame_equal(studytables.read(studytables.RATINGS, ext / "ratings.parquet"),
                                   collect(owner(srv), STUDY, RS, rmap(root), pd.read_parquet(root / "sample.parquet"))[0])
     env["KASAUTI_TEST_ARGILLA_KEY"] = "not-a-key-" + srv.api_key[:4]
     bad = subprocess.run([sys.executable, "-m", "kasauti", "status", str(ext)], cwd=ROOT, env=env,
@@ -341,3 +343,32 @@ def test_interrupted_push_resumes(study, tmp_path):
     again = push(client, sample, RS, "resume", records, batch_size=2)
     assert [(d.added, d.unchanged) for d in again.datasets] == [(len(sample) - 2, 2)]
     assert sorted(records.item_of(r["external_id"]) for r in iter_records(client, ds.id)) == sorted(sample["item_id"])
+
+
+def test_python_api_provision_push_pull(study, tmp_path):
+    """The annotation commands from Python on a study directory: each writes its documented tables."""
+    import annotator
+    from annotator.config import AnnotationConfig
+
+    _, srv = study
+    client = owner(srv)
+    sample = make_sample(per_language=2)
+    studytables.write(studytables.SAMPLE, sample, tmp_path / studytables.SAMPLE.file)
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump({"annotators": [
+        {"username": "nila", "name": "Nila", "languages": sorted(sample["language"].unique())}]}))
+    cfg = AnnotationConfig(min_submitted=1, roster="team.yaml")
+    with pytest.raises(ValueError, match="judgments.parquet: no judgments"):
+        annotator.push_study(client, tmp_path, "pyapi", RS, cfg, adjudicate=True)
+    done = annotator.push_study(client, tmp_path, "pyapi", RS, cfg)
+    assert done.provision.users_created == ["nila"] and done.push.added == len(sample) and done.adjudicated is None
+    records = studytables.read(studytables.RECORDS, tmp_path / studytables.RECORDS.file)
+    assert sorted(records["item_id"]) == sorted(sample["item_id"])
+    hi = client.datasets(dataset_name("pyapi", "hi", "general"), workspace="hi")
+    values = {"linguistic_acceptability": 2, "task_quality": 1, "hallucination": 0}
+    rated = respond(as_user(srv, client, "nila"), hi.id, 1, values, "submitted")
+    pulled = annotator.pull_study(client, tmp_path, "pyapi", RS)
+    ratings = studytables.read(studytables.RATINGS, tmp_path / studytables.RATINGS.file)
+    revisions = studytables.read(studytables.REVISIONS, tmp_path / studytables.REVISIONS.file)
+    assert len(ratings) == len(pulled.ratings) == 3 and set(ratings["rater"]) == {"nila"}
+    assert list(revisions["item_id"]) == [rmap(tmp_path).item_of(r) for r in rated] and pulled.stale == []
+    assert dict(zip(ratings["metric"], ratings["score"])) == values

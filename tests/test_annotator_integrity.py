@@ -292,7 +292,7 @@ def test_bad_sample_is_one_clear_error(srv, tmp_path, damage):
         msg = one_line_error(kasauti(srv, command, str(study), code=2))
         assert str(path) in msg
         if damage == "length_bin":
-            assert "row 2, column 'length_bin': expected a length bin (an integer >= 1), got 'x'" in msg
+            assert "column 'length_bin': expected int8, found string (row 2: 'x')" in msg
         else:
             assert "not a Parquet file" in msg and "`kasauti sample` writes it" in msg
 
