@@ -243,7 +243,7 @@ def test_conform_checks_a_frame_in_memory():
     assert got["length_bin"].dtype.name == "Int8" and got["score"].tolist() == [1.0, 2.0]
     assert got["status"].isna().all()
     msg = _error(st.conform, st.RATINGS, df.assign(score=["1", "2"]), "PARIKSHA ratings")
-    assert msg == "PARIKSHA ratings: column 'score': expected float64, found string"
+    assert msg == "PARIKSHA ratings: column 'score': expected float64, found string (row 1: '1')"
 
 
 def test_a_column_given_twice(tmp_path):
