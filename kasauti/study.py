@@ -17,6 +17,7 @@ from reports.config import ReportConfig
 from rubrics.schema import unique_names
 from sampling.config import DataSource, SamplingConfig
 from sampling.sources import SourceError, detect_format, not_utf8
+from training.config import ExportConfig
 
 CONFIG_NAME = "kasauti.yaml"
 
@@ -86,6 +87,7 @@ class StudyConfig(BaseModel):
     report: ReportConfig = ReportConfig()
     judges: list[JudgeConfig] = []
     annotation: AnnotationConfig = AnnotationConfig()
+    export: ExportConfig | None = None
 
     @field_validator("judges")
     @classmethod
