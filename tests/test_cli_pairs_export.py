@@ -142,3 +142,20 @@ def test_push_to_hub_refusals_are_one_line_exit_2_and_keep_the_export(tmp_path):
     assert len(run.stderr.strip().splitlines()) == 1 and secret not in run.stdout + run.stderr
     assert re.search(r"export stays in \S*accepted", run.stderr)
     assert set(files(root / "export")) == set(before)
+
+
+def test_the_study_template_shows_an_export_section_that_validates_once_uncommented(tmp_path):
+    import rubrics
+    from kasauti.study import Study
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"id": "1", "language": "hi", "task": "qa", "prompt": "q", "response": "r"}\n', encoding="utf-8")
+    assert cli("init", tmp_path / "s", "--data", data).exit_code == 0
+    path = tmp_path / "s" / "kasauti.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# export:")
+    block = [line[2:] for line in lines[start:] if line.startswith("# ")]
+    path.write_text("\n".join(lines[:start] + block) + "\n", encoding="utf-8")
+    config = Study(path.parent).config.export
+    assert config is not None and len(config.accept) == 2 and config.judge is None
+    config.check(rubrics.load_rubric_set("pariksha"))
