@@ -193,7 +193,7 @@ REPORT_CELLS = Table("report_cells", "report/report.csv", "reports", "kasauti re
 
 # Planned tables (issues 9 and 10): defined here first, so their stages write them through this module.
 PAIRS = Table("pairs", "pairs.parquet", "sampling", "kasauti pairs",
-              "issue 9 (`sampling.pairs`; the command is wired later): one row per pair of responses to the same "
+              "issue 9 (`sampling.pairs`): one row per pair of responses to the same "
               "prompt by two source models (or two versions of one item: original vs boosted)", (
     Column("pair_id", S, "unique id of the pair (a hash of its items: the same sample gives the same ids)"),
     Column("prompt_id", S, "the prompt both responses answer: a hash of language, task, prompt, conversation, "
