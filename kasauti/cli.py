@@ -199,65 +199,6 @@ def pairs(
     console.print(f"wrote {path}", highlight=False)
 
 
-def _tally(frame: pd.DataFrame, column: str) -> str:
-    return ", ".join(f"{k}: {n}" for k, n in frame[column].value_counts().sort_index().items())
-
-
-@app.command("export")
-def export_cmd(
-    study_dir: Path = typer.Argument(..., help="The study directory (its sample, ratings and revisions)."),
-    repo: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO", help="Also upload the datasets to the "
-                                       "Hugging Face Hub as REPO-accepted and REPO-revisions (needs HF_TOKEN)."),
-) -> None:
-    """Export accepted items and revision pairs as Hugging Face datasets in STUDY_DIR/export (rule: `export:` in kasauti.yaml)."""
-    import rubrics
-    import studytables as st
-    from training.export import ExportError, NoAcceptedItems, export, push_to_hub
-
-    study = _study(study_dir)
-    try:
-        rs = rubrics.load_rubric_set(study.config.rubric, require_judge=False)
-    except rubrics.RubricError as exc:
-        fail(str(exc))
-    config = study.config.export
-    if config is None:
-        metric = rs.families[0].metrics[0]
-        fail(f"{study.config_path}: no `export:` section, so no acceptance rule; add one, e.g. `export: {{accept: "
-             f"[{{metric: {metric.name}, at_least: {metric.human.max:g}}}]}}` (README.md, 6. Export)")
-    try:
-        config.check(rs)
-    except ValueError as exc:
-        fail(f"{study.config_path}: {exc}")
-    try:
-        result = export(study.root, config, rs, study.config.name)
-    except NoAcceptedItems as exc:
-        fail(f"{exc}; nothing written (a previous export in {study.root / 'export'} is kept): relax the `export:` rule "
-             "in kasauti.yaml or pull more ratings")
-    except (ExportError, OSError) as exc:
-        fail(str(exc))
-    accepted = st.read(st.EXPORT_ACCEPTED, study.root / st.EXPORT_ACCEPTED.file)
-    console.print(f"{result.path / 'accepted'}: {result.accepted} accepted items; per language: "
-                  f"{_tally(accepted, 'language')}; decided by {_tally(accepted, 'decided_by')}", highlight=False)
-    if result.rejected:
-        console.print("  not accepted: " + "; ".join(f"{why}: {n}" for why, n in result.rejected.items()), highlight=False)
-    if result.revisions:
-        pairs = st.read(st.EXPORT_REVISIONS, study.root / st.EXPORT_REVISIONS.file)
-        console.print(f"{result.path / 'revisions'}: {result.revisions} revision pairs; per language: "
-                      f"{_tally(pairs, 'language')}; by source: {_tally(pairs, 'source')}", highlight=False)
-    if result.revisions_not_exported:
-        console.print("  revisions not exported: " + "; ".join(
-            f"{why}: {n}" for why, n in result.revisions_not_exported.items()), highlight=False)
-    for note in result.notes:
-        console.print(f"  note: {note}", highlight=False)
-    for name in ("accepted", "revisions") if repo else ():
-        if (result.path / name).is_dir():
-            try:
-                url = push_to_hub(result.path / name, f"{repo}-{name}")
-            except ExportError as exc:
-                fail(str(exc))
-            console.print(f"pushed {result.path / name} to {url}", highlight=False)
-
-
 @app.command()
 def demo(
     directory: Path = typer.Option(Path("kasauti-demo"), "--dir", help="Where to create the demo study."),
@@ -734,6 +675,65 @@ def escalate(
                       f"{ds.unchanged} unchanged", highlight=False)
     console.print(f"escalated to {escalation_study(study.config.name)}-<language>-<family>: {report.added} new items",
                   highlight=False)
+
+
+def _tally(frame: pd.DataFrame, column: str) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in frame[column].value_counts().sort_index().items())
+
+
+@app.command("export")
+def export_cmd(
+    study_dir: Path = typer.Argument(..., help="The study directory (its sample, ratings and revisions)."),
+    repo: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO", help="Also upload the datasets to the "
+                                       "Hugging Face Hub as REPO-accepted and REPO-revisions (needs HF_TOKEN)."),
+) -> None:
+    """Export accepted items and revision pairs as Hugging Face datasets in STUDY_DIR/export (rule: `export:` in kasauti.yaml)."""
+    import rubrics
+    import studytables as st
+    from training.export import ExportError, NoAcceptedItems, export, push_to_hub
+
+    study = _study(study_dir)
+    try:
+        rs = rubrics.load_rubric_set(study.config.rubric, require_judge=False)
+    except rubrics.RubricError as exc:
+        fail(str(exc))
+    config = study.config.export
+    if config is None:
+        metric = rs.families[0].metrics[0]
+        fail(f"{study.config_path}: no `export:` section, so no acceptance rule; add one, e.g. `export: {{accept: "
+             f"[{{metric: {metric.name}, at_least: {metric.human.max:g}}}]}}` (README.md, 6. Export)")
+    try:
+        config.check(rs)
+    except ValueError as exc:
+        fail(f"{study.config_path}: {exc}")
+    try:
+        result = export(study.root, config, rs, study.config.name)
+    except NoAcceptedItems as exc:
+        fail(f"{exc}; nothing written (a previous export in {study.root / 'export'} is kept): relax the `export:` rule "
+             "in kasauti.yaml or pull more ratings")
+    except (ExportError, OSError) as exc:
+        fail(str(exc))
+    accepted = st.read(st.EXPORT_ACCEPTED, study.root / st.EXPORT_ACCEPTED.file)
+    console.print(f"{result.path / 'accepted'}: {result.accepted} accepted items; per language: "
+                  f"{_tally(accepted, 'language')}; decided by {_tally(accepted, 'decided_by')}", highlight=False)
+    if result.rejected:
+        console.print("  not accepted: " + "; ".join(f"{why}: {n}" for why, n in result.rejected.items()), highlight=False)
+    if result.revisions:
+        pairs = st.read(st.EXPORT_REVISIONS, study.root / st.EXPORT_REVISIONS.file)
+        console.print(f"{result.path / 'revisions'}: {result.revisions} revision pairs; per language: "
+                      f"{_tally(pairs, 'language')}; by source: {_tally(pairs, 'source')}", highlight=False)
+    if result.revisions_not_exported:
+        console.print("  revisions not exported: " + "; ".join(
+            f"{why}: {n}" for why, n in result.revisions_not_exported.items()), highlight=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", highlight=False)
+    for name in ("accepted", "revisions") if repo else ():
+        if (result.path / name).is_dir():
+            try:
+                url = push_to_hub(result.path / name, f"{repo}-{name}")
+            except ExportError as exc:
+                fail(str(exc))
+            console.print(f"pushed {result.path / name} to {url}", highlight=False)
 
 
 def main() -> None:
