@@ -678,6 +678,7 @@ def escalate(
 
 
 def _tally(frame: pd.DataFrame, column: str) -> str:
+    """Rows per value of `column`: ``hi: 3, ta: 1``."""
     return ", ".join(f"{k}: {n}" for k, n in frame[column].value_counts().sort_index().items())
 
 

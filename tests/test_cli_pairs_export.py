@@ -54,7 +54,7 @@ def test_pairs_writes_pairs_parquet_from_a_sampled_study_and_prints_the_counts(t
     assert str(root / "pairs.parquet") in out
 
 
-def test_pairs_with_an_unknown_design_is_one_line_exit_2(tmp_path):
+def test_pairs_without_a_sample_or_with_an_unknown_design_is_one_line_exit_2(tmp_path):
     from kasauti.demo import demo_study
 
     root = demo_study(tmp_path / "demo").root
