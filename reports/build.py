@@ -13,7 +13,6 @@ from rubrics import RubricSet
 from .analysis import analyse, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
-from .html import render_html
 from .ratings import ImportReport, from_pariksha, prepare
 
 
@@ -48,6 +47,8 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
             "metrics": {m: {"measurement": s.measurement, "levels": s.human.values,
                             "labels": [lv.label for lv in s.human.levels], "title": s.title}
                         for m, s in specs.items() if m in present}}
+    from .html import render_html  # plotly: only when a page is written
+
     html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
     meta["n_charts"] = n_charts
     paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}

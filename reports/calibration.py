@@ -15,8 +15,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import KFold
 
 CALIBRATED_SUFFIX = " · calibrated"
 
@@ -38,6 +36,8 @@ def judge_input(rows: pd.DataFrame) -> pd.Series:
 
 def _fit_predict(x_tr, y_tr, x_te, levels: np.ndarray, monotone: bool) -> np.ndarray:
     if monotone:
+        from sklearn.isotonic import IsotonicRegression  # sklearn: only when a judge is calibrated
+
         pred = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x_tr, y_tr).predict(x_te)
         return levels[np.abs(pred[:, None] - levels[None, :]).argmin(1)]
     table = pd.DataFrame({"x": x_tr, "y": y_tr}).groupby("x")["y"].agg(lambda s: s.round().mode().iloc[0])
@@ -47,6 +47,8 @@ def _fit_predict(x_tr, y_tr, x_te, levels: np.ndarray, monotone: bool) -> np.nda
 
 def cross_validated(x: np.ndarray, y: np.ndarray, levels: np.ndarray, monotone: bool, folds: int, seed: int) -> np.ndarray:
     """Out-of-fold calibrated predictions (KFold over items)."""
+    from sklearn.model_selection import KFold
+
     pred = np.empty(len(x))
     splits = min(folds, len(x))
     for tr, te in KFold(splits, shuffle=True, random_state=seed).split(x):

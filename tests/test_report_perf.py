@@ -1,0 +1,61 @@
+"""The report at scale: statistics computed for many cells together, lazy heavy imports, a linear page."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports.agreement import Scale, analyse_cell, analyse_cells
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _same(a, b):
+    """Equal entries; floats to 1e-12 (sums over the same patterns in another order of summation)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, dict):
+            _same(x, y)
+        elif isinstance(x, float) and isinstance(y, float):
+            assert x == pytest.approx(y, rel=1e-12, abs=1e-12), key
+        else:
+            assert x == y, key
+
+
+@pytest.mark.parametrize("level,k", [("ordinal", 5), ("nominal", 3), ("nominal", 2)])
+def test_cells_together_equal_cells_one_by_one(level, k):
+    """analyse_cells over overlapping subsets (facet levels, tiny cells, cells with 1-3 humans per item)
+    gives exactly what analyse_cell gives on each subset in turn, bootstrap draws included."""
+    rng = np.random.default_rng(11)
+    n = 400
+    truth = rng.integers(0, k, n)
+    humans = np.zeros((n, k), int)
+    for i in range(n):
+        raters = rng.integers(0, 4)  # 0..3 human ratings
+        np.add.at(humans[i], np.clip(truth[i] + rng.integers(-1, 2, raters), 0, k - 1), 1)
+    judge = np.where(rng.random(n) < 0.15, -1, np.clip(truth + rng.integers(0, 2, n), 0, k - 1))
+    lang, task = rng.integers(0, 4, n), rng.integers(0, 3, n)
+    masks = [np.ones(n, bool), *(lang == v for v in range(4)), *(task == v for v in range(3)), np.arange(n) < 3,
+             humans.sum(1) == 3, rng.random(n) < 0.5]
+    scale = Scale(tuple(float(v) for v in range(k)), level)
+    together = analyse_cells(humans, judge, masks, scale, 200, np.random.default_rng(3), 10, 2)
+    one_rng = np.random.default_rng(3)
+    for mask, (stats, extras) in zip(masks, together):
+        alone_stats, alone_extras = analyse_cell(humans[mask], judge[mask], scale, 200, one_rng, 10, 2)
+        _same(stats, alone_stats)
+        assert extras == alone_extras
+
+
+def test_import_reports_loads_no_heavy_library():
+    """`import reports` (and the report's entry points) load neither sklearn, scipy, plotly nor openai."""
+    code = ("import sys, reports; from reports import build_report, prepare, read_long, ReportConfig; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'plotly', 'openai'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
