@@ -295,28 +295,44 @@ def analyse_cells(humans: np.ndarray, judge: np.ndarray, masks: list[np.ndarray]
     sums.update(fleiss)
     values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in _statistics(sums, scale, f.gwet_weights).items()}
     s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
-    return [_entries(values, s0, c, int(modal[c]), n_boot, min_items) for c in range(n_cells)]
+    ci, n_defined = _percentile_ci(np.vstack([arr[:, 1:] for arr in values.values()]))
+    per_stat = {stat: {"value": arr[:, 0].tolist(), "n": _n_items(stat, s0).astype(int).tolist(),
+                       "ci": ci[i * n_cells:(i + 1) * n_cells].tolist(), "defined": n_defined[i * n_cells:(i + 1) * n_cells].tolist()}
+                for i, (stat, arr) in enumerate(values.items())}
+    return [_entries(per_stat, s0, c, int(modal[c]), n_boot, min_items) for c in range(n_cells)]
 
 
-def _entries(values: dict[str, np.ndarray], s0: dict[str, np.ndarray], c: int, modal_m: int, n_boot: int,
+def _percentile_ci(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile 95% interval of each row's finite values (NaN where there are none), and how many there are."""
+    finite = np.isfinite(reps)
+    n_finite = finite.sum(1)
+    ci = np.full((len(reps), 2), np.nan)
+    full = n_finite == reps.shape[1]
+    if reps.shape[1] and full.any():
+        ci[full] = np.percentile(reps[full], [2.5, 97.5], axis=1).T
+    for r in np.flatnonzero(~full & (n_finite > 0)):
+        ci[r] = np.percentile(reps[r][finite[r]], [2.5, 97.5])
+    return ci, n_finite
+
+
+def _entries(per_stat: dict[str, dict[str, list]], s0: dict[str, np.ndarray], c: int, modal_m: int, n_boot: int,
              min_items: int) -> tuple[dict[str, dict], dict]:
-    """Cell ``c``'s statistic entries and extras from the statistics of all cells (C, 1 + n_boot)."""
+    """Cell ``c``'s statistic entries and extras: per statistic, every cell's value, n, CI and resamples where defined."""
     single = int(s0["single_consensus"][c])
     n_consensus = int(s0["table"][c].sum())
     out = {}
-    for stat, arr in values.items():
-        n = int(_n_items(stat, s0)[c])
-        point = float(arr[c, 0])
+    for stat, st in per_stat.items():
+        n, point = st["n"][c], st["value"][c]
         entry = {"value": None, "ci_low": None, "ci_high": None, "n_items": n, "small": n < min_items, "note": None}
         if not np.isfinite(point):
             entry["note"] = _reason(stat, n)
         else:
             entry["value"] = point
-            reps = arr[c, 1:][np.isfinite(arr[c, 1:])]
-            if len(reps):
-                entry["ci_low"], entry["ci_high"] = (float(x) for x in np.percentile(reps, [2.5, 97.5]))
-            if len(reps) < 0.9 * n_boot:
-                entry["note"] = f"CI from the {len(reps)} of {n_boot} resamples where it is defined"
+            defined = st["defined"][c]
+            if defined:
+                entry["ci_low"], entry["ci_high"] = st["ci"][c]
+            if defined < 0.9 * n_boot:
+                entry["note"] = f"CI from the {defined} of {n_boot} resamples where it is defined"
         if stat == "hh_fleiss" and entry["value"] is not None:
             entry["note"] = f"on the {n} items rated by exactly {modal_m} humans"
         if stat.startswith("hj_") and single and entry["value"] is not None:
