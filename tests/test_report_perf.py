@@ -59,3 +59,14 @@ def test_import_reports_loads_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_rubric_set_name_is_escaped_in_the_page(tmp_path):
+    """Every text from the input is escaped on the page, the rubric set's name too."""
+    import rubrics
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    rs = rubrics.load_rubric_set("pariksha").model_copy(update={"name": "<img src=x onerror=alert(1)>"})
+    page = build_report(synthetic(np.random.default_rng(2), n=40), rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
