@@ -11,7 +11,8 @@ show how the time grows with the number of cells.
 Each run is a fresh ``python`` process that imports ``reports``, reads the long ratings Parquet
 (``reports.read_long``) and calls ``reports.build_report`` (join, calibration, statistics, verdicts,
 HTML, JSON/CSV written), with the phases taken from ``reports.build``'s DEBUG log; the total is the
-process's wall time, interpreter start included. ``--cli`` also times ``kasauti report --ratings``
+process's wall time, interpreter start included; ``cpu`` is the process's CPU time (on a shared
+machine wall times grow with the load, CPU time much less). ``--cli`` also times ``kasauti report --ratings``
 (the command as users run it; its own imports belong to the CLI). Medians of ``--runs`` runs; the
 load average is printed before and after each shape.
 
@@ -65,6 +66,7 @@ table = reports.read_long(sys.argv[1])
 phases["read"] = time.perf_counter() - t1
 rs = rubrics.load_rubric_set(sys.argv[2], require_judge=False)
 reports.build_report(table, rs, sys.argv[3], config=reports.ReportConfig(n_boot=int(sys.argv[4])))
+phases["cpu (process)"] = time.process_time()
 print(json.dumps(phases))
 """
 

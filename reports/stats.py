@@ -42,6 +42,14 @@ def _total(x: np.ndarray) -> np.ndarray:
     return _sum(_sum(x, -1), -1)
 
 
+def _quad(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum_kl a_k w_kl b_l over the last axis of a, b (..., K), w a constant (K, K): K matrix-vector products."""
+    out = np.zeros(a.shape[:-1])
+    for k, row in enumerate(np.asarray(w, dtype=float)):
+        out += a[..., k] * (b @ row)
+    return out
+
+
 def _wsum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """sum_kl x_kl w_kl over the last two axes of x (..., K, K), w a constant (K, K): one matrix-vector product."""
     return x.reshape(x.shape[:-2] + (-1,)) @ np.asarray(w, dtype=float).ravel()
@@ -84,17 +92,24 @@ def krippendorff_delta2(marginals: np.ndarray, values: np.ndarray, level: str) -
     """
     n = np.asarray(marginals, dtype=float)
     k = n.shape[-1]
+    d = np.zeros(n.shape[:-1] + (k, k))
+    for (c, l), value in _delta2_pairs(n, values, level).items():
+        d[..., c, l] = d[..., l, c] = value
+    return d
+
+
+def _delta2_pairs(n: np.ndarray, values: np.ndarray, level: str) -> dict[tuple[int, int], np.ndarray | float]:
+    """delta^2_cl for each c < l (the function is symmetric and 0 for c = l): a number, or one per batch entry (ordinal)."""
+    k = n.shape[-1]
+    pairs = [(c, l) for c in range(k) for l in range(c + 1, k)]
     if level == "nominal":
-        return np.broadcast_to(1.0 - np.eye(k), n.shape[:-1] + (k, k))
+        return {p: 1.0 for p in pairs}
     if level == "interval":
         v = np.asarray(values, dtype=float)
-        return np.broadcast_to((v[:, None] - v[None, :]) ** 2, n.shape[:-1] + (k, k))
+        return {(c, l): float((v[c] - v[l]) ** 2) for c, l in pairs}
     if level == "ordinal":
-        cum = _cumsum(n, -1)
-        lo = np.minimum.outer(np.arange(k), np.arange(k))
-        hi = np.maximum.outer(np.arange(k), np.arange(k))
-        span = cum[..., hi] - cum[..., lo] + n[..., lo]  # sum_{g=lo..hi} n_g
-        return (span - (n[..., :, None] + n[..., None, :]) / 2) ** 2
+        cum = list(accumulate(np.moveaxis(n, -1, 0)))  # cum[g] = sum_{h <= g} n_h
+        return {(c, l): (cum[l] - cum[c] + n[..., c] - (n[..., c] + n[..., l]) / 2) ** 2 for c, l in pairs}
     raise ValueError(f"unknown level of measurement {level!r}: expected nominal, ordinal or interval")
 
 
@@ -126,9 +141,10 @@ def krippendorff_alpha(coincidence: np.ndarray, values: np.ndarray, level: str) 
     o = np.asarray(coincidence, dtype=float)
     nc = _sum(o, -1)
     n = _sum(nc, -1)
-    d = krippendorff_delta2(nc, values, level)
-    do = _total(o * d)
-    de = _total(nc[..., :, None] * nc[..., None, :] * d)
+    do, de = np.zeros(np.shape(n)), np.zeros(np.shape(n))
+    for (c, l), d in _delta2_pairs(nc, values, level).items():  # both (c, l) and (l, c); d = 0 on the diagonal
+        do += (o[..., c, l] + o[..., l, c]) * d
+        de += 2 * nc[..., c] * nc[..., l] * d
     with np.errstate(**_ERR):
         return np.where(de > 0, 1 - (n - 1) * do / de, np.nan)
 
@@ -141,10 +157,8 @@ def cohen_kappa(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
     t = np.asarray(table, dtype=float)
     n = _total(t)
     with np.errstate(**_ERR):
-        p = t / n[..., None, None]
-        expected = _sum(p, -1)[..., :, None] * _sum(p, -2)[..., None, :]
-        de = _wsum(expected, weights)
-        return np.where(de > 0, 1 - _wsum(p, weights) / de, np.nan)
+        de = _quad(_sum(t, -1) / n[..., None], weights, _sum(t, -2) / n[..., None])  # sum w_kl p_k+ p_+l
+        return np.where(de > 0, 1 - _wsum(t, weights) / n / de, np.nan)
 
 
 def gwet_ac_table(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -157,9 +171,8 @@ def gwet_ac_table(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
     q = t.shape[-1]
     n = _total(t)
     with np.errstate(**_ERR):
-        p = t / n[..., None, None]
-        pa = _wsum(p, weights)
-        pi = (_sum(p, -1) + _sum(p, -2)) / 2
+        pa = _wsum(t, weights) / n
+        pi = (_sum(t, -1) + _sum(t, -2)) / (2 * n[..., None])
         pe = weights.sum() / (q * (q - 1)) * _sum(pi * (1 - pi), -1)
         return np.where(n > 0, (pa - pe) / (1 - pe), np.nan)
 
@@ -220,7 +233,7 @@ def spearman_table(table: np.ndarray) -> np.ndarray:
         mx = _sum(r * x, -1) / n
         my = _sum(c * y, -1) / n
         dx, dy = x - mx[..., None], y - my[..., None]
-        cov = _total(t * dx[..., :, None] * dy[..., None, :])
+        cov = sum(dx[..., k] * _sum(t[..., k, :] * dy, -1) for k in range(t.shape[-1]))
         vx, vy = _sum(r * dx**2, -1), _sum(c * dy**2, -1)
         return np.where((vx > 0) & (vy > 0), cov / np.sqrt(vx * vy), np.nan)
 
@@ -232,16 +245,14 @@ def kendall_tau_b_table(table: np.ndarray) -> np.ndarray:
     n1, n2 = pairs tied on rows, columns.
     """
     t = np.asarray(table, dtype=float)
-    # below_right[k, l] = sum_{k' > k, l' > l} t; below_left[k, l] = sum_{k' > k, l' < l} t
-    suffix = np.flip(_cumsum(_cumsum(np.flip(t, (-2, -1)), -2), -1), (-2, -1))
-    below_right = np.zeros_like(t)
-    below_right[..., :-1, :-1] = suffix[..., 1:, 1:]
-    rows_below = np.flip(_cumsum(np.flip(t, -2), -2), -2)  # sum_{k' >= k}
-    prefix_cols = _cumsum(rows_below, -1)  # sum_{k' >= k, l' <= l}
-    below_left = np.zeros_like(t)
-    below_left[..., :-1, 1:] = prefix_cols[..., 1:, :-1]
-    conc = _total(t * below_right)
-    disc = _total(t * below_left)
+    k = t.shape[-1]
+    conc, disc = np.zeros(t.shape[:-2]), np.zeros(t.shape[:-2])
+    below = np.zeros(t.shape[:-1])  # below[l] = sum_{k' > row} t_k'l, built from the last row up
+    for row in range(k - 2, -1, -1):
+        below += t[..., row + 1, :]
+        upto = _cumsum(below, -1)  # sum_{l' <= l}
+        conc += _sum(t[..., row, :] * (upto[..., -1:] - upto), -1)  # pairs below and to the right
+        disc += _sum(t[..., row, :] * (upto - below), -1)  # below and to the left
     r, c = _sum(t, -1), _sum(t, -2)
     n = _sum(r, -1)
     n0 = n * (n - 1) / 2
