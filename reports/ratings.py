@@ -188,22 +188,39 @@ PARIKSHA_JUDGE = {"linguistic_acceptability": "linguistic_acceptability", "task_
 PARIKSHA_JUDGE_NAME = "gpt-4 (PARIKSHA)"
 
 
-def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportReport]:
+def pariksha_language(label: str, where: str) -> str:
+    """The sampler's code for a PARIKSHA language name ('bengali' -> 'bn'); a ValueError naming ``where`` if unknown."""
+    from sampling import UnknownLanguage, normalise
+
+    try:
+        return normalise(label)
+    except UnknownLanguage as exc:
+        raise ValueError(f"{where}: {exc}; expected a language name such as 'hindi'") from None
+
+
+def from_pariksha(root: str | Path, n_length_bins: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, ImportReport]:
     """The PARIKSHA round-1 files: human TSVs, judge JSONs, items from the responses files.
 
-    Length bins are quintiles of grapheme length per language x task over all responses, cut
-    exactly as the sampler cuts them (`sampling.length_bins`); an item's ``source_model`` is the
-    model that wrote the response. A score that is not one of the files' labels is passed on as
-    its text, for :func:`prepare` to exclude and name (file, row, column).
+    Languages are the sampler's codes (:func:`pariksha_language`). Length bins are quantiles of
+    grapheme length per language x task over all responses, cut exactly as the sampler cuts them
+    (`sampling.length_bins`), ``n_length_bins`` of them (default: the sampling config's
+    ``length_bins``); an item's ``source_model`` is the model that wrote the response. A score that
+    is not one of the files' labels is passed on as its text, for :func:`prepare` to exclude and
+    name (file, row, column).
     """
     from sampling import grapheme_lengths, length_bins
+    from sampling.config import SamplingConfig
     from sampling.pariksha import flatten_responses, item_id
 
     root = Path(root)
+    bins = n_length_bins or SamplingConfig().length_bins
     report = ImportReport(source=str(root))
     resp = flatten_responses(root)
+    codes = {label: pariksha_language(label, file) for label, file in
+             resp.drop_duplicates("language")[["language", "source_file"]].itertuples(index=False)}
+    resp["language"] = resp["language"].map(codes)
     resp["length"] = grapheme_lengths(pa.array(resp["response"].fillna(""), pa.string())).to_numpy()
-    resp["length_bin"] = resp.groupby(["language", "task"])["length"].transform(lambda s: length_bins(s.to_numpy(), 5)[0])
+    resp["length_bin"] = resp.groupby(["language", "task"])["length"].transform(lambda s: length_bins(s.to_numpy(), bins)[0])
     items = resp.rename(columns={"id": "item_id", "model": "source_model"})[ITEM_COLUMNS + ["source_model"]]
     rows, mislabelled = [], []
     item_language = dict(zip(items["item_id"], items["language"]))
@@ -216,7 +233,10 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}")
         ids = [item_id(p, m) for p, m in zip(df["prompt_id"], df["model"])]
-        file_language = path.name.split("_")[0]
+        try:
+            file_language = pariksha_language(path.name.split("_")[0], path)
+        except ValueError:  # a file name without a known language: every row is reported as mislabelled below
+            file_language = path.name.split("_")[0]
         langs = pd.Series([item_language.get(i) for i in ids]).dropna()
         if (langs != file_language).any():
             found = ", ".join(f"{k} ({v} rows)" for k, v in langs[langs != file_language].value_counts().items())
