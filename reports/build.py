@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+import studytables
 from rubrics import RubricSet
+from studytables import REPORT_CELLS
 
 from .analysis import analyse, verdicts
 from .calibration import calibrate
@@ -72,7 +74,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
     with _phase("write"):
         paths["html"].write_text(html, encoding="utf-8")
-        cells.to_csv(paths["csv"], index=False)
+        studytables.write(REPORT_CELLS, cells, paths["csv"])
         doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
                "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras}
         paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -21,11 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import studytables
 from rubrics import RubricSet
+from studytables import JUDGMENTS, RATINGS, SAMPLE
 
 LONG_COLUMNS = ["item_id", "metric", "rater", "rater_kind", "score", "raw_score", "probs", "model",
                 "prompt_version", "language", "task", "length_bin", "status", "source_model"]
-REQUIRED = ["item_id", "metric", "rater", "rater_kind", "score"]
+REQUIRED = RATINGS.required
 ITEM_COLUMNS = ["item_id", "language", "task", "length_bin"]
 WHERE = ["_file", "_row"]  # set by the importers: each rating's source file and 1-based row there
 N_EXAMPLES = 5
@@ -117,13 +119,11 @@ def read_long(path: str | Path) -> pd.DataFrame:
     return _located(df, path)
 
 
-def _parquet(path: str | Path, columns: list[str] | None = None, optional: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet table (``columns`` plus those of ``optional`` it has); a ValueError naming the file
-    when it cannot be read as one."""
+def _parquet(path: str | Path) -> pd.DataFrame:
+    """A Parquet table as it is (an import: its values are checked, counted and excluded by :func:`prepare`);
+    a ValueError naming the file when it cannot be read as one."""
     try:
-        if columns is not None and optional:
-            columns = columns + [c for c in optional if c in pq.read_schema(path).names]
-        return pd.read_parquet(path, columns=columns)
+        return pd.read_parquet(path)
     except (OSError, pa.ArrowException) as exc:
         raise ValueError(f"{path}: cannot read as Parquet ({exc})") from None
 
@@ -148,15 +148,18 @@ def _utf8(path: Path) -> str:
 
 
 def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A study's own tables: items from sample.parquet (with ``source_model`` when it has one), humans
-    from ratings.parquet, judges from judgments.parquet (rows with status ``ok``; judge scale ->
-    ``raw_score``, mapped -> ``score``)."""
-    items = _parquet(sample, ITEM_COLUMNS, optional=("source_model",))
+    """A study's own tables, read and checked through :mod:`studytables`: items from sample.parquet
+    (with ``source_model`` when it has one), humans from ratings.parquet, judges from
+    judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``)."""
+    items = studytables.read(SAMPLE, sample, columns=ITEM_COLUMNS)
+    if "source_model" in pq.read_schema(sample).names:  # samples written before it was recorded lack it
+        items["source_model"] = studytables.read(SAMPLE, sample, columns=["source_model"])["source_model"]
     parts = []
     if ratings is not None and Path(ratings).exists():
-        parts.append(_located(_parquet(ratings), ratings))
+        parts.append(_located(studytables.read(RATINGS, ratings, columns=[c for c in LONG_COLUMNS if c in RATINGS.names]), ratings))
     if judgments is not None and Path(judgments).exists():
-        parts.append(judgments_to_long(_parquet(judgments), judgments))
+        need = ["judge", "model", "prompt_hash", "item_id", "metric", "score", "human_score", "probs", "status", "repeat"]
+        parts.append(judgments_to_long(studytables.read(JUDGMENTS, judgments, columns=need), judgments))
     if not parts:
         raise FileNotFoundError(f"no ratings: neither {ratings} nor {judgments} exists")
     return pd.concat(parts, ignore_index=True), items

@@ -221,5 +221,5 @@ def test_unreadable_source_files_are_named(tmp_path):
     with pytest.raises(ValueError, match=rf"{judge}: entry 1 has no 'prompt_id'"):
         from_pariksha(root)
     (tmp_path / "sample.parquet").write_text("junk")
-    with pytest.raises(ValueError, match=rf"{tmp_path / 'sample.parquet'}: cannot read as Parquet"):
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'sample.parquet'}: not a Parquet file .*; write it again"):
         from_study(tmp_path / "sample.parquet", None, None)

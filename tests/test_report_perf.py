@@ -70,3 +70,30 @@ def test_rubric_set_name_is_escaped_in_the_page(tmp_path):
     rs = rubrics.load_rubric_set("pariksha").model_copy(update={"name": "<img src=x onerror=alert(1)>"})
     page = build_report(synthetic(np.random.default_rng(2), n=40), rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_study_tables_are_read_through_their_schema(tmp_path):
+    """from_study reads sample/ratings/judgments through studytables: a missing column is named as such."""
+    import pandas as pd
+
+    from reports import from_study
+
+    pd.DataFrame({"item_id": ["i1"], "language": "hi", "length_bin": [1]}).to_parquet(tmp_path / "sample.parquet")
+    pd.DataFrame({"item_id": ["i1"], "metric": "task_quality", "rater": "a", "rater_kind": "human",
+                  "score": [1.0]}).to_parquet(tmp_path / "ratings.parquet")
+    with pytest.raises(ValueError, match=r"sample.parquet: missing column\(s\) \[.task.\]; sample.parquet needs"):
+        from_study(tmp_path / "sample.parquet", tmp_path / "ratings.parquet", None)
+
+
+def test_report_csv_is_written_through_its_schema(tmp_path):
+    """report.csv is studytables' REPORT_CELLS table: it reads back through the schema with its types."""
+    import rubrics
+    import studytables
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    paths = build_report(synthetic(np.random.default_rng(2), n=40), rubrics.load_rubric_set("pariksha"), tmp_path,
+                         config=ReportConfig(n_boot=10))
+    cells = studytables.read(studytables.REPORT_CELLS, paths["csv"])
+    assert cells["small"].dtype == bool and cells["calibrated"].dtype == bool and cells["n_items"].dtype == "int64"
+    assert list(cells.columns) == studytables.REPORT_CELLS.names
