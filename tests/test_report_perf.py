@@ -97,3 +97,37 @@ def test_report_csv_is_written_through_its_schema(tmp_path):
     cells = studytables.read(studytables.REPORT_CELLS, paths["csv"])
     assert cells["small"].dtype == bool and cells["calibrated"].dtype == bool and cells["n_items"].dtype == "int64"
     assert list(cells.columns) == studytables.REPORT_CELLS.names
+
+
+def _sklearn_cross_validated(x, y, levels, folds, seed):
+    """The reference: scikit-learn's KFold and IsotonicRegression, rounded to the nearest level."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.model_selection import KFold
+
+    pred = np.empty(len(x))
+    for tr, te in KFold(min(folds, len(x)), shuffle=True, random_state=seed).split(x):
+        p = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x[tr], y[tr]).predict(x[te])
+        pred[te] = levels[np.abs(p[:, None] - levels[None, :]).argmin(1)]
+    return pred
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_calibration_equals_scikit_learn_isotonic_regression(seed):
+    """Out-of-fold isotonic calibration equals scikit-learn's (same folds, same fit), without importing it."""
+    from reports.calibration import cross_validated
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 300))
+    x = rng.integers(0, 5, n).astype(float) + (rng.random(n) * 0.5 if seed % 2 else 0)  # ties, or expected scores
+    y = np.clip(x / 2 + rng.normal(0, 0.7, n), 0, 2).round(1)
+    levels = np.array([0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(cross_validated(x, y, levels, True, 5, seed), _sklearn_cross_validated(x, y, levels, 5, seed))
+
+
+def test_calibrating_does_not_import_scikit_learn():
+    code = ("import sys, numpy as np; from reports.calibration import cross_validated; "
+            "x = np.arange(40.0) % 5; cross_validated(x, x / 2, np.array([0.0, 1.0, 2.0]), True, 5, 0); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
