@@ -16,7 +16,7 @@ machine wall times grow with the load, CPU time much less). ``--cli`` also times
 (the command as users run it; its own imports belong to the CLI). Medians of ``--runs`` runs; the
 load average is printed before and after each shape.
 
-usage: python benchmarks/bench_report.py [--shape 77k updesh sweep] [--runs 3] [--cli]
+usage: python benchmarks/bench_report.py [--shape 77k updesh sweep] [--runs 3] [--cli] [--sweep-metrics 5 10 25]
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--shape", nargs="+", default=["77k", "updesh", "sweep"], choices=["77k", "updesh", "sweep"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cli", action="store_true", help="also time `kasauti report --ratings` as a whole")
+    ap.add_argument("--sweep-metrics", type=int, nargs="+", default=[5, 10, 25], help="metrics per sweep point")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.shape:
@@ -153,7 +154,7 @@ def main() -> None:
                 bench(name, SHAPES[name], args.runs, args.cli, Path(tmp))
                 continue
             rows = []
-            for metrics in (5, 10, 25):
+            for metrics in args.sweep_metrics:
                 med = bench(f"updesh-{metrics}-metrics", {**SHAPES["updesh"], "metrics": metrics}, args.runs, False, Path(tmp))
                 rows.append((metrics * 2 * SHAPES["updesh"]["judges"] * 35, med["total (process)"], med["statistics"]))
             print("\ncells, total s, statistics s, statistics ms per cell:")
