@@ -284,15 +284,19 @@ def analyse_cells(humans: np.ndarray, judge: np.ndarray, masks: list[np.ndarray]
             weights[c, 1:, present] = rng.multinomial(n_items, counts[present] / n_items, size=n_boot).T
         pairable = f.m[present]
         modal[c] = _modal(pairable[pairable > 0]) if (pairable > 0).any() else 0
-    flat_w = weights.reshape(n_cells * n_rows, n_pat)
-    sums = _sums(f.parts, flat_w)
-    fleiss = {name: np.zeros((n_cells * n_rows,) + arr.shape[1:]) for name, arr in f.fleiss.items()}
-    for m in np.unique(modal):  # Fleiss' kappa: items rated by the cell's most common number of humans
-        rows = np.repeat(modal == m, n_rows)
+    # Fleiss' kappa: items rated by the cell's most common number of humans; one set of parts per such number
+    moduses = [int(m) for m in np.unique(modal)]
+    parts = dict(f.parts)
+    for m in moduses:
         on = (f.m == m) & (f.m > 0)
-        for name, part in _sums({k: v * (on if v.ndim == 1 else on[:, None]) for k, v in f.fleiss.items()}, flat_w[rows]).items():
-            fleiss[name][rows] = part
-    sums.update(fleiss)
+        parts.update({f"{name}@{m}": v * (on if v.ndim == 1 else on[:, None]) for name, v in f.fleiss.items()})
+    sums = _sums(parts, weights.reshape(n_cells * n_rows, n_pat))
+    cell_modal = np.repeat(modal, n_rows)
+    for name in f.fleiss:
+        sums[name] = sums.pop(f"{name}@{moduses[0]}")
+        for m in moduses[1:]:
+            rows = cell_modal == m
+            sums[name][rows] = sums.pop(f"{name}@{m}")[rows]
     values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in _statistics(sums, scale, f.gwet_weights).items()}
     s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
     ci, n_defined = _percentile_ci(np.vstack([arr[:, 1:] for arr in values.values()]))

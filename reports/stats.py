@@ -38,8 +38,8 @@ def _cumsum(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _total(x: np.ndarray) -> np.ndarray:
-    """Sum over the last two axes."""
-    return _sum(_sum(x, -1), -1)
+    """Sum over the last two axes: one matrix-vector product."""
+    return x.reshape(x.shape[:-2] + (-1,)) @ np.ones(x.shape[-2] * x.shape[-1])
 
 
 def _quad(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
