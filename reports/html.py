@@ -66,7 +66,7 @@ class _Charts:
         self.count = 0
 
     def add(self, fig: go.Figure, caption: str) -> str:
-        fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
+        fig.update_layout(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
         div = pio.to_html(fig, full_html=False, include_plotlyjs=self.count == 0,
                           config={"displaylogo": False, "responsive": True}, div_id=f"chart-{self.count}")
         self.count += 1
@@ -78,7 +78,16 @@ def _ac(meta: dict, metric: str) -> str:
 
 
 def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg) -> tuple[str, int]:
-    """The report page and the number of charts in it."""
+    """The report page and the number of charts in it, in plotly's 'plotly_white' template."""
+    before = pio.templates.default
+    pio.templates.default = "plotly_white"  # once for all figures: a template set per figure is deep-copied each time
+    try:
+        return _page(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
+    finally:
+        pio.templates.default = before
+
+
+def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg) -> tuple[str, int]:
     charts = _Charts()
     metrics = list(meta["metrics"])
     judges = sorted(j for j in cells["judge"].unique() if j and not j.endswith(CALIBRATED_SUFFIX))

@@ -131,3 +131,15 @@ def test_calibrating_does_not_import_scikit_learn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_figures_use_the_white_template_and_leave_plotlys_default_alone(tmp_path):
+    import plotly.io as pio
+    import rubrics
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    before = pio.templates.default
+    page = build_report(synthetic(np.random.default_rng(2), n=40), rubrics.load_rubric_set("pariksha"), tmp_path,
+                        config=ReportConfig(n_boot=0))["html"].read_text()
+    assert page.count('"plot_bgcolor":"white"') >= 5 and pio.templates.default == before
