@@ -63,7 +63,18 @@ def _item_arrays(rows: pd.DataFrame, scale: Scale):
 
 def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 0, min_items: int = 10,
             consensus_min_humans: int = 1) -> tuple[list[dict], list[dict]]:
-    """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras."""
+    """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras.
+
+    BLAS runs on one thread here: its products are small, and extra threads only wait for cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        return _analyse(ratings, specs, n_boot, seed, min_items, consensus_min_humans)
+
+
+def _analyse(ratings: pd.DataFrame, specs: dict, n_boot: int, seed: int, min_items: int,
+             consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
     rng = np.random.default_rng(seed)
     rows_out, extras_out = [], []
     by_metric = dict(tuple(ratings.groupby("metric", sort=False)))
