@@ -107,7 +107,9 @@ def run_once(ratings: Path, rubric_path: Path, out: Path, n_boot: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", DRIVER, str(ratings), str(rubric_path), str(out), str(n_boot)],
-                          capture_output=True, text=True, env=env, check=True)
+                          capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"the report failed:\n{done.stderr[-3000:]}")
     phases = json.loads(done.stdout.strip().splitlines()[-1])
     phases["total (process)"] = time.perf_counter() - start
     return phases

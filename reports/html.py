@@ -237,7 +237,8 @@ def _overview(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) 
 
 def _confusion(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict) -> str:
     rows = [je[(je["metric"] == m) & (je["facet"] == "overall")].iloc[0] for m in metrics]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics],
+                        horizontal_spacing=min(0.08, 0.5 / max(len(metrics) - 1, 1)))  # plotly: at most 1 / (cols - 1)
     ns = []
     for i, (m, r) in enumerate(zip(metrics, rows), start=1):
         labels = [f"{v} {lab}" for v, lab in zip(meta["metrics"][m]["levels"], meta["metrics"][m]["labels"])]

@@ -143,3 +143,22 @@ def test_figures_use_the_white_template_and_leave_plotlys_default_alone(tmp_path
     page = build_report(synthetic(np.random.default_rng(2), n=40), rubrics.load_rubric_set("pariksha"), tmp_path,
                         config=ReportConfig(n_boot=0))["html"].read_text()
     assert page.count('"plot_bgcolor":"white"') >= 5 and pio.templates.default == before
+
+
+def test_report_with_many_metrics_builds(tmp_path):
+    """A rubric of 25 metrics (Updesh-sized) gets its page: the confusion-matrix panels fit side by side."""
+    import pandas as pd
+    from reports import ReportConfig, build_report
+    from rubrics import RubricSet
+
+    scale = {"levels": [{"value": v, "label": f"l{v}", "anchor": f"level {v}"} for v in range(3)]}
+    metrics = [{"name": f"m{i:02d}", "title": f"metric {i}", "description": "d", "measurement": "ordinal", "human": scale}
+               for i in range(25)]
+    rs = RubricSet.model_validate({"name": "many", "version": "1", "title": "t", "description": "d", "source": "s",
+                                   "guidelines": "g", "families": [{"name": "all", "title": "all", "tasks": ["*"], "metrics": metrics}]})
+    rng = np.random.default_rng(0)
+    rows = [(f"i{i}", m["name"], rater, kind, float(rng.integers(0, 3)), "bn", "qa", 1)
+            for i in range(12) for m in metrics for rater, kind in (("h1", "human"), ("h2", "human"), ("j", "judge"))]
+    df = pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"])
+    page = build_report(df, rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
+    assert "metric 24" in page
