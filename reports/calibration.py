@@ -93,7 +93,7 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
         levels = np.array(spec.human.values, dtype=float)
         monotone = spec.measurement == "ordinal" or len(levels) == 2
         target = human_mean.get(metric, pd.Series(dtype=float))
-        jr = jr[jr["item_id"].isin(target.index)]
+        jr = jr[target.index.get_indexer(jr["item_id"]) >= 0]  # (faster than isin on arrow strings)
         if len(jr) < min_items:
             info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(jr),
                          "method": None, "note": f"not calibrated: only {len(jr)} items with a judge score and a human rating (need {min_items})"})
