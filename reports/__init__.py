@@ -2,7 +2,7 @@
 
 Entry points: :func:`report_study` (a study directory), :func:`build_report` (any long ratings table) and :func:`report_pariksha`
 (straight from the PARIKSHA files); importers :func:`from_study`, :func:`read_long`,
-:func:`from_pariksha`.
+:func:`from_pariksha`. Each is imported on first use, so ``import reports`` stays cheap.
 """
 
 import lazy_loader

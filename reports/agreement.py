@@ -85,7 +85,11 @@ def consensus(counts: np.ndarray, level: str, min_humans: int = 1) -> np.ndarray
 
 
 class PatternFeatures:
-    """Per-pattern additive quantities (see module doc) for one cell."""
+    """Per-pattern additive quantities (see module doc) for the patterns of a set of items.
+
+    The Fleiss parts depend on each cell's most common number of human raters, so they are
+    summed per cell in :func:`analyse_cells` (:attr:`fleiss`, masked by :attr:`m`).
+    """
 
     def __init__(self, humans: np.ndarray, judge: np.ndarray, scale: Scale, consensus_min_humans: int = 1):
         k = scale.k
@@ -108,8 +112,6 @@ class PatternFeatures:
             pi = np.where((m > 0)[:, None], h / m[:, None], 0.0)
             jh_agree = np.where(both, (h * ej).sum(-1) / m, 0.0)
         gw = np.eye(k) if scale.level == "nominal" else S.gwet_ordinal_weights(k)
-        modal_m = _modal(m[pair]) if pair.any() else 0
-        fleiss_mask = (m == modal_m) & pair
         pair_agree = S.gwet_item_agreement(h, np.eye(k))
         gwet_pa = S.gwet_item_agreement(h, gw)
         self.parts = {
@@ -119,11 +121,9 @@ class PatternFeatures:
             "gwet_pa": gwet_pa,
             "pi": pi,
             "n_rated": (m > 0).astype(float),
-            "fleiss_p": np.where(fleiss_mask, pair_agree, 0.0),
-            "fleiss_cat": h * fleiss_mask[:, None],
-            "n_fleiss": fleiss_mask.astype(float),
             "table": table,
             "with_judge": S.item_coincidences(h + ej) * has_j[:, None, None],
+            "n_with_judge": (has_j & (m >= 1)).astype(float),
             "sub_coinc": sub,
             "hh_coinc_both": hh * both[:, None, None],
             "n_both": both.astype(float),
@@ -134,20 +134,23 @@ class PatternFeatures:
             "single_consensus": (has_t & (m == 1)).astype(float),
             "human_dist": h,
             "judge_dist": ej,
+            "n_items": np.ones(len(h)),
         }
-        self.modal_m = int(modal_m)
+        self.fleiss = {"fleiss_p": pair_agree, "fleiss_cat": h, "n_fleiss": np.ones(len(h))}
+        self.m = np.where(pair, m, 0).astype(int)  # human ratings per pattern; 0 where not pairable
         self.gwet_weights = gw
 
-    def sums(self, weights: np.ndarray) -> dict[str, np.ndarray]:
-        """Weighted sums over patterns: weights (B, P) -> each part with a leading B axis (one matmul)."""
-        flat = np.hstack([arr.reshape(arr.shape[0], -1) for arr in self.parts.values()])
-        total = weights @ flat
-        out, start = {}, 0
-        for name, arr in self.parts.items():
-            size = int(np.prod(arr.shape[1:], dtype=int))
-            out[name] = total[:, start:start + size].reshape((weights.shape[0],) + arr.shape[1:])
-            start += size
-        return out
+
+def _sums(parts: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Weighted sums over patterns: weights (N, P) -> each part with a leading N axis (one matmul)."""
+    flat = np.hstack([arr.reshape(arr.shape[0], -1) for arr in parts.values()])
+    total = weights @ flat
+    out, start = {}, 0
+    for name, arr in parts.items():
+        size = int(np.prod(arr.shape[1:], dtype=int))
+        out[name] = total[:, start:start + size].reshape((weights.shape[0],) + arr.shape[1:])
+        start += size
+    return out
 
 
 def _modal(m: np.ndarray) -> int:
@@ -218,14 +221,12 @@ def _basis(stat: str) -> tuple[str, str]:
     return _BASIS["both"]
 
 
-def _n_items(stat: str, s0: dict[str, np.ndarray], f: PatternFeatures, counts: np.ndarray) -> int:
+def _n_items(stat: str, s0: dict[str, np.ndarray]) -> np.ndarray:
+    """Items behind ``stat`` in each cell (leading axis of ``s0``)."""
     key, _ = _basis(stat)
     if key == "table":
-        return int(s0["table"].sum())
-    if key == "with_judge":
-        has = f.parts["with_judge"].sum((-2, -1)) > 0
-        return int(counts[has].sum())
-    return int(s0[key].sum())
+        return s0["table"].sum((-2, -1))
+    return s0["n_with_judge" if key == "with_judge" else key]
 
 
 def _reason(stat: str, n: int) -> str:
@@ -248,38 +249,96 @@ def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: in
     Returns ({stat: {value, ci_low, ci_high, n_items, small, note}}, extras) where extras
     holds the confusion matrix, score distributions and how many consensus items rest on one human.
     """
-    rows = np.column_stack([humans, judge + 1]).astype(np.int64)
+    return analyse_cells(humans, judge, [np.ones(len(humans), bool)], scale, n_boot, rng, min_items, consensus_min_humans)[0]
+
+
+def _patterns(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows (ordered by the last column, then the one before, ...) and each row's index among them."""
     base = int(rows.max(initial=0)) + 1  # one int64 key per pattern (mixed radix), far faster than unique(axis=0)
     if base ** rows.shape[1] < 2**62:
-        _, first, counts = np.unique(rows @ base ** np.arange(rows.shape[1], dtype=np.int64), return_index=True, return_counts=True)
-        uniq = rows[first]
-    else:
-        uniq, counts = np.unique(rows, axis=0, return_counts=True)
+        _, first, inverse = np.unique(rows @ base ** np.arange(rows.shape[1], dtype=np.int64), return_index=True,
+                                      return_inverse=True)
+        return rows[first], inverse.ravel()
+    uniq, inverse = np.unique(rows[:, ::-1], axis=0, return_inverse=True)
+    return uniq[:, ::-1], inverse.ravel()
+
+
+def analyse_cells(humans: np.ndarray, judge: np.ndarray, masks: list[np.ndarray], scale: Scale, n_boot: int,
+                  rng: np.random.Generator, min_items: int = 10, consensus_min_humans: int = 1) -> list[tuple[dict[str, dict], dict]]:
+    """:func:`analyse_cell` for each item subset in ``masks`` (boolean over the items), computed together.
+
+    The patterns' quantities are computed once for all cells, and one matrix product sums them for
+    every cell and resample; the bootstrap draws are those of calling :func:`analyse_cell` per mask in order.
+    """
+    uniq, inverse = _patterns(np.column_stack([humans, judge + 1]).astype(np.int64))
     f = PatternFeatures(uniq[:, :-1], uniq[:, -1] - 1, scale, consensus_min_humans)
-    n_items = int(counts.sum())
-    probs = counts / n_items
-    boot = rng.multinomial(n_items, probs, size=n_boot) if n_boot else np.empty((0, len(counts)))
-    weights = np.vstack([counts[None, :], boot]).astype(float)
-    sums = f.sums(weights)
-    values = _statistics(sums, scale, f.gwet_weights)
-    s0 = {name: arr[0] for name, arr in sums.items()}
-    single = int(s0["single_consensus"])
+    n_pat, n_cells, n_rows = len(uniq), len(masks), n_boot + 1
+    weights = np.zeros((n_cells, n_rows, n_pat))
+    modal = np.zeros(n_cells, int)
+    for c, mask in enumerate(masks):
+        counts = np.bincount(inverse[np.asarray(mask)], minlength=n_pat)
+        present = np.flatnonzero(counts)
+        n_items = int(counts.sum())
+        weights[c, 0] = counts
+        if n_boot:
+            weights[c, 1:, present] = rng.multinomial(n_items, counts[present] / n_items, size=n_boot).T
+        pairable = f.m[present]
+        modal[c] = _modal(pairable[pairable > 0]) if (pairable > 0).any() else 0
+    # Fleiss' kappa: items rated by the cell's most common number of humans; one set of parts per such number
+    moduses = [int(m) for m in np.unique(modal)]
+    parts = dict(f.parts)
+    for m in moduses:
+        on = (f.m == m) & (f.m > 0)
+        parts.update({f"{name}@{m}": v * (on if v.ndim == 1 else on[:, None]) for name, v in f.fleiss.items()})
+    sums = _sums(parts, weights.reshape(n_cells * n_rows, n_pat))
+    cell_modal = np.repeat(modal, n_rows)
+    for name in f.fleiss:
+        sums[name] = sums.pop(f"{name}@{moduses[0]}")
+        for m in moduses[1:]:
+            rows = cell_modal == m
+            sums[name][rows] = sums.pop(f"{name}@{m}")[rows]
+    values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in _statistics(sums, scale, f.gwet_weights).items()}
+    s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
+    ci, n_defined = _percentile_ci(np.vstack([arr[:, 1:] for arr in values.values()]))
+    per_stat = {stat: {"value": arr[:, 0].tolist(), "n": _n_items(stat, s0).astype(int).tolist(),
+                       "ci": ci[i * n_cells:(i + 1) * n_cells].tolist(), "defined": n_defined[i * n_cells:(i + 1) * n_cells].tolist()}
+                for i, (stat, arr) in enumerate(values.items())}
+    return [_entries(per_stat, s0, c, int(modal[c]), n_boot, min_items) for c in range(n_cells)]
+
+
+def _percentile_ci(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile 95% interval of each row's finite values (NaN where there are none), and how many there are."""
+    finite = np.isfinite(reps)
+    n_finite = finite.sum(1)
+    ci = np.full((len(reps), 2), np.nan)
+    full = n_finite == reps.shape[1]
+    if reps.shape[1] and full.any():
+        ci[full] = np.percentile(reps[full], [2.5, 97.5], axis=1).T
+    for r in np.flatnonzero(~full & (n_finite > 0)):
+        ci[r] = np.percentile(reps[r][finite[r]], [2.5, 97.5])
+    return ci, n_finite
+
+
+def _entries(per_stat: dict[str, dict[str, list]], s0: dict[str, np.ndarray], c: int, modal_m: int, n_boot: int,
+             min_items: int) -> tuple[dict[str, dict], dict]:
+    """Cell ``c``'s statistic entries and extras: per statistic, every cell's value, n, CI and resamples where defined."""
+    single = int(s0["single_consensus"][c])
+    n_consensus = int(s0["table"][c].sum())
     out = {}
-    for stat, arr in values.items():
-        n = _n_items(stat, s0, f, counts)
-        point = float(arr[0])
+    for stat, st in per_stat.items():
+        n, point = st["n"][c], st["value"][c]
         entry = {"value": None, "ci_low": None, "ci_high": None, "n_items": n, "small": n < min_items, "note": None}
         if not np.isfinite(point):
             entry["note"] = _reason(stat, n)
         else:
             entry["value"] = point
-            reps = arr[1:][np.isfinite(arr[1:])]
-            if len(reps):
-                entry["ci_low"], entry["ci_high"] = (float(x) for x in np.percentile(reps, [2.5, 97.5]))
-            if len(reps) < 0.9 * n_boot:
-                entry["note"] = f"CI from the {len(reps)} of {n_boot} resamples where it is defined"
+            defined = st["defined"][c]
+            if defined:
+                entry["ci_low"], entry["ci_high"] = st["ci"][c]
+            if defined < 0.9 * n_boot:
+                entry["note"] = f"CI from the {defined} of {n_boot} resamples where it is defined"
         if stat == "hh_fleiss" and entry["value"] is not None:
-            entry["note"] = f"on the {n} items rated by exactly {f.modal_m} humans"
+            entry["note"] = f"on the {n} items rated by exactly {modal_m} humans"
         if stat.startswith("hj_") and single and entry["value"] is not None:
             entry["note"] = (entry["note"] + "; " if entry["note"] else "") + (
                 f"{n - single} of {n} items have a consensus of >= 2 humans; on {single} it is one human's rating")
@@ -287,11 +346,11 @@ def analyse_cell(humans: np.ndarray, judge: np.ndarray, scale: Scale, n_boot: in
             entry["note"] = (entry["note"] + "; " if entry["note"] else "") + f"only {n} items: too few to say much"
         out[stat] = entry
     extras = {
-        "confusion": s0["table"].astype(int).tolist(),
-        "human_dist": s0["human_dist"].astype(int).tolist(),
-        "judge_dist": s0["judge_dist"].astype(int).tolist(),
-        "n_items": n_items,
+        "confusion": s0["table"][c].astype(int).tolist(),
+        "human_dist": s0["human_dist"][c].astype(int).tolist(),
+        "judge_dist": s0["judge_dist"][c].astype(int).tolist(),
+        "n_items": int(s0["n_items"][c]),
         "consensus_single_human": single,
-        "consensus_two_or_more": int(s0["table"].sum()) - single,
+        "consensus_two_or_more": n_consensus - single,
     }
     return out, extras

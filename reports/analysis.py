@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .agreement import Scale, analyse_cell
+from .agreement import Scale, analyse_cells
 from .calibration import CALIBRATED_SUFFIX
 from .config import ReportConfig
 
@@ -63,7 +63,18 @@ def _item_arrays(rows: pd.DataFrame, scale: Scale):
 
 def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 0, min_items: int = 10,
             consensus_min_humans: int = 1) -> tuple[list[dict], list[dict]]:
-    """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras."""
+    """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras.
+
+    BLAS runs on one thread here: its products are small, and extra threads only wait for cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        return _analyse(ratings, specs, n_boot, seed, min_items, consensus_min_humans)
+
+
+def _analyse(ratings: pd.DataFrame, specs: dict, n_boot: int, seed: int, min_items: int,
+             consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
     rng = np.random.default_rng(seed)
     rows_out, extras_out = [], []
     by_metric = dict(tuple(ratings.groupby("metric", sort=False)))
@@ -78,19 +89,19 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
         for facet in FACETS[1:]:
             codes, names = pd.factorize(items[facet], sort=True)
             facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
+        cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
         for judge in judges:
             j = np.full(len(items), -1)
             if judge is not None:
                 sel = judge_rows & (rater_code == rater_names.get_loc(judge))
                 j[idx[sel]] = cat[sel]
-            for facet in FACETS:
-                for level, mask in facet_levels[facet]:
-                    stats, extras = analyse_cell(counts[mask], j[mask], scale, n_boot, rng, min_items, consensus_min_humans)
-                    key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
-                           "facet": facet, "level": str(level)}
-                    extras_out.append({**key, **extras})
-                    for stat, e in stats.items():
-                        rows_out.append({**key, "statistic": stat, **e})
+            results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
+            for (facet, level, _), (stats, extras) in zip(cells, results):
+                key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
+                       "facet": facet, "level": str(level)}
+                extras_out.append({**key, **extras})
+                for stat, e in stats.items():
+                    rows_out.append({**key, "statistic": stat, **e})
     return rows_out, extras_out
 
 

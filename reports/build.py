@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,14 +13,24 @@ import pandas as pd
 
 import studytables
 from rubrics import RubricSet
+from studytables import REPORT_CELLS
 
 from .analysis import analyse, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
-from .html import render_html
 from .ratings import ImportReport, from_pariksha, from_study, prepare
 
 REPORT_DIR = Path(studytables.REPORT_CELLS.file).parent  # the study's report directory: report/
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _phase(name: str):
+    """Log the phase's wall time at DEBUG level (``benchmarks/bench_report.py`` reads it)."""
+    start = time.perf_counter()
+    yield
+    log.debug("phase %s: %.3f s", name, time.perf_counter() - start)
 
 
 def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Path, items: pd.DataFrame | None = None,
@@ -29,7 +42,8 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory; give a directory for the report (it is created if missing)")
-    clean, imp = prepare(ratings, rubric_set, items, import_report)
+    with _phase("join"):
+        clean, imp = prepare(ratings, rubric_set, items, import_report)
     imp.check_invalid_share(cfg.max_excluded_share)
     if not imp.counts["ratings read"]:
         raise ValueError(f"{imp.source}: no ratings (the table has no rows)")
@@ -38,12 +52,15 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
                          "check the input against the rubric set")
     specs = rubric_set.metrics
-    cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
-                              cfg.calibration_folds, cfg.seed)
-    rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items,
-                           cfg.consensus_min_humans)
-    cells = pd.DataFrame(rows)
-    verdict_rows = verdicts(cells, extras, cfg)
+    with _phase("calibration"):
+        cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
+                                  cfg.calibration_folds, cfg.seed)
+    with _phase("statistics"):
+        rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items,
+                               cfg.consensus_min_humans)
+        cells = pd.DataFrame(rows)
+    with _phase("verdicts"):
+        verdict_rows = verdicts(cells, extras, cfg)
     out.mkdir(parents=True, exist_ok=True)
     present = set(clean["metric"].unique())
     meta = {"title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -51,14 +68,18 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
             "metrics": {m: {"measurement": s.measurement, "levels": s.human.values,
                             "labels": [lv.label for lv in s.human.levels], "title": s.title}
                         for m, s in specs.items() if m in present}}
-    html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
+    with _phase("html"):
+        from .html import render_html  # plotly: only when a page is written
+
+        html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
     meta["n_charts"] = n_charts
     paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
-    paths["html"].write_text(html, encoding="utf-8")
-    cells.to_csv(paths["csv"], index=False)
-    doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
-           "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras}
-    paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    with _phase("write"):
+        paths["html"].write_text(html, encoding="utf-8")
+        studytables.write(REPORT_CELLS, cells, paths["csv"])
+        doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
+               "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras}
+        paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
     return paths
 
 

@@ -15,8 +15,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import KFold
 
 CALIBRATED_SUFFIX = " · calibrated"
 
@@ -38,18 +36,43 @@ def judge_input(rows: pd.DataFrame) -> pd.Series:
 
 def _fit_predict(x_tr, y_tr, x_te, levels: np.ndarray, monotone: bool) -> np.ndarray:
     if monotone:
-        pred = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x_tr, y_tr).predict(x_te)
+        pred = _isotonic(x_tr, y_tr, x_te)
         return levels[np.abs(pred[:, None] - levels[None, :]).argmin(1)]
     table = pd.DataFrame({"x": x_tr, "y": y_tr}).groupby("x")["y"].agg(lambda s: s.round().mode().iloc[0])
     fallback = pd.Series(y_tr).round().mode().iloc[0]
     return np.array([table.get(v, fallback) for v in x_te], dtype=float)
 
 
+def _isotonic(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
+    """The non-decreasing least-squares fit of y on x (items with equal x pooled), at x_te: linear between the
+    fitted points, clipped outside them (scikit-learn's IsotonicRegression(out_of_bounds="clip"), without
+    its import and per-call checks)."""
+    from scipy.optimize import isotonic_regression
+
+    ux, inverse = np.unique(x_tr, return_inverse=True)
+    weight = np.bincount(inverse).astype(float)
+    fit = isotonic_regression(np.bincount(inverse, weights=y_tr) / weight, weights=weight).x
+    return np.interp(x_te, ux, fit)
+
+
+def _folds(n: int, k: int, seed: int):
+    """(train, test) index arrays of k folds over n items, shuffled by ``seed``: scikit-learn's
+    ``KFold(k, shuffle=True, random_state=seed)`` splits."""
+    order = np.random.RandomState(seed).permutation(n)
+    sizes = np.full(k, n // k)
+    sizes[: n % k] += 1
+    start = 0
+    for size in sizes:
+        test = np.zeros(n, bool)
+        test[order[start:start + size]] = True
+        start += size
+        yield np.flatnonzero(~test), np.flatnonzero(test)
+
+
 def cross_validated(x: np.ndarray, y: np.ndarray, levels: np.ndarray, monotone: bool, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold calibrated predictions (KFold over items)."""
+    """Out-of-fold calibrated predictions (k folds over items)."""
     pred = np.empty(len(x))
-    splits = min(folds, len(x))
-    for tr, te in KFold(splits, shuffle=True, random_state=seed).split(x):
+    for tr, te in _folds(len(x), min(folds, len(x)), seed):
         pred[te] = _fit_predict(x[tr], y[tr], x[te], levels, monotone)
     return pred
 
@@ -70,7 +93,7 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
         levels = np.array(spec.human.values, dtype=float)
         monotone = spec.measurement == "ordinal" or len(levels) == 2
         target = human_mean.get(metric, pd.Series(dtype=float))
-        jr = jr[jr["item_id"].isin(target.index)]
+        jr = jr[target.index.get_indexer(jr["item_id"]) >= 0]  # (faster than isin on arrow strings)
         if len(jr) < min_items:
             info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(jr),
                          "method": None, "note": f"not calibrated: only {len(jr)} items with a judge score and a human rating (need {min_items})"})

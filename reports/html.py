@@ -48,7 +48,7 @@ def _glossary(meta: dict, cfg) -> list[tuple[str, str]]:
     return [(term, text.format(**fill)) for term, text in EXPLAIN]
 
 
-def _cell(e: pd.Series | None, digits: int = 2) -> str:
+def _cell(e: dict | None, digits: int = 2) -> str:
     if e is None:
         return "<td class='nc'>-</td>"
     if e["value"] is None or pd.isna(e["value"]):
@@ -66,7 +66,7 @@ class _Charts:
         self.count = 0
 
     def add(self, fig: go.Figure, caption: str) -> str:
-        fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
+        fig.update_layout(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
         div = pio.to_html(fig, full_html=False, include_plotlyjs=self.count == 0,
                           config={"displaylogo": False, "responsive": True}, div_id=f"chart-{self.count}")
         self.count += 1
@@ -78,24 +78,35 @@ def _ac(meta: dict, metric: str) -> str:
 
 
 def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg) -> tuple[str, int]:
-    """The report page and the number of charts in it."""
+    """The report page and the number of charts in it, in plotly's 'plotly_white' template."""
+    before = pio.templates.default
+    pio.templates.default = "plotly_white"  # once for all figures: a template set per figure is deep-copied each time
+    try:
+        return _page(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
+    finally:
+        pio.templates.default = before
+
+
+def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg) -> tuple[str, int]:
     charts = _Charts()
     metrics = list(meta["metrics"])
     judges = sorted(j for j in cells["judge"].unique() if j and not j.endswith(CALIBRATED_SUFFIX))
     ex = pd.DataFrame(extras)
     warning = [f"<p class='warning'><b>Warning.</b> {_html.escape(imp.warning)}. See <a href='#input'>input checks</a>.</p>"] if imp.warning else []
     body = [f"<h1>{_html.escape(meta['title'])}</h1>", *warning,
-            f"<p class='meta'>Rubric set {meta['rubric_set']}; created {meta['created']}; "
+            f"<p class='meta'>Rubric set {_html.escape(meta['rubric_set'])}; created {meta['created']}; "
             f"{imp.counts.get('items rated', 0)} items rated, {imp.counts.get('human ratings used', 0)} human and "
             f"{imp.counts.get('judge ratings used', 0)} judge ratings used; {cfg.n_boot} bootstrap resamples over items per figure.</p>",
             "<p>This report answers one question: <b>for which metrics and languages can an LLM judge stand in for native "
             "speakers, and where must humans stay?</b> Start with the verdicts; every later section shows the evidence. "
             "Terms are explained at the end (<a href='#glossary'>glossary</a>).</p>"]
     body.append(_verdict_section(verdict_rows, meta, cfg))
+    by_judge = dict(tuple(cells.groupby("judge", sort=False)))
+    by_judge_extras = dict(tuple(ex.groupby("judge", sort=False)))
     for judge in judges:
-        jc = cells[cells["judge"] == judge]
-        cc = cells[cells["judge"] == judge + CALIBRATED_SUFFIX]
-        je = ex[ex["judge"] == judge]
+        jc = _JudgeCells(by_judge[judge])
+        cc = _JudgeCells(by_judge.get(judge + CALIBRATED_SUFFIX, cells.iloc[:0]))
+        je = by_judge_extras[judge]
         body.append(f"<h2>Judge: {_html.escape(judge)}</h2>")
         body.append(_overview(charts, jc, metrics, meta))
         body.append(_confusion(charts, je, metrics, meta))
@@ -106,7 +117,7 @@ def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdic
         body.append(_calibration(charts, jc, cc, metrics, meta, [c for c in cal_info if c["judge"] == judge]))
     if not judges:
         body.append("<h2>Humans only</h2><p>No judge ratings were given; only human-human agreement is shown.</p>")
-        body.append(_overview(charts, cells[cells["judge"] == ""], metrics, meta))
+        body.append(_overview(charts, _JudgeCells(cells[cells["judge"] == ""]), metrics, meta))
     body.append(_import_section(imp))
     body.append("<h2 id='glossary'>Glossary: how to read the figures</h2><dl>"
                 + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in _glossary(meta, cfg)) + "</dl>"
@@ -143,14 +154,14 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
                    "after calibration (95% CI), all on the n items with a judge score and at least two human ratings; what a verdict "
                    "other than the rule's tests rests on, and any note, follow (hover a cell for both).</p><table><tr><th>metric</th>"
                    + "".join(f"<th>{_html.escape(lang)}</th>" for lang in langs) + "</tr>")
+        by_cell = {(r["metric"], r["language"]): r for r in jd.to_dict("records")}
         for metric in meta["metrics"]:
             tds = []
             for lang in langs:
-                r = jd[(jd["metric"] == metric) & (jd["language"] == lang)]
-                if r.empty:
+                r = by_cell.get((metric, lang))
+                if r is None:
                     tds.append("<td class='nc'>-</td>")
                     continue
-                r = r.iloc[0]
                 cal = "" if r["delta_alpha_calibrated"] is None else f" / {fmt(r['delta_alpha_calibrated'])}"
                 ci = r["delta_alpha_ci"]
                 why = _html.escape("; ".join(filter(None, [r["basis"], r["note"]])), quote=True)
@@ -168,26 +179,36 @@ def _verdict_section(rows: list[dict], meta: dict, cfg) -> str:
     return "".join(out)
 
 
-def _ci_bar(e: pd.Series | None) -> tuple[float, float]:
+def _ci_bar(e: dict | None) -> tuple[float, float]:
     """Error-bar lengths (below, above) of a cell's value; 0 where there is no value or no CI."""
     if e is None or any(e[k] is None or pd.isna(e[k]) for k in ("value", "ci_low", "ci_high")):
         return 0.0, 0.0
     return e["value"] - e["ci_low"], e["ci_high"] - e["value"]
 
 
-def _get(cells: pd.DataFrame, metric: str, stat: str, facet: str = "overall", level: str = "all") -> pd.Series | None:
-    r = cells[(cells["metric"] == metric) & (cells["statistic"] == stat) & (cells["facet"] == facet) & (cells["level"] == level)]
-    return r.iloc[0] if len(r) else None
+class _JudgeCells:
+    """One judge's statistic rows, looked up by (metric, statistic, facet, level) in constant time."""
+
+    def __init__(self, cells: pd.DataFrame):
+        self.empty = cells.empty
+        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in cells.to_dict("records")}
+        self._levels = {facet: sorted(levels.unique()) for facet, levels in cells.groupby("facet")["level"]}
+
+    def get(self, metric: str, stat: str, facet: str = "overall", level: str = "all") -> dict | None:
+        return self._rows.get((metric, stat, facet, level))
+
+    def levels(self, facet: str) -> list[str]:
+        return self._levels.get(facet, [])
 
 
-def _overview(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict) -> str:
+def _overview(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) -> str:
     fig = go.Figure()
     titles = [meta["metrics"][m]["title"] for m in metrics]
     ns = []
     for key, (label, colour) in SERIES.items():
         ys, lo, hi, text = [], [], [], []
         for m in metrics:
-            e = _get(jc, m, _ac(meta, m) if key == "ac" else key)
+            e = jc.get(m, _ac(meta, m) if key == "ac" else key)
             ok = e is not None and e["value"] is not None and not pd.isna(e["value"])
             ys.append(e["value"] if ok else None)
             minus, plus = _ci_bar(e)
@@ -207,7 +228,7 @@ def _overview(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict)
                f"(between {min(ns, default=0)} and {max(ns, default=0)} items).")
     table = ["<table><tr><th>statistic</th>" + "".join(f"<th>{_html.escape(t)}</th>" for t in titles) + "</tr>"]
     for stat, label in GLOSSARY.items():
-        row = [_get(jc, m, stat) for m in metrics]
+        row = [jc.get(m, stat) for m in metrics]
         if any(r is not None for r in row):
             table.append(f"<tr><th style='text-align:left'>{label}</th>" + "".join(_cell(r) for r in row) + "</tr>")
     table.append("</table>")
@@ -216,7 +237,8 @@ def _overview(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict)
 
 def _confusion(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict) -> str:
     rows = [je[(je["metric"] == m) & (je["facet"] == "overall")].iloc[0] for m in metrics]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics],
+                        horizontal_spacing=min(0.08, 0.5 / max(len(metrics) - 1, 1)))  # plotly: at most 1 / (cols - 1)
     ns = []
     for i, (m, r) in enumerate(zip(metrics, rows), start=1):
         labels = [f"{v} {lab}" for v, lab in zip(meta["metrics"][m]["levels"], meta["metrics"][m]["labels"])]
@@ -234,8 +256,8 @@ def _confusion(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict
     return "<h3>Confusion matrices</h3>" + charts.add(fig, caption)
 
 
-def _heatmap(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict, facet: str, name: str) -> str:
-    levels = sorted(jc.loc[jc["facet"] == facet, "level"].unique())
+def _heatmap(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict, facet: str, name: str) -> str:
+    levels = jc.levels(facet)
     if not levels:
         return ""
     ylabels, z, text = [], [], []
@@ -245,7 +267,7 @@ def _heatmap(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict, 
             ylabels.append(f"{meta['metrics'][m]['title']}: {SERIES[key][0]}")
             zr, tr = [], []
             for lvl in levels:
-                e = _get(jc, m, stat, facet, lvl)
+                e = jc.get(m, stat, facet, lvl)
                 ok = e is not None and e["value"] is not None and not pd.isna(e["value"])
                 zr.append(e["value"] if ok else None)
                 tr.append((f"{e['value']:.2f}" if ok else "n/c") + (f"<br>n={int(e['n_items'])}" if e is not None else "") + ("*" if e is not None and e["small"] else ""))
@@ -278,8 +300,8 @@ def _distributions(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: 
     return "<h3>Human vs judge score distributions</h3>" + charts.add(fig, caption)
 
 
-def _length(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict) -> str:
-    levels = sorted(jc.loc[jc["facet"] == "length_bin", "level"].unique(), key=lambda s: int(s) if s.isdigit() else 99)
+def _length(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) -> str:
+    levels = sorted(jc.levels("length_bin"), key=lambda s: int(s) if s.isdigit() else 99)
     if not levels:
         return "<h3>Agreement by length quintile</h3><p>No length bins were given for the items.</p>"
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
@@ -287,7 +309,7 @@ def _length(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict) -
     for i, m in enumerate(metrics, start=1):
         for key in ("hh_alpha", "alpha_judge_sub", "ac"):
             stat = _ac(meta, m) if key == "ac" else key
-            es = [_get(jc, m, stat, "length_bin", lvl) for lvl in levels]
+            es = [jc.get(m, stat, "length_bin", lvl) for lvl in levels]
             ys = [e["value"] if e is not None and e["value"] is not None and not pd.isna(e["value"]) else None for e in es]
             ns += [int(e["n_items"]) for e in es if e is not None and key == "alpha_judge_sub"]
             fig.add_scatter(x=[f"Q{lvl}" for lvl in levels], y=ys, mode="lines+markers", name=SERIES[key][0], line_color=SERIES[key][1],
@@ -299,15 +321,15 @@ def _length(charts: _Charts, jc: pd.DataFrame, metrics: list[str], meta: dict) -
     return "<h3>Agreement by length quintile</h3>" + charts.add(fig, caption)
 
 
-def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: list[str], meta: dict, info: list[dict]) -> str:
+def _calibration(charts: _Charts, jc: _JudgeCells, cc: _JudgeCells, metrics: list[str], meta: dict, info: list[dict]) -> str:
     if cc.empty:
         notes = "".join(f"<li>{_html.escape(i['metric'])}: {_html.escape(i['note'])}</li>" for i in info)
         return f"<h3>Calibration</h3><p>No calibrated judge was fitted.</p><ul>{notes}</ul>"
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
     for i, m in enumerate(metrics, start=1):
-        levels = ["all"] + sorted(jc.loc[jc["facet"] == "language", "level"].unique())
+        levels = ["all"] + jc.levels("language")
         for name, src, colour in (("before", jc, "#90a4ae"), ("after calibration", cc, "#fb8c00")):
-            es = [_get(src, m, _ac(meta, m), "overall" if lvl == "all" else "language", lvl) for lvl in levels]
+            es = [src.get(m, _ac(meta, m), "overall" if lvl == "all" else "language", lvl) for lvl in levels]
             ok = [e is not None and e["value"] is not None and not pd.isna(e["value"]) for e in es]
             fig.add_bar(x=levels, y=[e["value"] if k else None for e, k in zip(es, ok)], name=name, marker_color=colour,
                         showlegend=i == 1, row=1, col=i,
@@ -322,11 +344,11 @@ def _calibration(charts: _Charts, jc: pd.DataFrame, cc: pd.DataFrame, metrics: l
     before_after = ["<p>Agreement with the human consensus before &rarr; after calibration (n items):</p><table><tr><th>metric</th><th>language</th>"
                     + "".join(f"<th>{GLOSSARY[s].replace('judge vs human consensus: ', '')}</th>" for s in CAL_STATS) + "</tr>"]
     for m in metrics:
-        for lvl in ["all"] + sorted(jc.loc[jc["facet"] == "language", "level"].unique()):
+        for lvl in ["all"] + jc.levels("language"):
             facet = "overall" if lvl == "all" else "language"
             tds = []
             for stat in CAL_STATS:
-                b, a = _get(jc, m, stat, facet, lvl), _get(cc, m, stat, facet, lvl)
+                b, a = jc.get(m, stat, facet, lvl), cc.get(m, stat, facet, lvl)
                 tds.append("<td>-</td>" if b is None or a is None else
                            f"<td>{fmt(b['value'])} &rarr; <b>{fmt(a['value'])}</b><br><small>n={int(a['n_items'])}</small></td>")
             before_after.append(f"<tr><td>{_html.escape(meta['metrics'][m]['title'])}</td><td>{_html.escape(lvl)}</td>{''.join(tds)}</tr>")

@@ -21,11 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import studytables
 from rubrics import RubricSet
+from studytables import JUDGMENTS, RATINGS, SAMPLE
 
 LONG_COLUMNS = ["item_id", "metric", "rater", "rater_kind", "score", "raw_score", "probs", "model",
                 "prompt_version", "language", "task", "length_bin", "status", "source_model"]
-REQUIRED = ["item_id", "metric", "rater", "rater_kind", "score"]
+REQUIRED = RATINGS.required
 ITEM_COLUMNS = ["item_id", "language", "task", "length_bin"]
 WHERE = ["_file", "_row"]  # set by the importers: each rating's source file and 1-based row there
 N_EXAMPLES = 5
@@ -117,13 +119,11 @@ def read_long(path: str | Path) -> pd.DataFrame:
     return _located(df, path)
 
 
-def _parquet(path: str | Path, columns: list[str] | None = None, optional: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet table (``columns`` plus those of ``optional`` it has); a ValueError naming the file
-    when it cannot be read as one."""
+def _parquet(path: str | Path) -> pd.DataFrame:
+    """A Parquet table as it is (an import: its values are checked, counted and excluded by :func:`prepare`);
+    a ValueError naming the file when it cannot be read as one."""
     try:
-        if columns is not None and optional:
-            columns = columns + [c for c in optional if c in pq.read_schema(path).names]
-        return pd.read_parquet(path, columns=columns)
+        return pd.read_parquet(path)
     except (OSError, pa.ArrowException) as exc:
         raise ValueError(f"{path}: cannot read as Parquet ({exc})") from None
 
@@ -148,18 +148,28 @@ def _utf8(path: Path) -> str:
 
 
 def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A study's own tables: items from sample.parquet (with ``source_model`` when it has one), humans
-    from ratings.parquet, judges from judgments.parquet (rows with status ``ok``; judge scale ->
-    ``raw_score``, mapped -> ``score``)."""
-    items = _parquet(sample, ITEM_COLUMNS, optional=("source_model",))
+    """A study's own tables, read and checked through :mod:`studytables`: items from sample.parquet
+    (with ``source_model`` when it has one), humans from ratings.parquet, judges from
+    judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``)."""
+    items = _study_table(SAMPLE, sample, ITEM_COLUMNS, optional=["source_model"])
     parts = []
     if ratings is not None and Path(ratings).exists():
-        parts.append(_located(_parquet(ratings), ratings))
+        parts.append(_located(studytables.read(RATINGS, ratings, columns=[c for c in LONG_COLUMNS if c in RATINGS.names]), ratings))
     if judgments is not None and Path(judgments).exists():
-        parts.append(judgments_to_long(_parquet(judgments), judgments))
+        need = ["judge", "model", "prompt_hash", "item_id", "metric", "score", "human_score", "status"]
+        parts.append(judgments_to_long(_study_table(JUDGMENTS, judgments, need, optional=["probs", "repeat"]), judgments))
     if not parts:
         raise FileNotFoundError(f"no ratings: neither {ratings} nor {judgments} exists")
     return pd.concat(parts, ignore_index=True), items
+
+
+def _study_table(table: studytables.Table, path: str | Path, columns: list[str], optional: list[str]) -> pd.DataFrame:
+    """`studytables.read` of ``columns`` and those of ``optional`` the file has (tables written by older versions lack them)."""
+    try:
+        present = pq.read_schema(path).names
+    except (OSError, pa.ArrowException):
+        present = []  # studytables.read names the problem
+    return studytables.read(table, path, columns=columns + [c for c in optional if c in present])
 
 
 def judgments_to_long(j: pd.DataFrame, path: str | Path = "judgments.parquet") -> pd.DataFrame:
@@ -188,22 +198,39 @@ PARIKSHA_JUDGE = {"linguistic_acceptability": "linguistic_acceptability", "task_
 PARIKSHA_JUDGE_NAME = "gpt-4 (PARIKSHA)"
 
 
-def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportReport]:
+def pariksha_language(label: str, where: str) -> str:
+    """The sampler's code for a PARIKSHA language name ('bengali' -> 'bn'); a ValueError naming ``where`` if unknown."""
+    from sampling import UnknownLanguage, normalise
+
+    try:
+        return normalise(label)
+    except UnknownLanguage as exc:
+        raise ValueError(f"{where}: {exc}; expected a language name such as 'hindi'") from None
+
+
+def from_pariksha(root: str | Path, n_length_bins: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, ImportReport]:
     """The PARIKSHA round-1 files: human TSVs, judge JSONs, items from the responses files.
 
-    Length bins are quintiles of grapheme length per language x task over all responses, cut
-    exactly as the sampler cuts them (`sampling.length_bins`); an item's ``source_model`` is the
-    model that wrote the response. A score that is not one of the files' labels is passed on as
-    its text, for :func:`prepare` to exclude and name (file, row, column).
+    Languages are the sampler's codes (:func:`pariksha_language`). Length bins are quantiles of
+    grapheme length per language x task over all responses, cut exactly as the sampler cuts them
+    (`sampling.length_bins`), ``n_length_bins`` of them (default: the sampling config's
+    ``length_bins``); an item's ``source_model`` is the model that wrote the response. A score that
+    is not one of the files' labels is passed on as its text, for :func:`prepare` to exclude and
+    name (file, row, column).
     """
     from sampling import grapheme_lengths, length_bins
+    from sampling.config import SamplingConfig
     from sampling.pariksha import flatten_responses, item_id
 
     root = Path(root)
+    bins = n_length_bins or SamplingConfig().length_bins
     report = ImportReport(source=str(root))
     resp = flatten_responses(root)
+    codes = {label: pariksha_language(label, file) for label, file in
+             resp.drop_duplicates("language")[["language", "source_file"]].itertuples(index=False)}
+    resp["language"] = resp["language"].map(codes)
     resp["length"] = grapheme_lengths(pa.array(resp["response"].fillna(""), pa.string())).to_numpy()
-    resp["length_bin"] = resp.groupby(["language", "task"])["length"].transform(lambda s: length_bins(s.to_numpy(), 5)[0])
+    resp["length_bin"] = resp.groupby(["language", "task"])["length"].transform(lambda s: length_bins(s.to_numpy(), bins)[0])
     items = resp.rename(columns={"id": "item_id", "model": "source_model"})[ITEM_COLUMNS + ["source_model"]]
     rows, mislabelled = [], []
     item_language = dict(zip(items["item_id"], items["language"]))
@@ -216,7 +243,10 @@ def from_pariksha(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ImportR
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}")
         ids = [item_id(p, m) for p, m in zip(df["prompt_id"], df["model"])]
-        file_language = path.name.split("_")[0]
+        try:
+            file_language = pariksha_language(path.name.split("_")[0], path)
+        except ValueError:  # a file name without a known language: every row is reported as mislabelled below
+            file_language = path.name.split("_")[0]
         langs = pd.Series([item_language.get(i) for i in ids]).dropna()
         if (langs != file_language).any():
             found = ", ".join(f"{k} ({v} rows)" for k, v in langs[langs != file_language].value_counts().items())

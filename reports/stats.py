@@ -10,9 +10,49 @@ value. Results that are undefined (no variation, no pairs) are NaN here; the cal
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
 _ERR = {"divide": "ignore", "invalid": "ignore"}
+
+
+# ---------------------------------------------------------------- sums over short axes
+# numpy's reductions over a short axis are slow on many small matrices (and BLAS products with a 0/1
+# matrix are slower still when their threads compete for cores); adding the K slices is fast, and
+# sums them in the same order as numpy does for short axes.
+
+
+def _sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """x summed over ``axis`` by adding its slices."""
+    parts = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
+    out = parts[0].copy()
+    for part in parts[1:]:
+        out += part
+    return out
+
+
+def _cumsum(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Cumulative sums over ``axis`` by adding its slices."""
+    return np.stack(list(accumulate(np.moveaxis(np.asarray(x, dtype=float), axis, 0))), axis)
+
+
+def _total(x: np.ndarray) -> np.ndarray:
+    """Sum over the last two axes: one matrix-vector product."""
+    return x.reshape(x.shape[:-2] + (-1,)) @ np.ones(x.shape[-2] * x.shape[-1])
+
+
+def _quad(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum_kl a_k w_kl b_l over the last axis of a, b (..., K), w a constant (K, K): K matrix-vector products."""
+    out = np.zeros(a.shape[:-1])
+    for k, row in enumerate(np.asarray(w, dtype=float)):
+        out += a[..., k] * (b @ row)
+    return out
+
+
+def _wsum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sum_kl x_kl w_kl over the last two axes of x (..., K, K), w a constant (K, K): one matrix-vector product."""
+    return x.reshape(x.shape[:-2] + (-1,)) @ np.asarray(w, dtype=float).ravel()
 
 
 # ---------------------------------------------------------------- weights and distances
@@ -52,17 +92,24 @@ def krippendorff_delta2(marginals: np.ndarray, values: np.ndarray, level: str) -
     """
     n = np.asarray(marginals, dtype=float)
     k = n.shape[-1]
+    d = np.zeros(n.shape[:-1] + (k, k))
+    for (c, l), value in _delta2_pairs(n, values, level).items():
+        d[..., c, l] = d[..., l, c] = value
+    return d
+
+
+def _delta2_pairs(n: np.ndarray, values: np.ndarray, level: str) -> dict[tuple[int, int], np.ndarray | float]:
+    """delta^2_cl for each c < l (the function is symmetric and 0 for c = l): a number, or one per batch entry (ordinal)."""
+    k = n.shape[-1]
+    pairs = [(c, l) for c in range(k) for l in range(c + 1, k)]
     if level == "nominal":
-        return np.broadcast_to(1.0 - np.eye(k), n.shape[:-1] + (k, k))
+        return {p: 1.0 for p in pairs}
     if level == "interval":
         v = np.asarray(values, dtype=float)
-        return np.broadcast_to((v[:, None] - v[None, :]) ** 2, n.shape[:-1] + (k, k))
+        return {(c, l): float((v[c] - v[l]) ** 2) for c, l in pairs}
     if level == "ordinal":
-        cum = np.cumsum(n, axis=-1)
-        lo = np.minimum.outer(np.arange(k), np.arange(k))
-        hi = np.maximum.outer(np.arange(k), np.arange(k))
-        span = cum[..., hi] - cum[..., lo] + n[..., lo]  # sum_{g=lo..hi} n_g
-        return (span - (n[..., :, None] + n[..., None, :]) / 2) ** 2
+        cum = list(accumulate(np.moveaxis(n, -1, 0)))  # cum[g] = sum_{h <= g} n_h
+        return {(c, l): (cum[l] - cum[c] + n[..., c] - (n[..., c] + n[..., l]) / 2) ** 2 for c, l in pairs}
     raise ValueError(f"unknown level of measurement {level!r}: expected nominal, ordinal or interval")
 
 
@@ -92,11 +139,12 @@ def krippendorff_alpha(coincidence: np.ndarray, values: np.ndarray, level: str) 
     NaN where D_e = 0 (all pairable values in one category) or there are no pairable values.
     """
     o = np.asarray(coincidence, dtype=float)
-    nc = o.sum(-1)
-    n = nc.sum(-1)
-    d = krippendorff_delta2(nc, values, level)
-    do = (o * d).sum((-2, -1))
-    de = (nc[..., :, None] * nc[..., None, :] * d).sum((-2, -1))
+    nc = _sum(o, -1)
+    n = _sum(nc, -1)
+    do, de = np.zeros(np.shape(n)), np.zeros(np.shape(n))
+    for (c, l), d in _delta2_pairs(nc, values, level).items():  # both (c, l) and (l, c); d = 0 on the diagonal
+        do += (o[..., c, l] + o[..., l, c]) * d
+        de += 2 * nc[..., c] * nc[..., l] * d
     with np.errstate(**_ERR):
         return np.where(de > 0, 1 - (n - 1) * do / de, np.nan)
 
@@ -107,12 +155,10 @@ def cohen_kappa(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
     ``table`` (..., K, K): rows rater A, columns rater B. NaN where chance disagreement is 0.
     """
     t = np.asarray(table, dtype=float)
-    n = t.sum((-2, -1))
+    n = _total(t)
     with np.errstate(**_ERR):
-        p = t / n[..., None, None]
-        expected = p.sum(-1)[..., :, None] * p.sum(-2)[..., None, :]
-        de = (weights * expected).sum((-2, -1))
-        return np.where(de > 0, 1 - (weights * p).sum((-2, -1)) / de, np.nan)
+        de = _quad(_sum(t, -1) / n[..., None], weights, _sum(t, -2) / n[..., None])  # sum w_kl p_k+ p_+l
+        return np.where(de > 0, 1 - _wsum(t, weights) / n / de, np.nan)
 
 
 def gwet_ac_table(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -123,12 +169,11 @@ def gwet_ac_table(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """
     t = np.asarray(table, dtype=float)
     q = t.shape[-1]
-    n = t.sum((-2, -1))
+    n = _total(t)
     with np.errstate(**_ERR):
-        p = t / n[..., None, None]
-        pa = (weights * p).sum((-2, -1))
-        pi = (p.sum(-1) + p.sum(-2)) / 2
-        pe = weights.sum() / (q * (q - 1)) * (pi * (1 - pi)).sum(-1)
+        pa = _wsum(t, weights) / n
+        pi = (_sum(t, -1) + _sum(t, -2)) / (2 * n[..., None])
+        pe = weights.sum() / (q * (q - 1)) * _sum(pi * (1 - pi), -1)
         return np.where(n > 0, (pa - pe) / (1 - pe), np.nan)
 
 
@@ -155,7 +200,7 @@ def gwet_ac_multi(pa_sum: np.ndarray, n_pairable: np.ndarray, pi_sum: np.ndarray
     with np.errstate(**_ERR):
         pa = pa_sum / n_pairable
         pi = pi_sum / n_rated[..., None]
-        pe = weights.sum() / (q * (q - 1)) * (pi * (1 - pi)).sum(-1)
+        pe = weights.sum() / (q * (q - 1)) * _sum(pi * (1 - pi), -1)
         return np.where(n_pairable > 0, (pa - pe) / (1 - pe), np.nan)
 
 
@@ -167,29 +212,29 @@ def fleiss_kappa(p_item_sum: np.ndarray, category_sum: np.ndarray, n_items: np.n
     """
     with np.errstate(**_ERR):
         pbar = p_item_sum / n_items
-        pc = category_sum / category_sum.sum(-1, keepdims=True)
-        pe = (pc**2).sum(-1)
+        pc = category_sum / _sum(category_sum, -1)[..., None]
+        pe = _sum(pc**2, -1)
         return np.where((n_items > 0) & (pe < 1), (pbar - pe) / (1 - pe), np.nan)
 
 
 def _midranks(marginal: np.ndarray) -> np.ndarray:
     """Midrank of each category given its counts: cum_before + (count + 1) / 2."""
-    before = np.cumsum(marginal, axis=-1) - marginal
+    before = _cumsum(marginal, -1) - marginal
     return before + (marginal + 1) / 2
 
 
 def spearman_table(table: np.ndarray) -> np.ndarray:
     """Spearman's rho with ties from a contingency table: Pearson correlation of midranks."""
     t = np.asarray(table, dtype=float)
-    r, c = t.sum(-1), t.sum(-2)
-    n = r.sum(-1)
+    r, c = _sum(t, -1), _sum(t, -2)
+    n = _sum(r, -1)
     x, y = _midranks(r), _midranks(c)
     with np.errstate(**_ERR):
-        mx = (r * x).sum(-1) / n
-        my = (c * y).sum(-1) / n
+        mx = _sum(r * x, -1) / n
+        my = _sum(c * y, -1) / n
         dx, dy = x - mx[..., None], y - my[..., None]
-        cov = (t * dx[..., :, None] * dy[..., None, :]).sum((-2, -1))
-        vx, vy = (r * dx**2).sum(-1), (c * dy**2).sum(-1)
+        cov = sum(dx[..., k] * _sum(t[..., k, :] * dy, -1) for k in range(t.shape[-1]))
+        vx, vy = _sum(r * dx**2, -1), _sum(c * dy**2, -1)
         return np.where((vx > 0) & (vy > 0), cov / np.sqrt(vx * vy), np.nan)
 
 
@@ -200,21 +245,19 @@ def kendall_tau_b_table(table: np.ndarray) -> np.ndarray:
     n1, n2 = pairs tied on rows, columns.
     """
     t = np.asarray(table, dtype=float)
-    # below_right[k, l] = sum_{k' > k, l' > l} t; below_left[k, l] = sum_{k' > k, l' < l} t
-    suffix = np.flip(np.cumsum(np.cumsum(np.flip(t, (-2, -1)), -2), -1), (-2, -1))
-    below_right = np.zeros_like(t)
-    below_right[..., :-1, :-1] = suffix[..., 1:, 1:]
-    rows_below = np.flip(np.cumsum(np.flip(t, -2), -2), -2)  # sum_{k' >= k}
-    prefix_cols = np.cumsum(rows_below, -1)  # sum_{k' >= k, l' <= l}
-    below_left = np.zeros_like(t)
-    below_left[..., :-1, 1:] = prefix_cols[..., 1:, :-1]
-    conc = (t * below_right).sum((-2, -1))
-    disc = (t * below_left).sum((-2, -1))
-    r, c = t.sum(-1), t.sum(-2)
-    n = r.sum(-1)
+    k = t.shape[-1]
+    conc, disc = np.zeros(t.shape[:-2]), np.zeros(t.shape[:-2])
+    below = np.zeros(t.shape[:-1])  # below[l] = sum_{k' > row} t_k'l, built from the last row up
+    for row in range(k - 2, -1, -1):
+        below += t[..., row + 1, :]
+        upto = _cumsum(below, -1)  # sum_{l' <= l}
+        conc += _sum(t[..., row, :] * (upto[..., -1:] - upto), -1)  # pairs below and to the right
+        disc += _sum(t[..., row, :] * (upto - below), -1)  # below and to the left
+    r, c = _sum(t, -1), _sum(t, -2)
+    n = _sum(r, -1)
     n0 = n * (n - 1) / 2
-    n1 = (r * (r - 1) / 2).sum(-1)
-    n2 = (c * (c - 1) / 2).sum(-1)
+    n1 = _sum(r * (r - 1) / 2, -1)
+    n2 = _sum(c * (c - 1) / 2, -1)
     with np.errstate(**_ERR):
         den = np.sqrt((n0 - n1) * (n0 - n2))
         return np.where(den > 0, (conc - disc) / den, np.nan)
@@ -224,4 +267,4 @@ def table_mean(table: np.ndarray, cell_values: np.ndarray) -> np.ndarray:
     """sum_kl t_kl f_kl / n: the mean of a per-cell quantity (agreement, bias) over a table."""
     t = np.asarray(table, dtype=float)
     with np.errstate(**_ERR):
-        return (t * cell_values).sum((-2, -1)) / t.sum((-2, -1))
+        return _wsum(t, cell_values) / _total(t)

@@ -34,7 +34,7 @@ def test_cli_pariksha(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "items without human ratings: 205" in res.stdout
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert {v["language"] for v in doc["verdicts"]} == {"all languages", "bengali", "odia", "tamil"}
+    assert {v["language"] for v in doc["verdicts"]} == {"all languages", "bn", "or", "ta"}
     assert {v["verdict"] for v in doc["verdicts"]} <= {"usable as is", "usable after calibration", "humans needed", "humans disagree", "not enough data"}
     csv = pd.read_csv(tmp_path / "rep" / "report.csv")
     assert {"metric", "judge", "facet", "level", "statistic", "value", "ci_low", "ci_high", "n_items", "note"} <= set(csv.columns)
@@ -113,7 +113,7 @@ def test_cli_long_format_file(tmp_path):
     assert res.returncode == 0, res.stderr
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert doc["import"]["counts"]["ratings used"] == len(long)
-    assert {c["level"] for c in doc["cells"] if c["facet"] == "language"} == {"bengali", "odia", "tamil"}
+    assert {c["level"] for c in doc["cells"] if c["facet"] == "language"} == {"bn", "or", "ta"}
 
 
 def assert_clean_error(res: subprocess.CompletedProcess, *needles: str) -> None:

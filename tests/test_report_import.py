@@ -31,7 +31,7 @@ def test_pariksha_demo_import_counts_and_joins():
     clean, rep = prepare(ratings, RUBRIC, items, imp)
     tsv_rows = sum(len(pd.read_csv(p, sep="\t")) for p in (DEMO / "human_ratings").glob("*.tsv"))
     assert (clean["rater_kind"] == "human").sum() == 3 * tsv_rows
-    assert set(clean["language"]) == {"bengali", "odia", "tamil"}
+    assert set(clean["language"]) == {"bn", "or", "ta"}  # the sampler's codes (sampling.normalise), as in a study
     assert set(clean.loc[clean.metric == "hallucination", "score"]) == {0.0, 1.0}
     assert clean["length_bin"].between(1, 5).all()
     # quintiles are per language x task: every large-enough stratum uses all five bins
@@ -39,6 +39,13 @@ def test_pariksha_demo_import_counts_and_joins():
     assert (per.loc[per["size"] >= 5, "nunique"] == 5).all()
     assert issues(rep) == {"items without human ratings": 205}
     assert rep.counts["items"] == len(items) == 860
+
+
+def test_pariksha_length_bins_follow_the_sampling_config():
+    """The number of length bins is the sampler's (sampling.length_bins, default 5), or the one given."""
+    _, items, _ = from_pariksha(DEMO, n_length_bins=3)
+    per = items.groupby(["language", "task"])["length_bin"].agg(["nunique", "size"])
+    assert items["length_bin"].between(1, 3).all() and (per.loc[per["size"] >= 3, "nunique"] == 3).all()
 
 
 def test_pariksha_bad_rows_are_counted_and_named(tmp_path):
@@ -214,5 +221,5 @@ def test_unreadable_source_files_are_named(tmp_path):
     with pytest.raises(ValueError, match=rf"{judge}: entry 1 has no 'prompt_id'"):
         from_pariksha(root)
     (tmp_path / "sample.parquet").write_text("junk")
-    with pytest.raises(ValueError, match=rf"{tmp_path / 'sample.parquet'}: cannot read as Parquet"):
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'sample.parquet'}: not a Parquet file .*; write it again"):
         from_study(tmp_path / "sample.parquet", None, None)

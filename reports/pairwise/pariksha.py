@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 import studytables
-from sampling import UnknownLanguage, grapheme_lengths, normalise
+from sampling import grapheme_lengths
 from studytables import COMPARISONS
 
 from ..ratings import ImportReport
+from ..ratings import pariksha_language as _language
 
 JUDGE = "gpt-4 (PARIKSHA)"
 CRITERION = "overall"
@@ -42,13 +43,6 @@ FLIP = {"A": "B", "B": "A", "tie": "tie"}  # the same verdict with the order sho
 GPT4_CODES = {"A": "A", "B": "B", "C": "tie"}
 HUMAN_CODES = ("0", "1", "2")
 PAIRING_COLUMNS = ("pairing_id", "prompt_id", "language", "model1", "model2", "is_duplicated", "duplicate_id")
-
-
-def _language(label: str, where: str) -> str:
-    try:
-        return normalise(label)
-    except UnknownLanguage as exc:
-        raise ValueError(f"{where}: {exc}; expected a language name such as 'hindi'") from None
 
 
 def _pairing_files(folder: Path) -> list[tuple[Path, pd.DataFrame]]:

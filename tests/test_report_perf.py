@@ -1,0 +1,164 @@
+"""The report at scale: statistics computed for many cells together, lazy heavy imports, a linear page."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports.agreement import Scale, analyse_cell, analyse_cells
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _same(a, b):
+    """Equal entries; floats to 1e-12 (sums over the same patterns in another order of summation)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, dict):
+            _same(x, y)
+        elif isinstance(x, float) and isinstance(y, float):
+            assert x == pytest.approx(y, rel=1e-12, abs=1e-12), key
+        else:
+            assert x == y, key
+
+
+@pytest.mark.parametrize("level,k", [("ordinal", 5), ("nominal", 3), ("nominal", 2)])
+def test_cells_together_equal_cells_one_by_one(level, k):
+    """analyse_cells over overlapping subsets (facet levels, tiny cells, cells with 1-3 humans per item)
+    gives exactly what analyse_cell gives on each subset in turn, bootstrap draws included."""
+    rng = np.random.default_rng(11)
+    n = 400
+    truth = rng.integers(0, k, n)
+    humans = np.zeros((n, k), int)
+    for i in range(n):
+        raters = rng.integers(0, 4)  # 0..3 human ratings
+        np.add.at(humans[i], np.clip(truth[i] + rng.integers(-1, 2, raters), 0, k - 1), 1)
+    judge = np.where(rng.random(n) < 0.15, -1, np.clip(truth + rng.integers(0, 2, n), 0, k - 1))
+    lang, task = rng.integers(0, 4, n), rng.integers(0, 3, n)
+    masks = [np.ones(n, bool), *(lang == v for v in range(4)), *(task == v for v in range(3)), np.arange(n) < 3,
+             humans.sum(1) == 3, rng.random(n) < 0.5]
+    scale = Scale(tuple(float(v) for v in range(k)), level)
+    together = analyse_cells(humans, judge, masks, scale, 200, np.random.default_rng(3), 10, 2)
+    one_rng = np.random.default_rng(3)
+    for mask, (stats, extras) in zip(masks, together):
+        alone_stats, alone_extras = analyse_cell(humans[mask], judge[mask], scale, 200, one_rng, 10, 2)
+        _same(stats, alone_stats)
+        assert extras == alone_extras
+
+
+def test_import_reports_loads_no_heavy_library():
+    """`import reports` (and the report's entry points) load neither sklearn, scipy, plotly nor openai."""
+    code = ("import sys, reports; from reports import build_report, prepare, read_long, ReportConfig; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'plotly', 'openai'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_rubric_set_name_is_escaped_in_the_page(tmp_path):
+    """Every text from the input is escaped on the page, the rubric set's name too."""
+    import rubrics
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    rs = rubrics.load_rubric_set("pariksha").model_copy(update={"name": "<img src=x onerror=alert(1)>"})
+    page = build_report(synthetic(np.random.default_rng(2), n=40), rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_study_tables_are_read_through_their_schema(tmp_path):
+    """from_study reads sample/ratings/judgments through studytables: a missing column is named as such."""
+    import pandas as pd
+
+    from reports import from_study
+
+    pd.DataFrame({"item_id": ["i1"], "language": "hi", "length_bin": [1]}).to_parquet(tmp_path / "sample.parquet")
+    pd.DataFrame({"item_id": ["i1"], "metric": "task_quality", "rater": "a", "rater_kind": "human",
+                  "score": [1.0]}).to_parquet(tmp_path / "ratings.parquet")
+    with pytest.raises(ValueError, match=r"sample.parquet: missing column\(s\) \[.task.\]; sample.parquet needs"):
+        from_study(tmp_path / "sample.parquet", tmp_path / "ratings.parquet", None)
+
+
+def test_report_csv_is_written_through_its_schema(tmp_path):
+    """report.csv is studytables' REPORT_CELLS table: it reads back through the schema with its types."""
+    import rubrics
+    import studytables
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    paths = build_report(synthetic(np.random.default_rng(2), n=40), rubrics.load_rubric_set("pariksha"), tmp_path,
+                         config=ReportConfig(n_boot=10))
+    cells = studytables.read(studytables.REPORT_CELLS, paths["csv"])
+    assert cells["small"].dtype == bool and cells["calibrated"].dtype == bool and cells["n_items"].dtype == "int64"
+    assert list(cells.columns) == studytables.REPORT_CELLS.names
+
+
+def _sklearn_cross_validated(x, y, levels, folds, seed):
+    """The reference: scikit-learn's KFold and IsotonicRegression, rounded to the nearest level."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.model_selection import KFold
+
+    pred = np.empty(len(x))
+    for tr, te in KFold(min(folds, len(x)), shuffle=True, random_state=seed).split(x):
+        p = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x[tr], y[tr]).predict(x[te])
+        pred[te] = levels[np.abs(p[:, None] - levels[None, :]).argmin(1)]
+    return pred
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_calibration_equals_scikit_learn_isotonic_regression(seed):
+    """Out-of-fold isotonic calibration equals scikit-learn's (same folds, same fit), without importing it."""
+    from reports.calibration import cross_validated
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 300))
+    x = rng.integers(0, 5, n).astype(float) + (rng.random(n) * 0.5 if seed % 2 else 0)  # ties, or expected scores
+    y = np.clip(x / 2 + rng.normal(0, 0.7, n), 0, 2).round(1)
+    levels = np.array([0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(cross_validated(x, y, levels, True, 5, seed), _sklearn_cross_validated(x, y, levels, 5, seed))
+
+
+def test_calibrating_does_not_import_scikit_learn():
+    code = ("import sys, numpy as np; from reports.calibration import cross_validated; "
+            "x = np.arange(40.0) % 5; cross_validated(x, x / 2, np.array([0.0, 1.0, 2.0]), True, 5, 0); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_figures_use_the_white_template_and_leave_plotlys_default_alone(tmp_path):
+    import plotly.io as pio
+    import rubrics
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    before = pio.templates.default
+    page = build_report(synthetic(np.random.default_rng(2), n=40), rubrics.load_rubric_set("pariksha"), tmp_path,
+                        config=ReportConfig(n_boot=0))["html"].read_text()
+    assert page.count('"plot_bgcolor":"white"') >= 5 and pio.templates.default == before
+
+
+def test_report_with_many_metrics_builds(tmp_path):
+    """A rubric of 25 metrics (Updesh-sized) gets its page: the confusion-matrix panels fit side by side."""
+    import pandas as pd
+    from reports import ReportConfig, build_report
+    from rubrics import RubricSet
+
+    scale = {"levels": [{"value": v, "label": f"l{v}", "anchor": f"level {v}"} for v in range(3)]}
+    metrics = [{"name": f"m{i:02d}", "title": f"metric {i}", "description": "d", "measurement": "ordinal", "human": scale}
+               for i in range(25)]
+    rs = RubricSet.model_validate({"name": "many", "version": "1", "title": "t", "description": "d", "source": "s",
+                                   "guidelines": "g", "families": [{"name": "all", "title": "all", "tasks": ["*"], "metrics": metrics}]})
+    rng = np.random.default_rng(0)
+    rows = [(f"i{i}", m["name"], rater, kind, float(rng.integers(0, 3)), "bn", "qa", 1)
+            for i in range(12) for m in metrics for rater, kind in (("h1", "human"), ("h2", "human"), ("j", "judge"))]
+    df = pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"])
+    page = build_report(df, rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
+    assert "metric 24" in page
