@@ -151,19 +151,19 @@ def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | 
     """A study's own tables, read and checked through :mod:`studytables`: items from sample.parquet
     (with ``source_model`` when it has one), humans from ratings.parquet, judges from
     judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``)."""
-    items = _study_table(SAMPLE, sample, ITEM_COLUMNS, optional=["source_model"])
+    items = _read_study_table(SAMPLE, sample, ITEM_COLUMNS, optional=["source_model"])
     parts = []
     if ratings is not None and Path(ratings).exists():
         parts.append(_located(studytables.read(RATINGS, ratings, columns=[c for c in LONG_COLUMNS if c in RATINGS.names]), ratings))
     if judgments is not None and Path(judgments).exists():
         need = ["judge", "model", "prompt_hash", "item_id", "metric", "score", "human_score", "status"]
-        parts.append(judgments_to_long(_study_table(JUDGMENTS, judgments, need, optional=["probs", "repeat"]), judgments))
+        parts.append(judgments_to_long(_read_study_table(JUDGMENTS, judgments, need, optional=["probs", "repeat"]), judgments))
     if not parts:
         raise FileNotFoundError(f"no ratings: neither {ratings} nor {judgments} exists")
     return pd.concat(parts, ignore_index=True), items
 
 
-def _study_table(table: studytables.Table, path: str | Path, columns: list[str], optional: list[str]) -> pd.DataFrame:
+def _read_study_table(table: studytables.Table, path: str | Path, columns: list[str], optional: list[str]) -> pd.DataFrame:
     """`studytables.read` of ``columns`` and those of ``optional`` the file has (tables written by older versions lack them)."""
     try:
         present = pq.read_schema(path).names
