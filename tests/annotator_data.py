@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 
 from sampling.pariksha import flatten_responses
 
+ROOT = Path(__file__).resolve().parents[1]
 DEMO = "kasauti/demo_data/pariksha"
 CODES = {"bengali": "bn", "odia": "or", "tamil": "ta"}
 HINDI = [
@@ -42,3 +47,12 @@ def make_sample(per_language: int = 4, hindi: bool = True) -> pd.DataFrame:
     df["length"] = df["response"].str.len().astype("int64")
     df["length_bin"] = (df.groupby("stratum")["length"].rank(method="first").astype(int) % 5 + 1).astype("int8")
     return df
+
+
+def kasauti(*args: str) -> subprocess.CompletedProcess:
+    """Run the `kasauti` CLI from the checkout in a subprocess; it must succeed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "kasauti", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc

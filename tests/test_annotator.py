@@ -31,7 +31,7 @@ from annotator.pull import collect, study_datasets
 from annotator.push import iter_records, push
 from annotator.records import RECORD_MAP, RecordMap
 from annotator.status import progress
-from tests.annotator_data import make_sample
+from tests.annotator_data import kasauti, make_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "tstudy"
@@ -42,14 +42,6 @@ ROSTER = {"annotators": [
     {"username": "meera", "name": "Meera S", "languages": ["ta"]},
 ]}
 warnings.filterwarnings("ignore", module="argilla")
-
-
-def kasauti(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "kasauti", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")

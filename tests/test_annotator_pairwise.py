@@ -33,7 +33,7 @@ from annotator.push import PushError, iter_records
 from annotator.records import PAIR_MAP, RecordMap
 from sampling.pairs import make_pairs
 from studytables import COMPARISONS, PAIRS
-from tests.annotator_data import make_sample
+from tests.annotator_data import kasauti, make_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "pstudy"
@@ -45,14 +45,6 @@ ROSTER = {"annotators": [
     {"username": "uma", "name": "Uma P", "languages": ["or"]},
 ]}
 warnings.filterwarnings("ignore", module="argilla")
-
-
-def kasauti(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "kasauti", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")
