@@ -36,7 +36,7 @@ judges:
 def use_judge_server(study: Study, url: str) -> Study:
     """Point the demo study's loopback judge at `url` (the server's port changes every run)."""
     text = study.config_path.read_text(encoding="utf-8")
-    if "judges:" not in text:
+    if not re.search(r"^judges:", text, re.M):  # the template mentions `judges:` in comments
         text += JUDGE_BLOCK
     text = re.sub(r"base_url: http://127\.0\.0\.1:\d+/v1", f"base_url: {url}", text)
     study.config_path.write_text(text, encoding="utf-8")
