@@ -15,7 +15,8 @@ import pandas as pd
 
 from .bias import bias_by_group, self_preference
 from .config import ReportConfig
-from .escalate import confidence, human_consensus, thresholds
+from .decisions import decision_grid
+from .escalate import confidence, decide, human_consensus, thresholds
 from .ppi import at_least, ppi_means
 
 CELL = ["judge", "metric", "language"]
@@ -63,14 +64,24 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     j = clean[clean["rater_kind"] == "judge"]
     if "probs" not in j.columns or not j["probs"].notna().any():
         return pd.DataFrame(), "no judge confidence: the judges gave no probabilities (judge.logprobs), so no threshold"
-    conf = confidence(j.rename(columns={"rater": "judge"}).assign(human_score=j["score"], score=j["raw_score"]), "probs")
+    answers = j.drop(columns="status").rename(columns={"rater": "judge"})  # joined rows are answers (status: submitted)
+    conf = confidence(answers.assign(human_score=j["score"], score=j["raw_score"]), "probs")
     cons = human_consensus(clean, specs)
-    cal = conf.merge(cons, on=["metric", "item_id"]).dropna(subset=["consensus", "confidence"])
-    cal = cal.merge(j[["item_id", "metric", "language"]].drop_duplicates(["item_id", "metric"]), on=["item_id", "metric"])
+    lang = j[["item_id", "metric", "language"]].drop_duplicates(["item_id", "metric"])
+    items = conf.merge(lang, on=["item_id", "metric"]).merge(cons, on=["metric", "item_id"], how="left")
+    cal = items.dropna(subset=["consensus", "confidence"]).assign(agree=lambda d: (d["decision"] == d["consensus"]).astype(int))
     if cal.empty:
         return pd.DataFrame(), "no item has both a judge probability and a human consensus"
-    cal["agree"] = (cal["decision"] == cal["consensus"]).astype(int)
-    return thresholds(cal, CELL, cfg.escalation_target, cfg.escalation_delta), None
+    none = items.iloc[:0]
+    todo = dict(tuple(items[items["consensus"].isna()].groupby(CELL, sort=True)))  # the items to be decided, per cell
+    grids = {key: decision_grid(todo.get(key, none)["confidence"], len(c), cfg.escalation_target, cfg.escalation_delta)[0]
+             for key, c in cal.groupby(CELL, sort=True)}  # set by the items to be decided, not the calibration ones
+    out = thresholds(cal, CELL, cfg.escalation_target, cfg.escalation_delta, grids)
+    keys = [tuple(k) for k in out[CELL].to_numpy()]
+    out["n_to_decide"] = [len(todo.get(k, none)) for k in keys]
+    out["coverage_to_decide"] = [float(np.mean(decide(todo[k]["confidence"], t) == "judge")) if k in todo else None
+                                 for k, t in zip(keys, out["threshold"])]
+    return out, None
 
 
 def _bias(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
