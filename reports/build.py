@@ -18,9 +18,7 @@ from studytables import REPORT_CELLS
 from .analysis import analyse, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
-from .panel import panel_rows
 from .ratings import ImportReport, from_pariksha, from_study, prepare
-from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section
 
 REPORT_DIR = Path(studytables.REPORT_CELLS.file).parent  # the study's report directory: report/
 
@@ -59,6 +57,9 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         why = "; ".join(f"{i.kind}: {i.count}, e.g. {i.examples[0] if i.examples else '-'}" for i in imp.issues)
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
                          "check the input against the rubric set")
+    from .panel import panel_rows  # scipy: only when a report is built
+    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section
+
     specs = rubric_set.metrics
     panel = None
     members = judges_sharing_items(clean)
