@@ -121,8 +121,13 @@ def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig |
         raise FileNotFoundError(f"{sample}: not found; run `kasauti sample {root}` first")
     ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file)
     imp = ImportReport(source=str(root))
-    parts = [studytables.read(t, root / t.file) for t in (studytables.COMPARISONS, studytables.JUDGE_COMPARISONS)
-             if (root / t.file).exists()]
+    from .pairwise.leaderboard import check
+
+    parts = []
+    for t in (studytables.COMPARISONS, studytables.JUDGE_COMPARISONS):
+        if (root / t.file).exists():
+            parts.append(studytables.read(t, root / t.file))
+            check(parts[-1][parts[-1]["status"] == "submitted"], str(root / t.file))  # names the file's row; others are counted
     comparisons = pd.concat(parts, ignore_index=True) if parts else None
     paths = build_report(ratings, rubric_set, root / REPORT_DIR if out_dir is None else out_dir, items, imp, config,
                          comparisons=comparisons)

@@ -206,3 +206,51 @@ def test_report_with_pairwise_renders_in_headless_chromium(cli_report):
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["consoleErrors"] == [] and result["pageErrors"] == [] and result["blocked"] == []
     assert result["charts"] == expected and result["rendered"] == expected
+
+
+def _study(with_pairwise, tmp_path, bad_outcome: bool = False) -> tuple[Path, pd.DataFrame, subprocess.CompletedProcess]:
+    """A study with the demo's human ratings, the crafted comparisons as comparisons.parquet (humans) and
+    judge_comparisons.parquet (GPT-4, plus one failed call; ``bad_outcome``: a submitted row with an
+    unknown outcome), and `kasauti report STUDY` run on it."""
+    import studytables
+
+    comp = from_pariksha_pairwise(with_pairwise)[0]
+    study = tmp_path / "s.study"
+    study.mkdir()
+    (study / "kasauti.yaml").write_text(f"name: t\ndata: {{path: data.jsonl}}\nreport: {{n_boot: {N_BOOT}}}\n")
+    ratings, items, _ = reports.from_pariksha(DEMO)
+    items.to_parquet(study / "sample.parquet")
+    ratings[ratings["rater_kind"] == "human"].drop(columns=["_file", "_row"]).to_parquet(study / "ratings.parquet")
+    humans, judged = comp[comp["rater_kind"] == "human"], comp[comp["rater_kind"] == "judge"]
+    studytables.write(studytables.COMPARISONS, humans, study / "comparisons.parquet")
+    failed = judged.iloc[:1].assign(outcome=None, status="discarded", judge_status="error", error="timeout")
+    if bad_outcome:
+        judged = judged.assign(outcome=judged["outcome"].where(np.arange(len(judged)) != 4, "A"))
+    jc = pd.concat([judged.assign(judge_status="ok"), failed], ignore_index=True).assign(
+        repeat=0, task="t", model="gpt-4", prompt_hash="h", verdict=None, raw_answer=None, attempts=1)
+    studytables.write(studytables.JUDGE_COMPARISONS, studytables.conform(studytables.JUDGE_COMPARISONS, jc),
+                      study / "judge_comparisons.parquet")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "kasauti", "report", str(study)], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=600)
+    return study, comp, res
+
+
+def test_study_report_reads_human_and_judge_comparisons(with_pairwise, tmp_path):
+    """`kasauti report STUDY`: comparisons.parquet + judge_comparisons.parquet (a failed call included) -> the Pairwise section."""
+    import studytables
+
+    study, comp, res = _study(with_pairwise, tmp_path)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((study / "report" / "report.json").read_text())
+    both = pd.concat([studytables.read(studytables.COMPARISONS, study / "comparisons.parquet"),
+                      studytables.read(studytables.JUDGE_COMPARISONS, study / "judge_comparisons.parquet")], ignore_index=True)
+    assert doc["pairwise"] == _no_nan(pairwise_report(both, n_boot=N_BOOT, seed=0, min_items=10)[1])
+    assert doc["pairwise"]["counts"]["rows_not_submitted"] == 1 and doc["pairwise"]["counts"]["rows"] == len(comp) + 1
+    assert "no judge ratings" in doc["decisions"]["note"] and "no judge ratings" in (study / "report" / "report.html").read_text()
+
+
+def test_a_bad_judge_comparison_names_its_file_row_and_column(with_pairwise, tmp_path):
+    study, _, res = _study(with_pairwise, tmp_path, bad_outcome=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{study / 'judge_comparisons.parquet'}: row 5, column 'outcome': expected one of" in " ".join(res.stderr.split())
