@@ -87,9 +87,8 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
 def _bias(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
     """Bias by length bin (table + trend) and self-preference, per judge x metric."""
     humans = clean[clean["rater_kind"] == "human"][["item_id", "metric", "score"]].rename(columns={"score": "human"})
-    judged = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge"})
-    pairs = judged.merge(humans, on=["item_id", "metric"]).rename(columns={"score": "judge_score"})
-    pairs = pairs.rename(columns={"judge": "judge_name", "judge_score": "judge"})
+    judged = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge_name", "score": "judge"})
+    pairs = judged.merge(humans, on=["item_id", "metric"])  # bias.py's columns: judge and human scores
     fam = cfg.model_families
     tables, trends, selfpref = [], [], []
     for (judge, metric), sub in pairs.groupby(["judge_name", "metric"], sort=True):
