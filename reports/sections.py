@@ -20,6 +20,7 @@ from .escalate import confidence, decide, human_consensus, thresholds
 from .ppi import at_least, ppi_means
 
 CELL = ["judge", "metric", "language"]
+NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -110,6 +111,11 @@ def _bias(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[pd.DataFrame, list[di
             {"self_preference": None, "note": "no response names its source model"}
         selfpref.append({**key, "family": fam[judge], **res, "n_rows_no_source_model": int((~known).sum())})
     lb = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if cfg.n_boot == 0:  # one resample was drawn for the point estimates: no interval, nothing significant
+        lb = lb.assign(**{c: np.nan for c in lb.columns if "_ci_" in c}, significant=None) if len(lb) else lb
+        for d in trends + selfpref:
+            d.update({k: None for k in d if "ci" in k or k in ("p_value", "significant")})
+            d["note"] = "; ".join(filter(None, [d.get("note"), NO_BOOT]))
     return lb, trends, selfpref
 
 

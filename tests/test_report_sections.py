@@ -254,3 +254,13 @@ def test_a_bad_judge_comparison_names_its_file_row_and_column(with_pairwise, tmp
     study, _, res = _study(with_pairwise, tmp_path, bad_outcome=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{study / 'judge_comparisons.parquet'}: row 5, column 'outcome': expected one of" in " ".join(res.stderr.split())
+
+
+def test_without_bootstrap_no_bias_is_called_significant(tmp_path):
+    """n_boot = 0: no intervals, so no length-bias or self-preference note claims significance."""
+    cfg = reports.ReportConfig(n_boot=0, model_families=reports.PARIKSHA_FAMILIES)
+    paths, _ = reports.report_pariksha(DEMO, tmp_path, RUBRIC, cfg)
+    doc = json.loads(paths["json"].read_text())
+    assert not any("length bias" in v["note"] or "self-preference" in v["note"] for v in doc["verdicts"])
+    assert all(t["significant"] is None for t in doc["decisions"]["length_trend"])
+    assert all(s["significant"] is None for s in doc["decisions"]["self_preference"])
