@@ -295,12 +295,14 @@ def report(
         elif out is None:
             fail("--out OUTDIR is required with --pariksha or --ratings")
         else:
+            cfg, comparisons = reports.ReportConfig().model_copy(update=given), None
             if pariksha is not None:
                 table, items, imp = reports.from_pariksha(pariksha)
+                cfg, comparisons = cfg.model_copy(update={"model_families": reports.PARIKSHA_FAMILIES}), reports.pariksha_comparisons(pariksha)
             else:
                 table, items, imp = reports.read_long(ratings), None, reports.ImportReport(source=str(ratings))
             rs = rubrics.load_rubric_set(rubric or "pariksha", require_judge=False)
-            paths = reports.build_report(table, rs, out, items, imp, reports.ReportConfig().model_copy(update=given))
+            paths = reports.build_report(table, rs, out, items, imp, cfg, comparisons=comparisons)
     except (StudyError, rubrics.RubricError, ValueError, OSError) as exc:
         fail(str(exc))
     for line in imp.lines():

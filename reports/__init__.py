@@ -9,7 +9,7 @@ import lazy_loader
 
 # each name is imported from its module on first use: importing the package (or its config) stays light
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "build": ["REPORT_DIR", "build_report", "report_pariksha", "report_study"],
+    "build": ["PARIKSHA_FAMILIES", "REPORT_DIR", "build_report", "pariksha_comparisons", "report_pariksha", "report_study"],
     "config": ["ReportConfig"],
     "ratings": ["ImportReport", "from_pariksha", "from_study", "judgments_to_long", "prepare", "read_long"],
 })

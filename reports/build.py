@@ -23,6 +23,8 @@ from .ratings import ImportReport, from_pariksha, from_study, prepare
 REPORT_DIR = Path(studytables.REPORT_CELLS.file).parent  # the study's report directory: report/
 
 log = logging.getLogger(__name__)
+# PARIKSHA's judge and its GPT source models (the part of an item id after "|"): the judge's own family
+PARIKSHA_FAMILIES = {"gpt-4 (PARIKSHA)": "gpt", "GPT4o": "gpt", "gpt-4": "gpt", "gpt-35-turbo": "gpt"}
 
 
 @contextmanager
@@ -35,9 +37,13 @@ def _phase(name: str):
 
 def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Path, items: pd.DataFrame | None = None,
                  import_report: ImportReport | None = None, config: ReportConfig | None = None,
-                 title: str = "kasauti calibration report") -> dict[str, Path]:
+                 title: str = "kasauti calibration report", comparisons: pd.DataFrame | None = None) -> dict[str, Path]:
     """Check and join the ratings, compute every statistic, calibrate, and write
-    ``report.html``, ``report.json`` and ``report.csv`` into ``out_dir``; returns their paths."""
+    ``report.html``, ``report.json`` and ``report.csv`` into ``out_dir``; returns their paths.
+
+    With ``comparisons`` (the long pairwise format) the report gets a Pairwise section
+    (``pairwise_<name>.csv``); with judge ratings a Decisions section (``decisions_<name>.csv``);
+    when two or more judges scored the same items, their panel is added as one more judge."""
     cfg = config or ReportConfig()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -51,7 +57,15 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         why = "; ".join(f"{i.kind}: {i.count}, e.g. {i.examples[0] if i.examples else '-'}" for i in imp.issues)
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
                          "check the input against the rubric set")
+    from .panel import panel_rows  # scipy: only when a report is built
+    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section
+
     specs = rubric_set.metrics
+    panel = None
+    members = judges_sharing_items(clean)
+    if len(members) >= 2:
+        panel_ratings, panel = panel_rows(clean, members, specs)
+        clean = pd.concat([clean, panel_ratings], ignore_index=True)
     with _phase("calibration"):
         cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
                                   cfg.calibration_folds, cfg.seed)
@@ -61,6 +75,14 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         cells = pd.DataFrame(rows)
     with _phase("verdicts"):
         verdict_rows = verdicts(cells, extras, cfg)
+    with _phase("decisions"):
+        dec_frames, decisions = decisions_section(clean, specs, cfg, panel)
+        notes = bias_notes(decisions)
+        for v in verdict_rows:
+            v["note"] = "; ".join([v["note"], *notes.get((v["metric"], v["judge"]), [])]).strip("; ")
+    with _phase("pairwise"):
+        pw_frames, pairwise = pairwise_section(comparisons, cfg) if comparisons is not None and len(comparisons) else \
+            ({}, {"note": "no pairwise comparisons (comparisons.parquet, judge_comparisons.parquet or PARIKSHA's pairwise/)"})
     out.mkdir(parents=True, exist_ok=True)
     present = set(clean["metric"].unique())
     meta = {"title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -71,14 +93,20 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     with _phase("html"):
         from .html import render_html  # plotly: only when a page is written
 
-        html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
+        html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise, pw_frames, decisions)
     meta["n_charts"] = n_charts
     paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
     with _phase("write"):
         paths["html"].write_text(html, encoding="utf-8")
         studytables.write(REPORT_CELLS, cells, paths["csv"])
+        for prefix, frames in (("pairwise", pw_frames), ("decisions", dec_frames)):
+            for name, frame in frames.items():
+                if len(frame):
+                    paths[f"{prefix}_{name}"] = out / f"{prefix}_{name}.csv"
+                    frame.to_csv(paths[f"{prefix}_{name}"], index=False)
         doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
-               "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras}
+               "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras,
+               "pairwise": pairwise, "decisions": decisions}
         paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
     return paths
 
@@ -93,12 +121,31 @@ def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig |
         raise FileNotFoundError(f"{sample}: not found; run `kasauti sample {root}` first")
     ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file)
     imp = ImportReport(source=str(root))
-    paths = build_report(ratings, rubric_set, root / REPORT_DIR if out_dir is None else out_dir, items, imp, config)
+    from .pairwise.leaderboard import check
+
+    parts = []
+    for t in (studytables.COMPARISONS, studytables.JUDGE_COMPARISONS):
+        if (root / t.file).exists():
+            parts.append(studytables.read(t, root / t.file))
+            check(parts[-1][parts[-1]["status"] == "submitted"], str(root / t.file))  # names the file's row; others are counted
+    comparisons = pd.concat(parts, ignore_index=True) if parts else None
+    paths = build_report(ratings, rubric_set, root / REPORT_DIR if out_dir is None else out_dir, items, imp, config,
+                         comparisons=comparisons)
     return paths, imp
+
+
+def pariksha_comparisons(root: str | Path) -> pd.DataFrame | None:
+    """PARIKSHA's pairwise comparisons from ``<root>/pairwise/`` (humans and GPT-4), or None without that folder."""
+    if not (Path(root) / "pairwise").is_dir():
+        return None
+    from .pairwise.pariksha import from_pariksha_pairwise
+
+    return from_pariksha_pairwise(root)[0]
 
 
 def report_pariksha(root: str | Path, out_dir: str | Path, rubric_set: RubricSet, config: ReportConfig | None = None) -> tuple[dict[str, Path], ImportReport]:
     """The report straight from the PARIKSHA round-1 files (used by ``kasauti demo``)."""
     ratings, items, imp = from_pariksha(root)
-    paths = build_report(ratings, rubric_set, out_dir, items, imp, config, title=f"kasauti calibration report: {Path(root).name}")
+    paths = build_report(ratings, rubric_set, out_dir, items, imp, config or ReportConfig(model_families=PARIKSHA_FAMILIES),
+                         title=f"kasauti calibration report: {Path(root).name}", comparisons=pariksha_comparisons(root))
     return paths, imp

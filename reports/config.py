@@ -24,3 +24,10 @@ class ReportConfig(BaseModel):
     calibration_folds: int = Field(5, ge=2)
     calibration_min_items: int = Field(30, ge=2)
     calibration_min_items_language: int = Field(60, ge=2)
+    escalation_target: float = Field(0.90, gt=0, lt=1, description="Agreement with the human consensus the judge must "
+                                     "guarantee on the items it decides (trust-or-escalate thresholds in the report).")
+    escalation_delta: float = Field(0.10, gt=0, lt=1, description="Allowed probability that the guarantee fails.")
+    acceptable: dict[str, float] = Field(default_factory=dict, description="Metric -> the lowest human-scale score that "
+                                         "counts as acceptable (share-acceptable estimates); default: the scale's top level.")
+    model_families: dict[str, str] = Field(default_factory=dict, description="Judge or source model name -> model family "
+                                           "(e.g. gpt-4: gpt); self-preference is reported for judges whose family is known.")

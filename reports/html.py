@@ -77,17 +77,19 @@ def _ac(meta: dict, metric: str) -> str:
     return "hj_ac2" if meta["metrics"][metric]["measurement"] == "ordinal" else "hj_ac1"
 
 
-def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg) -> tuple[str, int]:
+def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg,
+                pairwise: dict | None = None, pw_frames: dict | None = None, decisions: dict | None = None) -> tuple[str, int]:
     """The report page and the number of charts in it, in plotly's 'plotly_white' template."""
     before = pio.templates.default
     pio.templates.default = "plotly_white"  # once for all figures: a template set per figure is deep-copied each time
     try:
-        return _page(meta, imp, cells, extras, verdict_rows, cal_info, cfg)
+        return _page(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise or {}, pw_frames or {}, decisions or {})
     finally:
         pio.templates.default = before
 
 
-def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg) -> tuple[str, int]:
+def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg,
+          pairwise: dict, pw_frames: dict, decisions: dict) -> tuple[str, int]:
     charts = _Charts()
     metrics = list(meta["metrics"])
     judges = sorted(j for j in cells["judge"].unique() if j and not j.endswith(CALIBRATED_SUFFIX))
@@ -118,6 +120,8 @@ def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows
     if not judges:
         body.append("<h2>Humans only</h2><p>No judge ratings were given; only human-human agreement is shown.</p>")
         body.append(_overview(charts, _JudgeCells(cells[cells["judge"] == ""]), metrics, meta))
+    body.append(_pairwise_section(charts, pairwise, pw_frames))
+    body.append(_decisions_section(decisions))
     body.append(_import_section(imp))
     body.append("<h2 id='glossary'>Glossary: how to read the figures</h2><dl>"
                 + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in _glossary(meta, cfg)) + "</dl>"
@@ -374,3 +378,77 @@ def _import_section(imp) -> str:
                if imp.ignored_columns else "")
     return (f"<h2 id='input'>Input checks</h2>{ignored}<p>Source: <code>{_html.escape(imp.source)}</code>. Every rating that could not be used and every item "
             f"without ratings is counted here.</p><table>{counts}</table>{issues}")
+
+
+def _table(records: list[dict], columns: list[str] | None = None, digits: int = 3) -> str:
+    """A table of ``records`` (all their keys, or ``columns``); numbers to ``digits`` places, every text escaped."""
+    if not records:
+        return "<p>None.</p>"
+    cols = columns or list(dict.fromkeys(k for r in records for k in r))
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return fmt(v, digits)
+        if isinstance(v, list):
+            return "[" + ", ".join(cell(x) for x in v) + "]"
+        return "-" if v is None else _html.escape(str(v))
+
+    head = "".join(f"<th>{_html.escape(c)}</th>" for c in cols)
+    rows = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in records)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _pairwise_section(charts: _Charts, summary: dict, frames: dict) -> str:
+    """Leaderboards, their agreement, pair agreement and position/length biases of the pairwise comparisons."""
+    head = "<h2 id='pairwise'>Pairwise</h2>"
+    if "leaderboards" not in summary:
+        return head + f"<p>{_html.escape(summary.get('note', 'no pairwise comparisons'))}.</p>"
+    from .pairwise.report import rank_figure
+
+    c = summary["counts"]
+    parts = [head, f"<p>{c['rows_used']} of {c['rows']} comparisons used ({c['rows_not_submitted']} not submitted); "
+             f"Bradley-Terry ({_html.escape(summary['model'])} ties, prior {summary['prior']}), {summary['n_boot']} "
+             "prompt-bootstrap resamples. The same numbers are in <code>report.json</code> (<code>pairwise</code>) "
+             "and the <code>pairwise_*.csv</code> files.</p>"]
+    lb = frames.get("leaderboards", pd.DataFrame())
+    if len(lb) and lb["raters"].nunique() > 1:
+        for criterion in sorted(lb["criterion"].unique()):
+            parts.append(charts.add(rank_figure(lb, criterion), f"Criterion {_html.escape(str(criterion))}: each model's "
+                                    "rank by the humans (x) and by each judge (y); on the diagonal both rank it alike."))
+    titles = {"leaderboards": "Leaderboards (per language and overall)", "leaderboard_agreement":
+              "Leaderboard agreement: humans vs each judge (Kendall tau-b, Spearman, top-k)",
+              "pair_agreement": "Agreement on pairs", "consistency": "Position consistency (the same pair shown both ways)",
+              "first_position": "First-position win rate", "length_bias": "Length bias (the longer response wins)",
+              "notes": "Leaderboards that could not be fitted"}
+    for name, title in titles.items():
+        if summary.get(name):
+            parts.append(f"<h3>{title}</h3>" + _table(summary[name]))
+    return "".join(parts)
+
+
+def _decisions_section(summary: dict) -> str:
+    """PPI++ estimates, escalation thresholds, bias tables and the panel of judges."""
+    head = "<h2 id='decisions'>Decisions</h2>"
+    if "ppi" not in summary:
+        return head + f"<p>{_html.escape(summary.get('note', 'no decision statistics'))}.</p>"
+    ppi_cols = ["target", "judge", "metric", "language", "acceptable_at", "n_labelled", "n_unlabelled", "estimate", "ci_low",
+                "ci_high", "classical", "classical_ci_low", "classical_ci_high", "judge_only", "n_effective",
+                "labels_saved", "note"]
+    esc = (_table(summary["escalation"]) if summary["escalation"] else f"<p>{_html.escape(summary['escalation_note'] or 'None')}.</p>")
+    panel = summary["panel"]
+    return "".join([
+        head, "<p>The same numbers are in <code>report.json</code> (<code>decisions</code>) and the "
+        "<code>decisions_*.csv</code> files.</p>",
+        "<h3>Mean human score and share acceptable (PPI++)</h3><p>Human-rated items are the labelled ones, items only the "
+        "judge scored the unlabelled ones. <i>classical</i>: the human-only estimate and interval; <i>judge_only</i>: the "
+        "judge's (biased) mean; <i>n_effective</i>: how many human labels the human-only estimate would need for the "
+        "PPI++ interval's width (<i>labels_saved</i>: the judge's worth in human labels).</p>",
+        _table(summary["ppi"], [c for c in ppi_cols if any(c in r for r in summary["ppi"])]),
+        f"<h3>Escalation thresholds (target agreement {summary['escalation_target']:g}, delta {summary['escalation_delta']:g})</h3>",
+        esc,
+        "<h3>Bias by length bin</h3>", _table(summary["length_bias"]), "<h4>Trend per length bin</h4>", _table(summary["length_trend"]),
+        "<h3>Self-preference</h3>", _table(summary["self_preference"]),
+        "<h3>Panel of judges</h3>",
+        f"<p>{_html.escape(panel['note'])}.</p>" if "note" in panel else
+        "<p>The panel is evaluated like a judge in the sections above.</p>" + _table([{"count": k, "items": v} for k, v in panel.items()]),
+    ])

@@ -27,7 +27,8 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     judgments = pd.read_parquet(study / "judgments.parquet")
     assert len(judgments) == 3 * len(sample) and (judgments["status"] == "ok").all()
     report = json.loads((study / "report" / "report.json").read_text())
-    assert {v["judge"] for v in report["verdicts"]} == {"gpt-4 (PARIKSHA)", "loopback"}
+    # the two judges scored the same items: their panel is evaluated like a third judge
+    assert {v["judge"] for v in report["verdicts"]} == {"gpt-4 (PARIKSHA)", "loopback", "panel (mean: gpt-4 (PARIKSHA) + loopback)"}
     assert "report:" in out.stdout and (study / "report" / "report.html").exists()
     assert "demo login: demo / " in out.stdout and (study / "argilla" / "annotators.csv").stat().st_mode & 0o077 == 0
     again = run_demo(study)  # the judge's ledger makes the second run call nothing

@@ -25,24 +25,28 @@ COLUMNS = ("prompt_id", "model_a", "model_b", "outcome")
 
 
 def check(frame: pd.DataFrame, what: str = "comparisons") -> None:
-    """Raise ValueError naming the first bad row (1-based) and column, or the missing columns."""
+    """Raise ValueError naming the first bad row (1-based; a frame's integer index is its row, so a
+    filtered frame's rows are those of the table it came from) and column, or the missing columns."""
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{what}: missing column(s) {missing}; comparisons need {list(COLUMNS)}")
+
+    def row(bad) -> int:
+        pos = int(bad.argmax())
+        return int(frame.index[pos]) + 1 if pd.api.types.is_integer_dtype(frame.index) else pos + 1
+
     for col in COLUMNS:
         bad = frame[col].isna().to_numpy()
         if bad.any():
-            raise ValueError(f"{what}: row {int(bad.argmax()) + 1}, column {col!r}: empty; every comparison needs it")
+            raise ValueError(f"{what}: row {row(bad)}, column {col!r}: empty; every comparison needs it")
     bad = ~frame["outcome"].isin(OUTCOMES).to_numpy()
     if bad.any():
-        row = int(bad.argmax())
-        raise ValueError(f"{what}: row {row + 1}, column 'outcome': expected one of {list(OUTCOMES)}, "
-                         f"got {frame['outcome'].iloc[row]!r}")
+        raise ValueError(f"{what}: row {row(bad)}, column 'outcome': expected one of {list(OUTCOMES)}, "
+                         f"got {frame['outcome'].iloc[int(bad.argmax())]!r}")
     same = (frame["model_a"] == frame["model_b"]).to_numpy()
     if same.any():
-        row = int(same.argmax())
-        raise ValueError(f"{what}: row {row + 1}, columns 'model_a'/'model_b': a model compared with itself "
-                         f"({frame['model_a'].iloc[row]!r}); a pair needs two different models")
+        raise ValueError(f"{what}: row {row(same)}, columns 'model_a'/'model_b': a model compared with itself "
+                         f"({frame['model_a'].iloc[int(same.argmax())]!r}); a pair needs two different models")
 
 
 @dataclass

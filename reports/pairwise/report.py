@@ -81,7 +81,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 def pairwise_report(comparisons: pd.DataFrame, model: str = "davidson", prior: float = 0.01, n_boot: int = 1000,
                     seed: int = 0, k: int = 3, min_items: int = 10) -> tuple[dict[str, pd.DataFrame], dict]:
-    """All pairwise statistics of ``comparisons`` (submitted rows only), as frames and as a JSON-able dict.
+    """All pairwise statistics of ``comparisons`` (submitted rows only, the others counted), as frames and as a JSON-able dict.
 
     Frames: ``leaderboards`` (criterion, raters, language, model, score, ci_low, ci_high, rank,
     rank_low, rank_high, n_comparisons, tie_parameter, n_prompts, n_failed), ``leaderboard_agreement``
@@ -95,9 +95,10 @@ def pairwise_report(comparisons: pd.DataFrame, model: str = "davidson", prior: f
     if missing:
         raise ValueError(f"comparisons: missing column(s) {missing}; the pairwise report needs {list(NEEDED)} "
                          "(see ARCHITECTURE.md, comparisons.parquet)")
-    leaderboard.check(comparisons)
     status = comparisons["status"] if "status" in comparisons.columns else pd.Series("submitted", index=comparisons.index)
-    used = comparisons[(status == "submitted").to_numpy()].reset_index(drop=True)
+    submitted = comparisons.reset_index(drop=True)[(status == "submitted").to_numpy()]
+    leaderboard.check(submitted)  # a draft, discarded row or failed judge call may lack its outcome
+    used = submitted.reset_index(drop=True)
     opts = {"model": model, "prior": prior, "n_boot": n_boot, "seed": seed}
     out = {name: [] for name in ("leaderboards", "leaderboard_agreement", "pair_agreement", "consistency",
                                  "first_position", "length_bias", "notes")}
