@@ -345,6 +345,8 @@ BOOSTED = Table("boosted", "boosted.parquet", "training", "kasauti boost",
     Column("original_response", S, "the original response"),
     Column("edit_distance", F64, "normalised Levenshtein distance between the original and the boosted triple "
                             "(`training.pairs.edit_distance`)"),
+    Column("source_model", S, "the original's `source_model` (`sampling.pairs.boosted_pairs` pairs the two versions)",
+           True),
     Column("booster", S, "SHA-256 of the booster's model files"),
     Column("params", S, "JSON object of the generation parameters"),
 ))

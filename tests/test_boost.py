@@ -16,10 +16,12 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 import studytables as st
+from sampling.pairs import boosted_pairs
 from tests.judge_support import ROOT, cli_env, kasauti_cmd
 from training.boost import LEDGER_NAME, UNPARSEABLE, BoostItem, GenerationParams, boost
 from training.pairs import Triple, edit_distance
@@ -167,6 +169,8 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tiny, tmp_path):
     one_line_error(run("boost", str(study), "--booster", str(tiny), "--data", str(bad), ok=False),
                    "bad.jsonl", "row 3", "'response'")
     one_line_error(run("train", "booster", str(study), ok=False), "no `training: booster:` section")
+    extra = make_study(tmp_path / "extra", data, {"base": str(tiny), "lora_rnak": 8})
+    one_line_error(run("train", "booster", str(extra), ok=False), "training.booster.lora_rnak", "Extra inputs")
     trainable = make_study(tmp_path / "trainable", data, {"base": str(tiny)})
     one_line_error(run("train", "booster", str(trainable), ok=False), "no revision pairs", "kasauti export")
     (tmp_path / "Hindi.json").write_text("[{", encoding="utf-8")
@@ -264,3 +268,7 @@ def test_vllm_backend_serves_the_base_with_the_booster_lora(tiny, tmp_path, fake
     for p in pairs:
         assert out.loc[p.item_id, "response"] == p.revised.response
     assert "new" not in out.index
+    sample = pd.DataFrame([(it.item_id, it.language, "qa", it.original.instruction, it.original.response, "m")
+                           for it in items], columns=["item_id", "language", "task", "prompt", "response", "source_model"])
+    compared = boosted_pairs(sample, out.reset_index())
+    assert compared.attrs["counts"]["pairs"] == 5 and set(compared["item_a"]) == {p.item_id for p in pairs}

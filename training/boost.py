@@ -36,6 +36,7 @@ class BoostItem:
     language: str
     task: str | None
     original: Triple
+    source_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,15 +236,15 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
             new = Triple(instruction, input_, response)
             o = it.original
             boosted.append((it.item_id, it.language, it.task, new.instruction, new.input, new.response, o.instruction,
-                            o.input, o.response, edit_distance(o, new), model, param_text))
+                            o.input, o.response, edit_distance(o, new), it.source_model, model, param_text))
     st.write(st.BOOSTED, pd.DataFrame(boosted, columns=st.BOOSTED.names), out)
     return BoostResult(out, out.with_name(LEDGER_NAME), boosted=len(boosted), unparseable=len(items) - len(boosted),
                        cached=len(items) - len(todo), generated=len(todo))
 
 
 def sample_items(sample) -> list[BoostItem]:
-    """Boost items of a frame in the sample's shape (item_id, language, task, prompt, context, response)."""
-    return [BoostItem(r.item_id, r.language, r.task, Triple(r.prompt, r.context or "", r.response))
+    """Boost items of a frame in the sample's shape (item_id, language, task, prompt, context, response, source_model)."""
+    return [BoostItem(r.item_id, r.language, r.task, Triple(r.prompt, r.context or "", r.response), r.source_model)
             for r in sample.itertuples(index=False)]
 
 
