@@ -179,6 +179,25 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tiny, tmp_path):
     assert not (study / st.BOOSTED.file).exists()
 
 
+def test_booster_pairs_come_from_the_study_export_or_a_midb_file(tmp_path):
+    from training import TrainingError
+    from training.train import booster_pairs
+
+    pairs = learning_pairs()
+    rows = [(p.item_id, "ann", "study", p.language, None, *vars(p.original).values(), *vars(p.revised).values(),
+             p.distance, None, None) for p in pairs]
+    path = tmp_path / st.EXPORT_REVISIONS.file
+    path.parent.mkdir(parents=True)
+    st.write(st.EXPORT_REVISIONS, pd.DataFrame(rows, columns=st.EXPORT_REVISIONS.names), path)
+    assert booster_pairs(tmp_path) == pairs
+    midb = write_json(tmp_path / "Hindi.json", [midb_record(tuple(vars(p.original).values()),
+                                                            tuple(vars(p.revised).values())) for p in pairs])
+    assert [(p.original, p.revised) for p in booster_pairs(tmp_path, f"midb:{midb}")] == \
+        [(p.original, p.revised) for p in pairs]
+    with pytest.raises(TrainingError, match="give `export` or `midb:FILE`"):
+        booster_pairs(tmp_path, "revisions")
+
+
 # --- the vLLM path, with objects shaped like vLLM's (vllm/outputs.py, vllm/lora/request.py) ----
 
 

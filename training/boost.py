@@ -266,7 +266,8 @@ def read_items(path: str | Path, columns, fmt: str = "auto") -> list[BoostItem]:
     try:
         for chunk in iter_chunks(path, detect_format(path, fmt), fields):
             where = chunk.file or path.name
-            for row, column, what in chunk.problems:
+            if chunk.problems:
+                row, column, what = chunk.problems[0]
                 raise BoostError(f"{path}: {where}: row {row - chunk.offset}, column {column!r}: {what}; fix the value")
             values = {fields[c]: chunk.batch.column(c).to_pylist() for c in chunk.batch.schema.names}
             for i, row in enumerate(chunk.rows.to_pylist()):
