@@ -259,8 +259,11 @@ class FakeLLM:
 def fake_vllm(monkeypatch):
     vllm = types.ModuleType("vllm")
     vllm.LLM, vllm.SamplingParams = FakeLLM, SamplingParams
-    vllm.lora = types.SimpleNamespace(request=types.SimpleNamespace(LoRARequest=LoRARequest))
+    request = types.ModuleType("vllm.lora.request")
+    request.LoRARequest = LoRARequest
     monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.lora", types.ModuleType("vllm.lora"))
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", request)
     FakeLLM.instances = []
 
 
@@ -269,7 +272,7 @@ def test_vllm_backend_serves_the_base_with_the_booster_lora(tiny, tmp_path, fake
     (booster / "model").mkdir(parents=True)
     (booster / "model" / "config.json").write_text("{}", encoding="utf-8")
     (booster / "adapter").mkdir()
-    (booster / "adapter" / "adapter_config.json").write_text('{"r": 16}', encoding="utf-8")
+    (booster / "adapter" / "adapter_config.json").write_text('{"r": 64}', encoding="utf-8")
     (booster / "config.json").write_text(json.dumps({"base_resolved": [str(tiny), None]}), encoding="utf-8")
     pairs = learning_pairs()
     items = [BoostItem(p.item_id, p.language, None, p.original) for p in pairs] + [
@@ -277,7 +280,7 @@ def test_vllm_backend_serves_the_base_with_the_booster_lora(tiny, tmp_path, fake
     result = boost(booster, items, tmp_path / "boosted.parquet", batch_size=4, backend="vllm",
                    params=GenerationParams(max_new_tokens=256))
     (llm,) = FakeLLM.instances
-    assert llm.model == str(tiny) and llm.engine_args == {"enable_lora": True}
+    assert llm.model == str(tiny) and llm.engine_args == {"enable_lora": True, "max_lora_rank": 64}
     assert [len(m) for m, _, _ in llm.calls] == [4, 2]
     _, sampling, lora = llm.calls[0]
     assert vars(sampling) == {"max_tokens": 256, "temperature": 0.0, "top_p": 1.0, "seed": 0}

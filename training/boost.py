@@ -24,6 +24,7 @@ from .pairs import Triple, edit_distance
 
 OK, UNPARSEABLE = "ok", "unparseable"
 LEDGER_NAME = "boost.sqlite"
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts (its default: 16)
 
 
 class BoostError(ValueError):
@@ -164,8 +165,12 @@ class VLLMGenerator:
         except ImportError as exc:
             raise BoostError("the vllm backend needs vLLM and a CUDA GPU: pip install 'kasauti[vllm]'") from exc
         lora = adapter is not None and base is not None
-        self.lora = self.vllm.lora.request.LoRARequest("booster", 1, str(adapter)) if lora else None
-        args = {"enable_lora": True, **(engine_args or {})} if lora else dict(engine_args or {})
+        args = dict(engine_args or {})
+        self.lora = None
+        if lora:
+            self.lora = importlib.import_module("vllm.lora.request").LoRARequest("booster", 1, str(adapter))
+            rank = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["r"]
+            args = {"enable_lora": True, "max_lora_rank": min(r for r in VLLM_LORA_RANKS if r >= rank), **args}
         self.llm = llm or self.vllm.LLM(model=str(base if lora else model_dir), **args)
         self.sampling = self.vllm.SamplingParams(max_tokens=params.max_new_tokens, temperature=params.temperature,
                                                  top_p=params.top_p, seed=params.seed)
@@ -208,7 +213,8 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
     try:
         keys = [item_key(it, model, params) for it in items]
         done = ledger.rows(keys)
-        todo = [(k, it) for k, it in zip(keys, items) if k not in done]
+        # similar lengths share a batch: less left padding
+        todo = sorted(((k, it) for k, it in zip(keys, items) if k not in done), key=lambda t: len(t[1].original.joined()))
         if todo and generator is None:
             if backend == "vllm":
                 generator = VLLMGenerator(model_dir, adapter, base, params)
