@@ -15,7 +15,8 @@ import hashlib
 import importlib
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,20 +159,18 @@ class TransformersGenerator:
 class VLLMGenerator:
     """Offline batched generation with vLLM: the base model with the booster's LoRA (or the merged model)."""
 
-    def __init__(self, model_dir: Path, adapter: Path | None, base: Path | None, params: GenerationParams, *,
-                 llm=None, engine_args: dict | None = None):
+    def __init__(self, model_dir: Path, adapter: Path | None, base: Path | None, params: GenerationParams):
         try:
             self.vllm = importlib.import_module("vllm")
         except ImportError as exc:
             raise BoostError("the vllm backend needs vLLM and a CUDA GPU: pip install 'kasauti[vllm]'") from exc
         lora = adapter is not None and base is not None
-        args = dict(engine_args or {})
-        self.lora = None
+        args, self.lora = {}, None
         if lora:
             self.lora = importlib.import_module("vllm.lora.request").LoRARequest("booster", 1, str(adapter))
             rank = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["r"]
-            args = {"enable_lora": True, "max_lora_rank": min(r for r in VLLM_LORA_RANKS if r >= rank), **args}
-        self.llm = llm or self.vllm.LLM(model=str(base if lora else model_dir), **args)
+            args = {"enable_lora": True, "max_lora_rank": min(r for r in VLLM_LORA_RANKS if r >= rank)}
+        self.llm = self.vllm.LLM(model=str(base if lora else model_dir), **args)
         self.sampling = self.vllm.SamplingParams(max_tokens=params.max_new_tokens, temperature=params.temperature,
                                                  top_p=params.top_p, seed=params.seed)
 
@@ -188,23 +187,22 @@ def _outcome(text: str) -> tuple[str, str | None, Triple | None]:
 
 
 def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | Path, *, batch_size: int = 8,
-          params: GenerationParams = GenerationParams(), backend: str = "transformers",
-          generator: Callable[[Sequence[list[dict]]], list[str]] | None = None) -> BoostResult:
+          params: GenerationParams = GenerationParams(), backend: str = "transformers") -> BoostResult:
     """Rewrite `items` with the booster into the boosted table at `out_path`, resuming from its ledger.
 
-    `generator` (conversations -> texts) replaces the backend's (tests); counts add up:
-    boosted + unparseable == len(items), cached + generated == len(items).
+    Counts add up: boosted + unparseable == len(items), cached + generated == len(items).
     """
     import pandas as pd
 
     import studytables as st
 
+    if backend not in ("transformers", "vllm"):
+        raise BoostError(f"unknown backend {backend!r}; use transformers or vllm")
     if batch_size < 1:
         raise BoostError(f"batch size must be at least 1, got {batch_size}")
-    ids = [it.item_id for it in items]
-    if len(set(ids)) != len(ids):
-        twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise BoostError(f"item ids must be unique; repeated: {twice}")
+    twice = sorted(i for i, n in Counter(it.item_id for it in items).items() if n > 1)
+    if twice:
+        raise BoostError(f"item ids must be unique; repeated: {twice[:5]}")
     model_dir, adapter, base = booster_files(booster_dir)
     model = model_hash(model_dir)
     out = Path(out_path)
@@ -215,13 +213,9 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
         done = ledger.rows(keys)
         # similar lengths share a batch: less left padding
         todo = sorted(((k, it) for k, it in zip(keys, items) if k not in done), key=lambda t: len(t[1].original.joined()))
-        if todo and generator is None:
-            if backend == "vllm":
-                generator = VLLMGenerator(model_dir, adapter, base, params)
-            elif backend == "transformers":
-                generator = TransformersGenerator(model_dir, params)
-            else:
-                raise BoostError(f"unknown backend {backend!r}; use transformers or vllm")
+        if todo:
+            generator = (VLLMGenerator(model_dir, adapter, base, params) if backend == "vllm"
+                         else TransformersGenerator(model_dir, params))
         param_text = json.dumps(asdict(params))
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
