@@ -67,6 +67,14 @@ def ledger_rows(study: Path) -> list[tuple]:
         return db.execute("SELECT item_id, status, raw_text, error FROM outputs ORDER BY item_id").fetchall()
 
 
+def recorded(study: Path) -> int:
+    """Outputs in the ledger of a run under way (0 until it has created its table)."""
+    try:
+        return len(ledger_rows(study)) if (study / LEDGER_NAME).is_file() else 0
+    except sqlite3.OperationalError:
+        return 0
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-booster"))
@@ -134,7 +142,7 @@ def test_a_killed_boost_resumes_exactly_the_missing_items(tiny, tmp_path):
             "--max-new-tokens", "60")
     proc = subprocess.Popen(kasauti_cmd(*args), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        while proc.poll() is None and not ((study / LEDGER_NAME).is_file() and len(ledger_rows(study)) >= 2):
+        while proc.poll() is None and recorded(study) < 2:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -163,6 +171,8 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tiny, tmp_path):
     one_line_error(run("boost", str(study), "--booster", str(tiny), "--data", str(tmp_path / "missing.jsonl"), ok=False),
                    "missing.jsonl", "no such data file")
     one_line_error(run("boost", str(study), "--booster", str(tiny), ok=False), "no sample", "--data")
+    one_line_error(run("boost", str(study), "--booster", str(tiny), "--data", str(data), "--backend", "tpu", ok=False),
+                   "unknown backend 'tpu'")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(data.read_text(encoding="utf-8") + json.dumps({"id": "x", "language": "hi", "prompt": "p"}) + "\n",
                    encoding="utf-8")
