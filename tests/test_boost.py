@@ -208,6 +208,21 @@ def test_booster_pairs_come_from_the_study_export_or_a_midb_file(tmp_path):
         booster_pairs(tmp_path, "revisions")
 
 
+def test_the_study_template_shows_a_training_section_that_validates_once_uncommented(tmp_path):
+    from kasauti.study import Study
+
+    data = write_items(tmp_path / "items.jsonl", RANDOM_ITEMS[:1])
+    run("init", str(tmp_path / "s"), "--data", str(data))
+    path = tmp_path / "s" / "kasauti.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# training:")
+    end = lines.index("", start)
+    path.write_text("\n".join(lines[:start] + [line[2:] for line in lines[start:end]] + lines[end:]) + "\n",
+                    encoding="utf-8")
+    booster = Study(path.parent).config.training.booster
+    assert booster is not None and booster.base == "smollm2" and booster.max_steps == 200
+
+
 # --- the vLLM path, with objects shaped like vLLM's (vllm/outputs.py, vllm/lora/request.py) ----
 
 
