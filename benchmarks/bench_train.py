@@ -12,8 +12,15 @@ Baseline: TRL's SFTTrainer with its defaults (padded batches) and only the CPU-s
 (bf16 and gradient checkpointing off), the same LoRA, learning rate, schedule, seed, examples and
 steps: tokens/s. Tokens are the non-padding input tokens each trainer counts.
 
+Boosting: ``training.boost.boost`` rewrites the originals of ``--boost-items`` of the subset
+greedily with ``--boost-model`` (``smollm2``, or ``tiny``: the test suite's random-init Llama,
+which never stops early), batched (``--boost-batch``) and then one prompt at a time, each with a
+fresh ledger: generated tokens/s of each and the speed-up (goal >= 3x).
+
 usage: python benchmarks/bench_train.py --midb ../shared/data/midb [--language Spanish] [--pairs 40]
-       [--steps 3] [--batch 2] [--max-length 1536] [--padding-free] [--threads N]   (needs kasauti[train,smollm2])
+       [--steps 3] [--batch 2] [--max-length 1536] [--padding-free] [--threads N]
+       [--boost-model smollm2|tiny] [--boost-items 16] [--boost-batch 8] [--boost-tokens 64] [--skip-training]
+       (needs kasauti[train,smollm2])
 """
 
 from __future__ import annotations
@@ -41,12 +48,14 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=1536)
     ap.add_argument("--padding-free", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--boost-model", choices=["smollm2", "tiny"], default="smollm2")
+    ap.add_argument("--boost-items", type=int, default=16)
+    ap.add_argument("--boost-batch", type=int, default=8)
+    ap.add_argument("--boost-tokens", type=int, default=64, help="max new tokens per item")
+    ap.add_argument("--skip-training", action="store_true", help="only the boosting benchmark")
     args = ap.parse_args()
 
     import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,6 +64,16 @@ def main() -> None:
     print(f"{args.language}: {midb.records} records, {len(midb.pairs)} usable, set aside "
           f"{ {k: len(v) for k, v in midb.set_aside.items()} }; top 30%: {len(top)}")
     subset = random.Random(0).sample(top, min(args.pairs, len(top)))
+    if not args.skip_training:
+        bench_training(args, subset)
+    bench_boost(args, subset)
+
+
+def bench_training(args, subset) -> None:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
     cfg = BoosterConfig(base="smollm2", top_share=1.0, eval_share=0.1, max_steps=args.steps, batch_size=args.batch,
                         max_length=args.max_length, warmup_ratio=0.0, save_steps=10_000, logging_steps=1,
                         padding_free=args.padding_free)
@@ -90,6 +109,51 @@ def main() -> None:
           f"{out.metrics['train_runtime']:.1f} s (wall {wall:.1f} s) = {theirs:.1f} tokens/s")
     print(f"tokens/s kasauti / plain TRL: {ours / theirs:.2f}x (goal >= 1.0x); eval loss fell: "
           f"{m['eval_loss_after'] < m['eval_loss_before']}")
+
+
+def boost_model(name: str, directory: Path) -> Path:
+    """A transformers directory of the boosting model: SmolLM2 rebuilt from its GGUF, or the tests' tiny Llama."""
+    if name == "tiny":
+        from tests.test_training import build_tiny_model
+
+        return build_tiny_model(directory)
+    model, tokenizer = load_base("smollm2")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def bench_boost(args, subset) -> None:
+    from training.boost import LEDGER_NAME, BoostItem, GenerationParams, boost
+
+    items = [BoostItem(p.item_id, p.language, None, p.original) for p in subset[:args.boost_items]]
+    params = GenerationParams(max_new_tokens=args.boost_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = boost_model(args.boost_model, Path(tmp) / "model")
+        rates = {}
+        for batch in (args.boost_batch, 1):
+            out = Path(tmp) / f"batch{batch}" / "boosted.parquet"
+            start = time.perf_counter()
+            result = boost(model_dir, items, out, batch_size=batch, params=params)
+            wall = time.perf_counter() - start
+            tokens = generated_tokens(model_dir, out.with_name(LEDGER_NAME))
+            rates[batch] = tokens / wall
+            print(f"boost {args.boost_model}, batch {batch}: {len(items)} items ({result.boosted} boosted, "
+                  f"{result.unparseable} unparseable), {tokens} tokens in {wall:.1f} s = {rates[batch]:.1f} tokens/s "
+                  f"({len(items) / wall:.2f} items/s)")
+    print(f"boost tokens/s batched / one at a time: {rates[args.boost_batch] / rates[1]:.2f}x (goal >= 3x)")
+
+
+def generated_tokens(model_dir: Path, ledger: Path) -> int:
+    """Tokens of every generated text in the ledger (re-tokenized; the eos token not counted)."""
+    import sqlite3
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with sqlite3.connect(ledger) as db:
+        texts = [t for (t,) in db.execute("SELECT raw_text FROM outputs")]
+    return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
 if __name__ == "__main__":

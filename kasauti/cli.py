@@ -739,5 +739,63 @@ def export_cmd(
             console.print(f"pushed {result.path / name} to {url}", highlight=False)
 
 
+train_app = typer.Typer(help="Train models on the study's data (the booster).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("booster")
+def train_booster_cmd(
+    study_dir: Path = typer.Argument(..., help="The study directory (`training.booster:` in its kasauti.yaml)."),
+    pairs: str = typer.Option("export", "--pairs", help="`export` (the study's export/revisions) or `midb:FILE`."),
+) -> None:
+    """Train a booster on revision pairs into STUDY_DIR/booster (resumes a killed run there)."""
+    from training import MidbError, TrainingError, train_booster
+    from training.train import booster_pairs
+
+    study = _study(study_dir)
+    cfg = study.config.training.booster
+    if cfg is None:
+        fail(f"{study.config_path}: no `training: booster:` section; add one, e.g. `training: {{booster: {{base: "
+             "smollm2}}` (README.md)")
+    try:
+        result = train_booster(cfg, booster_pairs(study.root, pairs), study.root / "booster")
+    except (TrainingError, MidbError, OSError) as exc:
+        fail(str(exc))
+    m = result.metrics
+    console.print(f"{result.out_dir}: {m['train_pairs']} training pairs, {m['eval_pairs']} held out, "
+                  f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
+                  f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+
+
+@app.command("boost")
+def boost_cmd(
+    study_dir: Path = typer.Argument(..., help="The study directory."),
+    booster: Path = typer.Option(..., "--booster", help="The booster (what `kasauti train booster` wrote)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="A data file the intake reads (columns as in "
+                                        "kasauti.yaml); default: the study's sample."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1),
+    backend: str = typer.Option("transformers", "--backend", help="transformers (CPU) or vllm (GPU)."),
+) -> None:
+    """Rewrite the study's items with the booster into STUDY_DIR/boosted.parquet (resumable: boost.sqlite)."""
+    import studytables as st
+    from training.boost import BoostError, GenerationParams, boost, read_items, sample_items
+
+    study = _study(study_dir)
+    try:
+        if data is not None:
+            items = read_items(data, study.config.data.columns)
+        elif study.sample.is_file():
+            items = sample_items(st.read(st.SAMPLE, study.sample))
+        else:
+            fail(f"{study.sample}: no sample; run `kasauti sample {study_dir}` or give --data FILE")
+        result = boost(booster, items, study.root / st.BOOSTED.file, batch_size=batch_size, backend=backend,
+                       params=GenerationParams(max_new_tokens=max_new_tokens))
+    except (BoostError, st.TableError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"{result.path}: {result.boosted} boosted, {result.unparseable} unparseable (status and raw text "
+                  f"in {result.ledger}), {result.cached} cached, {result.generated} generated", highlight=False)
+
+
 def main() -> None:
     app()

@@ -17,7 +17,7 @@ from reports.config import ReportConfig
 from rubrics.schema import unique_names
 from sampling.config import DataSource, SamplingConfig
 from sampling.sources import SourceError, detect_format, not_utf8
-from training.config import ExportConfig
+from training.config import ExportConfig, TrainingConfig
 
 CONFIG_NAME = "kasauti.yaml"
 
@@ -88,6 +88,7 @@ class StudyConfig(BaseModel):
     judges: list[JudgeConfig] = []
     annotation: AnnotationConfig = AnnotationConfig()
     export: ExportConfig | None = None
+    training: TrainingConfig = TrainingConfig()
 
     @field_validator("judges")
     @classmethod

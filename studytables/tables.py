@@ -331,6 +331,26 @@ EXPORT_REVISIONS = Table("export_revisions", "export/revisions/data/train.parque
     Column("comment", S, "the annotator's comment", True),
 ))
 
+BOOSTED = Table("boosted", "boosted.parquet", "training", "kasauti boost",
+                "one row per item the booster rewrote into a complete item, linked to its original (unparseable "
+                "outputs stay in `boost.sqlite` with their status and raw text)", (
+    ITEM_ID,
+    Column("language", S, "the item's language"),
+    Column("task", S, "the item's task; null when the input has none", True),
+    Column("prompt", S, "the boosted instruction"),
+    Column("context", S, "the boosted input (empty when none)"),
+    Column("response", S, "the boosted response"),
+    Column("original_prompt", S, "the original instruction"),
+    Column("original_context", S, "the original input (empty when none)"),
+    Column("original_response", S, "the original response"),
+    Column("edit_distance", F64, "normalised Levenshtein distance between the original and the boosted triple "
+                            "(`training.pairs.edit_distance`)"),
+    Column("source_model", S, "the original's `source_model` (`sampling.pairs.boosted_pairs` pairs the two versions)",
+           True),
+    Column("booster", S, "SHA-256 of the booster's model files"),
+    Column("params", S, "JSON object of the generation parameters"),
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, PAIR_RECORDS, REPORT_CELLS,
                                                 PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
-                                                EXPORT_REVISIONS)}
+                                                EXPORT_REVISIONS, BOOSTED)}

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from rubrics import RubricSet
 
+from .train import BoosterConfig
+
 Verdict = Literal["usable as is", "usable after calibration"]
 
 
@@ -97,3 +99,9 @@ class ExportConfig(_Strict):
             if not scale.min <= level <= scale.max:
                 raise ValueError(f"export.accept: {rule.metric}: {rule.bound} is off the metric's human scale "
                                  f"{scale.values}")
+
+
+class TrainingConfig(_Strict):
+    """The ``training:`` section of ``kasauti.yaml``."""
+
+    booster: BoosterConfig | None = Field(None, description="Booster fine-tuning (`kasauti train booster`).")

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .examples import booster_example, split_by_item
-from .pairs import RevisionPair, select_top
+from .pairs import RevisionPair, Triple, select_top
 
 SMOLLM2 = "smollm2"
 LIBRARIES = ("torch", "transformers", "trl", "peft", "tokenizers", "accelerate")
@@ -283,3 +283,24 @@ def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: st
     (out / "config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return TrainResult(out_dir=out, model_dir=model_dir, adapter_dir=adapter_dir, metrics=metrics)
+
+
+def booster_pairs(study_root: str | Path, spec: str = "export") -> list[RevisionPair]:
+    """The revision pairs named by `spec`: ``export`` (the study's ``export/revisions``, from `kasauti export`)
+    or ``midb:FILE`` (a MIDB train file); TrainingError when there are none to read."""
+    import studytables as st
+
+    from .midb import read_midb
+
+    if spec.startswith("midb:"):
+        return read_midb(spec[5:]).pairs
+    if spec != "export":
+        raise TrainingError(f"--pairs {spec!r}: give `export` or `midb:FILE`")
+    path = Path(study_root) / st.EXPORT_REVISIONS.file
+    if not path.is_file():
+        raise TrainingError(f"{path}: no revision pairs; run `kasauti export {study_root}` first, or train on MIDB "
+                            "pairs with --pairs midb:FILE")
+    frame = st.read(st.EXPORT_REVISIONS, path)
+    return [RevisionPair(r.item_id, r.language, Triple(r.original_instruction, r.original_input, r.original_response),
+                         Triple(r.revised_instruction, r.revised_input, r.revised_response))
+            for r in frame.itertuples(index=False)]
