@@ -42,7 +42,8 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     ``report.html``, ``report.json`` and ``report.csv`` into ``out_dir``; returns their paths.
 
     With ``comparisons`` (the long pairwise format) the report gets a Pairwise section
-    (``pairwise_<name>.csv``); with judge ratings a Decisions section (``decisions_<name>.csv``);
+    (``pairwise_<name>.csv``); with judge ratings a Decisions section (``decisions_<name>.csv``); with
+    three or more source models a System-level agreement section (``system_agreement.csv``);
     when two or more judges scored the same items, their panel is added as one more judge."""
     cfg = config or ReportConfig()
     out = Path(out_dir)
@@ -58,7 +59,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
                          "check the input against the rubric set")
     from .panel import panel_rows  # scipy: only when a report is built
-    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section
+    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section, system_section
 
     specs = rubric_set.metrics
     panel = None
@@ -80,6 +81,8 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         notes = bias_notes(decisions)
         for v in verdict_rows:
             v["note"] = "; ".join([v["note"], *notes.get((v["metric"], v["judge"]), [])]).strip("; ")
+    with _phase("system"):
+        sys_frames, system = system_section(clean, cfg)
     with _phase("pairwise"):
         pw_frames, pairwise = pairwise_section(comparisons, cfg) if comparisons is not None and len(comparisons) else \
             ({}, {"note": "no pairwise comparisons (comparisons.parquet, judge_comparisons.parquet or PARIKSHA's pairwise/)"})
@@ -93,20 +96,21 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
     with _phase("html"):
         from .html import render_html  # plotly: only when a page is written
 
-        html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise, pw_frames, decisions)
+        html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise, pw_frames, decisions,
+                                       system)
     meta["n_charts"] = n_charts
     paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
     with _phase("write"):
         paths["html"].write_text(html, encoding="utf-8")
         studytables.write(REPORT_CELLS, cells, paths["csv"])
-        for prefix, frames in (("pairwise", pw_frames), ("decisions", dec_frames)):
+        for prefix, frames in (("pairwise", pw_frames), ("decisions", dec_frames), ("system", sys_frames)):
             for name, frame in frames.items():
                 if len(frame):
                     paths[f"{prefix}_{name}"] = out / f"{prefix}_{name}.csv"
                     frame.to_csv(paths[f"{prefix}_{name}"], index=False)
         doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
                "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras,
-               "pairwise": pairwise, "decisions": decisions}
+               "pairwise": pairwise, "decisions": decisions, "system": system}
         paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
     return paths
 

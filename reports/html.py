@@ -78,18 +78,20 @@ def _ac(meta: dict, metric: str) -> str:
 
 
 def render_html(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg,
-                pairwise: dict | None = None, pw_frames: dict | None = None, decisions: dict | None = None) -> tuple[str, int]:
+                pairwise: dict | None = None, pw_frames: dict | None = None, decisions: dict | None = None,
+                system: dict | None = None) -> tuple[str, int]:
     """The report page and the number of charts in it, in plotly's 'plotly_white' template."""
     before = pio.templates.default
     pio.templates.default = "plotly_white"  # once for all figures: a template set per figure is deep-copied each time
     try:
-        return _page(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise or {}, pw_frames or {}, decisions or {})
+        return _page(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise or {}, pw_frames or {}, decisions or {},
+                     system or {})
     finally:
         pio.templates.default = before
 
 
 def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows: list[dict], cal_info: list[dict], cfg,
-          pairwise: dict, pw_frames: dict, decisions: dict) -> tuple[str, int]:
+          pairwise: dict, pw_frames: dict, decisions: dict, system: dict) -> tuple[str, int]:
     charts = _Charts()
     metrics = list(meta["metrics"])
     judges = sorted(j for j in cells["judge"].unique() if j and not j.endswith(CALIBRATED_SUFFIX))
@@ -122,6 +124,7 @@ def _page(meta: dict, imp, cells: pd.DataFrame, extras: list[dict], verdict_rows
         body.append(_overview(charts, _JudgeCells(cells[cells["judge"] == ""]), metrics, meta))
     body.append(_pairwise_section(charts, pairwise, pw_frames))
     body.append(_decisions_section(decisions))
+    body.append(_system_section(system))
     body.append(_import_section(imp))
     body.append("<h2 id='glossary'>Glossary: how to read the figures</h2><dl>"
                 + "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in _glossary(meta, cfg)) + "</dl>"
@@ -424,6 +427,21 @@ def _pairwise_section(charts: _Charts, summary: dict, frames: dict) -> str:
         if summary.get(name):
             parts.append(f"<h3>{title}</h3>" + _table(summary[name]))
     return "".join(parts)
+
+
+def _system_section(summary: dict) -> str:
+    """Per judge x metric x language: how the judge's mean scores per source model order the systems vs the humans'."""
+    head = "<h2 id='system'>System-level agreement</h2>"
+    if "agreement" not in summary:
+        return head + f"<p>{_html.escape(summary.get('note', 'no system-level agreement'))}.</p>"
+    return "".join([
+        head, "<p>Per source model (system): the mean human score and the mean judge score over the items with both; "
+        "Spearman, Kendall tau-b and Pearson across systems, with percentile CIs from "
+        f"{summary['n_boot']} item resamples within each system. The same numbers are in <code>report.json</code> "
+        "(<code>system</code>) and <code>system_agreement.csv</code>.</p>",
+        _table(summary["agreement"], ["judge", "metric", "language", "n_systems", "n_items", "statistic", "value",
+                                      "ci_low", "ci_high"]),
+    ])
 
 
 def _decisions_section(summary: dict) -> str:

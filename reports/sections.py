@@ -34,6 +34,23 @@ def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict
     return pairwise_report(comparisons, n_boot=cfg.n_boot, seed=cfg.seed, min_items=cfg.min_items)
 
 
+def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    """System-level agreement of direct assessment (:func:`reports.pairwise.system.system_agreement`) per
+    judge x metric x language with the report's n_boot and seed, or a note on why there is none."""
+    from .pairwise.system import system_agreement
+
+    if not (clean["rater_kind"] == "judge").any():
+        return {}, {"note": "no judge ratings: no system-level agreement"}
+    if "source_model" not in clean.columns or clean["source_model"].isna().all():
+        return {}, {"note": "no source_model: the items name no source model, so no system-level agreement"}
+    agreement, systems, counts = system_agreement(clean, n_boot=cfg.n_boot, seed=cfg.seed)
+    if agreement.empty:
+        return {}, {"note": "fewer than 3 source models with human and judge scores in every judge x metric x language "
+                            "cell, so no system-level agreement", "counts": counts}
+    return {"agreement": agreement}, {"n_boot": cfg.n_boot, "counts": counts, "agreement": _records(agreement),
+                                      "systems": _records(systems)}
+
+
 def _item_scores(clean: pd.DataFrame) -> pd.DataFrame:
     """One row per judge x item x metric: the judge's score ``f`` and the mean human score ``y`` (NaN: no human)."""
     y = clean[clean["rater_kind"] == "human"].groupby(["metric", "item_id"])["score"].mean().rename("y")

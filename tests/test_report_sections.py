@@ -264,3 +264,41 @@ def test_without_bootstrap_no_bias_is_called_significant(tmp_path):
     assert not any("length bias" in v["note"] or "self-preference" in v["note"] for v in doc["verdicts"])
     assert all(t["significant"] is None for t in doc["decisions"]["length_trend"])
     assert all(s["significant"] is None for s in doc["decisions"]["self_preference"])
+
+
+def test_system_agreement_section_equals_system_agreement(demo_report, tmp_path):
+    """Issue 9: the System-level agreement table (JSON, CSV, HTML) carries system_agreement's numbers;
+    without source models it is absent with a note."""
+    from reports.pairwise.system import system_agreement
+
+    paths, cfg = demo_report
+    doc = json.loads(paths["json"].read_text())
+    expect, systems, counts = system_agreement(_clean(), n_boot=cfg.n_boot, seed=cfg.seed)
+    got = pd.DataFrame(doc["system"]["agreement"])
+    assert len(got) == len(expect) > 0 and doc["system"]["counts"] == counts
+    assert set(expect["statistic"]) == {"spearman", "kendall_tau_b", "pearson"} and "all" in set(got["language"])
+    for col in ("value", "ci_low", "ci_high", "n_systems", "n_items"):
+        np.testing.assert_allclose(got[col].to_numpy(float), expect[col].to_numpy(float), rtol=1e-9, equal_nan=True)
+    csv = pd.read_csv(paths["system_agreement"])
+    assert paths["system_agreement"].name == "system_agreement.csv"
+    assert list(csv[["metric", "language", "judge", "statistic"]].astype(str).itertuples(index=False)) == \
+        list(expect[["metric", "language", "judge", "statistic"]].astype(str).itertuples(index=False))
+    np.testing.assert_allclose(csv["value"].to_numpy(float), expect["value"].to_numpy(float), rtol=1e-9, equal_nan=True)
+    assert len(doc["system"]["systems"]) == len(systems)
+    html = paths["html"].read_text()
+    assert "id='system'" in html and f"{expect['value'].iloc[0]:.3f}" in html
+
+    ratings, items, imp = reports.from_pariksha(DEMO)
+    paths = reports.build_report(ratings, RUBRIC, tmp_path, items.assign(source_model=None), imp,
+                                 reports.ReportConfig(n_boot=5))
+    doc = json.loads(paths["json"].read_text())
+    assert "source_model" in doc["system"]["note"] and "agreement" not in doc["system"]
+    assert "system_agreement" not in paths and not (tmp_path / "system_agreement.csv").exists()
+    assert doc["system"]["note"] in paths["html"].read_text()
+    two = items.assign(source_model=np.where(np.arange(len(items)) % 2, "model-a", "model-b"))
+    doc = json.loads(reports.build_report(ratings, RUBRIC, tmp_path / "two", two, imp,
+                                          reports.ReportConfig(n_boot=5))["json"].read_text())
+    assert "fewer than 3 source models" in doc["system"]["note"] and doc["system"]["counts"]["cells_with_too_few_systems"] > 0
+    humans_only = reports.build_report(ratings[ratings["rater_kind"] == "human"], RUBRIC, tmp_path / "h", items, imp,
+                                       reports.ReportConfig(n_boot=5))
+    assert "no judge ratings" in json.loads(humans_only["json"].read_text())["system"]["note"]
