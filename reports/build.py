@@ -97,7 +97,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         from .html import render_html  # plotly: only when a page is written
 
         html, n_charts = render_html(meta, imp, cells, extras, verdict_rows, cal_info, cfg, pairwise, pw_frames, decisions,
-                                       system)
+                                     system)
     meta["n_charts"] = n_charts
     paths = {"html": out / "report.html", "json": out / "report.json", "csv": out / "report.csv"}
     with _phase("write"):
