@@ -17,7 +17,7 @@ from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
-from .ppi import at_least, ppi_means
+from .ppi import ppi_means
 
 CELL = ["judge", "metric", "language"]
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
