@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from sampling.pariksha import flatten_responses
 
@@ -56,3 +57,12 @@ def kasauti(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def write_study(root: Path, name: str, roster: dict) -> None:
+    """kasauti.yaml (embedded server on any free port, 2 submissions per record) and its roster.yaml."""
+    (root / "kasauti.yaml").write_text(yaml.safe_dump({
+        "name": name, "data": {"path": "unused.jsonl"},
+        "annotation": {"port": 0, "min_submitted": 2, "roster": "roster.yaml"},
+    }))
+    (root / "roster.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))

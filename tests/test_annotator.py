@@ -31,7 +31,7 @@ from annotator.pull import collect, study_datasets
 from annotator.push import iter_records, push
 from annotator.records import RECORD_MAP, RecordMap
 from annotator.status import progress
-from tests.annotator_data import kasauti, make_sample
+from tests.annotator_data import kasauti, make_sample, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "tstudy"
@@ -49,11 +49,7 @@ def study(tmp_path_factory, server_python):
     from annotator.server import EmbeddedServer
 
     root = tmp_path_factory.mktemp("study")
-    (root / "kasauti.yaml").write_text(yaml.safe_dump({
-        "name": STUDY, "data": {"path": "unused.jsonl"},
-        "annotation": {"port": 0, "min_submitted": 2, "roster": "roster.yaml"},
-    }))
-    (root / "roster.yaml").write_text(yaml.safe_dump(ROSTER, allow_unicode=True))
+    write_study(root, STUDY, ROSTER)
     make_sample(per_language=3).to_parquet(root / "sample.parquet")
     srv = EmbeddedServer(root / "argilla", port=0).start()
     try:

@@ -33,7 +33,7 @@ from annotator.push import PushError, iter_records
 from annotator.records import PAIR_MAP, RecordMap
 from sampling.pairs import make_pairs
 from studytables import COMPARISONS, PAIRS
-from tests.annotator_data import kasauti, make_sample
+from tests.annotator_data import kasauti, make_sample, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "pstudy"
@@ -52,11 +52,7 @@ def study(tmp_path_factory, server_python):
     from annotator.server import EmbeddedServer
 
     root = tmp_path_factory.mktemp("pstudy")
-    (root / "kasauti.yaml").write_text(yaml.safe_dump({
-        "name": STUDY, "data": {"path": "unused.jsonl"},
-        "annotation": {"port": 0, "min_submitted": 2, "roster": "roster.yaml"},
-    }))
-    (root / "roster.yaml").write_text(yaml.safe_dump(ROSTER, allow_unicode=True))
+    write_study(root, STUDY, ROSTER)
     sample = make_sample(per_language=6)
     sample.to_parquet(root / "sample.parquet")
     pairs = make_pairs(sample, "balanced", seed=3, n_per_prompt=4)
