@@ -20,6 +20,7 @@ import argilla as rg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rubrics.schema import unique_names
 from sampling.languages import UnknownLanguage, normalise
 
 from .forms import workspace_name
@@ -56,11 +57,7 @@ class Roster(BaseModel):
     @field_validator("annotators")
     @classmethod
     def _unique(cls, people: list[Annotator]) -> list[Annotator]:
-        names = [p.username for p in people]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate usernames {dupes}")
-        return people
+        return unique_names(people, "usernames", "username")
 
     @property
     def languages(self) -> list[str]:

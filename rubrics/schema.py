@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 
 
-def unique_names(items: list, what: str) -> list:
-    """Validator body: `items` unchanged if their `.name`s are unique, else a ValueError naming the repeats."""
-    names = [item.name for item in items]
+def unique_names(items: list, what: str, attr: str = "name") -> list:
+    """Validator body: `items` unchanged if their `attr` values are unique, else a ValueError naming
+    the repeats ("duplicate <what> names [...]"; with another `attr`, "duplicate <what> [...]")."""
+    names = [getattr(item, attr) for item in items]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"duplicate {what} names {dupes}")
+        raise ValueError(f"duplicate {what}{' names' if attr == 'name' else ''} {dupes}")
     return items
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rubrics import RubricSet
+from rubrics.schema import unique_names
 
 from .train import BoosterConfig
 
@@ -73,11 +74,7 @@ class ExportConfig(_Strict):
     @field_validator("accept")
     @classmethod
     def _one_rule_per_metric(cls, rules: list[MetricRule]) -> list[MetricRule]:
-        names = [r.metric for r in rules]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"one rule per metric; {twice} appear(s) more than once")
-        return rules
+        return unique_names(rules, "rule metrics (one rule per metric)", "metric")
 
     def text(self) -> str:
         """The rule as one line (what every accepted item's `accepted_by` says)."""
