@@ -2,9 +2,7 @@
 SIGKILL and resume of the CLI, strict parsing, and position statistics under an injected bias."""
 
 import json
-import signal
 import subprocess
-import time
 from collections import Counter
 
 import jsonschema
@@ -21,7 +19,7 @@ from judge.prompts import hash_messages
 from judge.testing import VERDICT_SHARES, FakeJudgeServer, Faults, expected_verdict
 from sampling.pairs import boosted_pairs, make_pairs, write_pairs
 from tests.judge_support import ROOT, cli_env, demo_sample, kasauti_cmd, make_study
-from tests.test_judge_resume import judge_cfg, ledger_keys
+from tests.test_judge_resume import judge_cfg, kill_after, ledger_keys
 
 RS = rubrics.load_rubric_set("pariksha")
 SAMPLE = demo_sample(4)  # 12 items: 18 pairs of responses to the same prompt
@@ -114,16 +112,7 @@ def test_sigkill_of_the_cli_then_resume_requests_exactly_the_missing_calls(tmp_p
         assert out.returncode == 2 and "pairs.parquet: not found" in out.stderr and "Traceback" not in out.stderr
         write_pairs(study)
         ledger = study / "judge_ledger.sqlite"
-        proc = subprocess.Popen(kasauti_cmd("judge", str(study), "--pairs"), cwd=ROOT, env=cli_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while len(ledger_keys(ledger)) < 10 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        time.sleep(0.3)  # let the requests in flight at the kill reach the server
-        assert proc.returncode == -signal.SIGKILL
-        done = ledger_keys(ledger)
+        done = kill_after(ledger, 10, "judge", str(study), "--pairs")
         assert 10 <= len(done) < N_CALLS, len(done)
         first = Counter(srv.counts)
         srv.reset()

@@ -28,6 +28,20 @@ def ledger_keys(path):
         return {}
 
 
+def kill_after(ledger, n: int, *args: str) -> dict:
+    """Run `kasauti *args`, SIGKILL it once the ledger holds >= n calls; the ledger's calls then."""
+    proc = subprocess.Popen(kasauti_cmd(*args), cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(ledger_keys(ledger)) < n and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(0.3)  # let the requests in flight at the kill reach the server
+    assert proc.returncode == -signal.SIGKILL
+    return ledger_keys(ledger)
+
+
 @pytest.mark.parametrize("backend", ["openai", "openai_batch"])
 def test_dry_run_then_run_then_rerun(tmp_path, backend):
     with FakeJudgeServer() as srv:
@@ -53,16 +67,7 @@ def test_sigkill_mid_run_resumes_with_exactly_the_missing_calls(tmp_path):
     with FakeJudgeServer(Faults(delay_s=0.15)) as srv:
         study = make_study(tmp_path / "s", [judge_cfg(srv.url, mode="per_metric")])  # 12 items x 3 = 36 calls
         ledger = study / "judge_ledger.sqlite"
-        proc = subprocess.Popen(kasauti_cmd("judge", str(study)), cwd=ROOT, env=cli_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while len(ledger_keys(ledger)) < 10 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        time.sleep(0.3)  # let the requests in flight at the kill reach the server
-        assert proc.returncode == -signal.SIGKILL
-        done = ledger_keys(ledger)
+        done = kill_after(ledger, 10, "judge", str(study))
         assert 10 <= len(done) < 36, len(done)
         first = Counter(srv.counts)
         srv.reset()
