@@ -26,8 +26,16 @@ OPTIONAL_FIELDS = {
     "conversation": "Earlier turns of the conversation",
     "context": "Source context",
 }
-# Pairwise forms: the two responses in the order shown, one label per outcome, an optional justification.
-RESPONSE_A, RESPONSE_B, JUSTIFICATION = "response_a", "response_b", "justification"
+# Pairwise forms: one custom field shows the prompt and the responses A and B side by side; one label per
+# outcome; an optional justification.
+COMPARISON, JUSTIFICATION = "comparison", "justification"
+# Argilla 2.8 shows a custom field in an iframe of the page's own origin (no sandbox) and puts the whole record
+# there as JSON inside an inline <script>, pasted with String.replace: a "<" in any field could close that script
+# and run the rest as HTML, "$" starts a replacement pattern, "#" could spell its "#TEMPLATE#" marker. So a
+# pairwise record carries each text as pieces (`text_pieces`): strings without those characters, and
+# {"lt"|"dollar"|"hash": 1} for each of them, which the template writes back as HTML entities.
+SPECIAL = {"<": "lt", "$": "dollar", "#": "hash"}
+_SPECIAL_RE = re.compile("([" + re.escape("".join(SPECIAL)) + "])")
 PAIR_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie"}
 PAIR_PREFACE = (
     "# Pairwise comparison\n\nYou will read a prompt and two responses to it, A and B. For each criterion, say "
@@ -62,19 +70,9 @@ def render_conversation(conversation: str | None) -> str | None:
     return "\n\n".join(f"**{t['role'].capitalize()}:**\n\n{t['content']}" for t in turns) or None
 
 
-def _settings(rs: RubricSet, family: Family, shown: list, optional_fields: list[str], questions: list,
-              opts: FormOptions, preface: str = "") -> rg.Settings:
-    """A form: the prompt, the `shown` response field(s), the optional fields used, `questions`, metadata;
-    the guidelines are `preface` and the family's rubric."""
-    unknown = sorted(set(optional_fields) - set(OPTIONAL_FIELDS))
-    if unknown:
-        raise ValueError(f"unknown optional fields {unknown}; known: {sorted(OPTIONAL_FIELDS)}")
-    fields = [rg.TextField(name="prompt", title="Prompt", use_markdown=False), *shown]
-    fields += [
-        rg.TextField(name=name, title=title, use_markdown=True, required=False)
-        for name, title in OPTIONAL_FIELDS.items()
-        if name in optional_fields
-    ]
+def _settings(rs: RubricSet, family: Family, fields: list, questions: list, opts: FormOptions,
+              preface: str = "") -> rg.Settings:
+    """A form: `fields`, `questions`, the visible metadata; the guidelines are `preface` and the family's rubric."""
     metadata = [rg.TermsMetadataProperty(name=name, visible_for_annotators=True) for name in METADATA]
     return rg.Settings(
         guidelines=preface + render_guidelines(rs, [family]),
@@ -87,6 +85,16 @@ def _settings(rs: RubricSet, family: Family, shown: list, optional_fields: list[
 
 def build_settings(rs: RubricSet, family: Family, optional_fields: list[str], opts: FormOptions) -> rg.Settings:
     """Settings for a dataset of `family` items; `optional_fields` names the optional fields used."""
+    unknown = sorted(set(optional_fields) - set(OPTIONAL_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown optional fields {unknown}; known: {sorted(OPTIONAL_FIELDS)}")
+    fields = [rg.TextField(name="prompt", title="Prompt", use_markdown=False),
+              rg.TextField(name="response", title="Response", use_markdown=True)]
+    fields += [
+        rg.TextField(name=name, title=title, use_markdown=True, required=False)
+        for name, title in OPTIONAL_FIELDS.items()
+        if name in optional_fields
+    ]
     questions: list = [
         rg.RatingQuestion(name=m.name, title=m.title, description=level_text(m), values=m.human.values)
         for m in family.metrics
@@ -101,15 +109,56 @@ def build_settings(rs: RubricSet, family: Family, optional_fields: list[str], op
             name=COMMENT, title="Comment (optional)", required=False,
             description="Anything the scores do not say: why you hesitated between two levels, errors you saw.",
         ))
-    return _settings(rs, family, [rg.TextField(name="response", title="Response", use_markdown=True)],
-                     optional_fields, questions, opts)
+    return _settings(rs, family, fields, questions, opts)
 
 
-def build_pair_settings(rs: RubricSet, family: Family, optional_fields: list[str], opts: FormOptions) -> rg.Settings:
-    """Settings for pairwise comparisons of `family` items: the prompt, responses A and B, and per metric
-    one question (A better / B better / tie) whose description is the metric with its levels' anchors."""
-    shown = [rg.TextField(name=RESPONSE_A, title="Response A", use_markdown=True),
-             rg.TextField(name=RESPONSE_B, title="Response B", use_markdown=True)]
+def text_pieces(text: str) -> list:
+    """`text` as a pairwise record carries it: its runs without `<`, `$` or `#`, and {name: 1} for each of those."""
+    return [{SPECIAL[p]: 1} if p in SPECIAL else p for p in _SPECIAL_RE.split(text) if p]
+
+
+def pieces_text(pieces: list) -> str:
+    """The text that `text_pieces` made `pieces` from."""
+    chars = {name: char for char, name in SPECIAL.items()}
+    return "".join(p if isinstance(p, str) else chars[next(iter(p))] for p in pieces)
+
+
+def _section(key: str, title: str) -> str:
+    """One text of the comparison: a titled box whose pieces are written with Handlebars' escaping `{{ }}`
+    (never `{{{ }}}`) and the special characters as HTML entities."""
+    cases = "".join("{{%s %s}}&#%d;" % ("#if" if i == 0 else "else if", name, ord(char))
+                    for i, (char, name) in enumerate(SPECIAL.items()))
+    text = "{{#each record.fields.%s.%s}}%s{{else}}{{this}}{{/if}}{{/each}}" % (COMPARISON, key, cases)
+    return f'<section id="kasauti-{key}"><h4>{title}</h4><div class="text">{text}</div></section>'
+
+
+_PAIR_STYLE = """<style>
+.kasauti-pair { color: var(--fg-primary); line-height: 1.5; }
+.kasauti-pair section { min-width: 0; margin-bottom: 12px; padding: 8px 12px; border: 1px solid var(--bg-opacity-10);
+  border-radius: 6px; }
+.kasauti-pair h4 { margin: 0 0 6px; font-size: 13px; font-weight: 600; color: var(--fg-secondary); }
+.kasauti-pair .text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.kasauti-ab { display: grid; grid-template-columns: repeat(auto-fit, minmax(240px, 1fr)); gap: 12px;
+  align-items: start; }
+.kasauti-ab section { margin-bottom: 0; }
+</style>"""
+
+
+def pair_template() -> str:
+    """The comparison field's template: the optional texts an item has, the prompt, then A and B in two
+    columns (one above the other when the panel is too narrow for two)."""
+    optional = "".join("{{#if record.fields.%s.%s}}%s{{/if}}" % (COMPARISON, key, _section(key, title))
+                       for key, title in OPTIONAL_FIELDS.items())
+    return (f'{_PAIR_STYLE}<div class="kasauti-pair">{optional}{_section("prompt", "Prompt")}'
+            f'<div class="kasauti-ab">{_section("a", "Response A")}{_section("b", "Response B")}</div></div>')
+
+
+def build_pair_settings(rs: RubricSet, family: Family, opts: FormOptions) -> rg.Settings:
+    """Settings for pairwise comparisons of `family` items: one field showing the prompt and responses A and B
+    side by side, and per metric one question (A better / B better / tie) whose description is the metric
+    with its levels' anchors."""
+    shown = rg.CustomField(name=COMPARISON, title="Prompt and responses", template=pair_template(),
+                           advanced_mode=False)
     questions: list = [
         rg.LabelQuestion(name=m.name, title=f"{m.title}: which response is better?", labels=PAIR_LABELS,
                          description=level_text(m) + "\n\nCompare A and B on this criterion alone; tie if neither is better.")
@@ -119,7 +168,7 @@ def build_pair_settings(rs: RubricSet, family: Family, optional_fields: list[str
         name=JUSTIFICATION, title="Justification (optional)", required=False,
         description="Why one response is better, or why they tie: the errors or strengths you saw.",
     ))
-    return _settings(rs, family, shown, optional_fields, questions, opts, PAIR_PREFACE)
+    return _settings(rs, family, [shown], questions, opts, PAIR_PREFACE)
 
 
 _NAME_BAD = re.compile(r"[^a-z0-9_-]+")

@@ -1,8 +1,9 @@
 """Pairwise comparison by native speakers in Argilla: push `pairs.parquet`, pull `comparisons.parquet`.
 
 One pairwise dataset per (language, task family) in the language's workspace
-(`<study>-<language>-<family>-pairwise`): the prompt, the two responses as A and B in the pair's
-recorded `shown_order`, and per rubric metric one question A better / B better / tie. What
+(`<study>-<language>-<family>-pairwise`): one field showing the prompt and the two responses side by
+side as A and B in the pair's recorded `shown_order` (`forms.pair_template`), and per rubric metric one
+question A better / B better / tie. What
 annotators must not see never leaves kasauti: a record carries an opaque id (mapped to its pair in
 `argilla/pair_records.parquet`), its texts and the visible metadata (language, task); model names,
 item ids and the order are kasauti's alone. Pushing reuses direct assessment's machinery: only new
@@ -24,11 +25,11 @@ import studytables
 from rubrics.schema import RubricSet
 from studytables import COMPARISONS, PAIRS
 
-from .forms import (JUSTIFICATION, OPTIONAL_FIELDS, RESPONSE_A, RESPONSE_B, FormOptions, build_pair_settings,
-                    pair_dataset_name, workspace_name)
+from .forms import (COMPARISON, JUSTIFICATION, OPTIONAL_FIELDS, FormOptions, build_pair_settings, pair_dataset_name, pieces_text,
+                    text_pieces, workspace_name)
 from .pull import PullError, study_datasets
-from .push import (BULK_MAX, DatasetPush, PushError, PushReport, existing_fields, check_batch_size, check_sample,
-                   ensure_dataset, iter_records, plan_dataset, record_payload, send, start_report)
+from .push import (BULK_MAX, DatasetPush, PushError, PushReport, check_batch_size, check_sample, ensure_dataset,
+                   iter_records, plan_dataset, record_payload, send, start_report)
 from .records import RecordMap, describe
 
 PAIR_COLUMNS = ("pair_id", "prompt_id", "language", "task", "item_a", "item_b", "model_a", "model_b", "shown_order")
@@ -74,13 +75,20 @@ def _shown(pair: dict, items: dict[str, dict]) -> tuple[dict, dict]:
     return (a, b) if pair["shown_order"] == "ab" else (b, a)
 
 
-def pair_payload(pair: dict, items: dict[str, dict], optional_fields: list[str], record_id: str) -> dict:
-    """The bulk-upsert item of a pair: the first shown item's prompt and fields, its response as A, the other's as B."""
+def pair_payload(pair: dict, items: dict[str, dict], record_id: str) -> dict:
+    """The bulk-upsert item of a pair: one comparison field with the first shown item's prompt and optional
+    texts, its response as `a` and the other's as `b`, each as `forms.text_pieces`."""
     first, second = _shown(pair, items)
-    payload = record_payload(first, optional_fields, record_id)
-    payload["fields"][RESPONSE_A] = payload["fields"].pop("response")
-    payload["fields"][RESPONSE_B] = str(second["response"])
+    payload = record_payload(first, list(OPTIONAL_FIELDS), record_id)
+    texts = payload["fields"]
+    texts["a"], texts["b"] = texts.pop("response"), str(second["response"])
+    payload["fields"] = {COMPARISON: {key: text_pieces(text) for key, text in texts.items()}}
     return payload
+
+
+def _shown_a(record: dict) -> str:
+    """The text a pairwise record shows as response A."""
+    return pieces_text(((record["fields"] or {}).get(COMPARISON) or {}).get("a") or [])
 
 
 def push_pairs(
@@ -112,13 +120,13 @@ def push_pairs(
     for (language, fam_name), group in pairs.groupby([languages, families], sort=True):
         family = rs.family(fam_name)
         rows = group.to_dict("records")
-        shown = [items[str(p[k])] for p in rows for k in ("item_a", "item_b")]
-        used = [c for c in OPTIONAL_FIELDS if any(pd.notna(i.get(c)) for i in shown)]
         name, workspace = pair_dataset_name(study, language, fam_name), workspace_name(language)
-        ds, created = ensure_dataset(client, build_pair_settings(rs, family, used, opts), name, workspace)
-        fields = existing_fields(ds) if not created else used
-        payloads = [(f"pair {str(p['pair_id'])!r}", pair_payload(p, items, fields, ids[str(p["pair_id"])]))
-                    for p in rows]
+        ds, created = ensure_dataset(client, build_pair_settings(rs, family, opts), name, workspace)
+        if COMPARISON not in [f.name for f in ds.settings.fields]:
+            raise PushError(f"dataset {workspace}/{name} was created by an older kasauti (the responses one above the "
+                            "other, not side by side); pull its comparisons with `kasauti pull`, then delete the "
+                            "dataset in Argilla or set a new study name in kasauti.yaml, and push again")
+        payloads = [(f"pair {str(p['pair_id'])!r}", pair_payload(p, items, ids[str(p["pair_id"])])) for p in rows]
         entry = DatasetPush(name=name, workspace=workspace, family=fam_name, items=len(group), created=created)
         plans.append(plan_dataset(client, ds, entry, payloads, records, {m.name for m in family.metrics}, conflicts))
     send(client, plans, conflicts, records, report, batch_size, progress, discard_changed_ratings,
@@ -148,7 +156,7 @@ def collect_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: 
             if pair is None:
                 unknown.append(f"{sd.name}: {rec['external_id']!r}")
                 continue
-            if str(_shown(pair, items)[0]["response"]) != rec["fields"].get(RESPONSE_A):
+            if str(_shown(pair, items)[0]["response"]) != _shown_a(rec):
                 moved.append(repr(str(pair["pair_id"])))
                 continue
             first = "a" if pair["shown_order"] == "ab" else "b"

@@ -25,9 +25,10 @@ from argilla._models._record._response import UserResponseModel
 
 import rubrics
 import studytables
-from annotator.forms import PAIR_LABELS, RESPONSE_A, RESPONSE_B, pair_dataset_name
+from annotator.forms import (COMPARISON, PAIR_LABELS, FormOptions, build_pair_settings, pair_dataset_name, pieces_text,
+                             text_pieces)
 from annotator.pairwise import collect_comparisons, push_pairs
-from annotator.people import api_key_of, load_roster, provision, read_passwords
+from annotator.people import api_key_of, ensure_workspaces, load_roster, provision, read_passwords
 from annotator.pull import PullError, study_datasets
 from annotator.push import PushError, iter_records
 from annotator.records import PAIR_MAP, RecordMap
@@ -93,10 +94,11 @@ def respond_all(client: rg.Argilla, dataset_id, answers: list[dict]) -> list[dic
     return records[:len(answers)]
 
 
-def model_shown(rec: dict, pair: pd.Series, sample: pd.DataFrame, field: str) -> str:
-    """The model whose response the record shows in `field`, found by its text in the sample."""
+def model_shown(rec: dict, pair: pd.Series, sample: pd.DataFrame, side: str) -> str:
+    """The model whose response the record shows as `side` ("a" or "b"), found by its text in the sample."""
     texts = sample.set_index("item_id")["response"]
-    [model] = [pair[f"model_{x}"] for x in "ab" if texts[pair[f"item_{x}"]] == rec["fields"][field]]
+    shown = pieces_text(rec["fields"][COMPARISON][side])
+    [model] = [pair[f"model_{x}"] for x in "ab" if texts[pair[f"item_{x}"]] == shown]
     return model
 
 
@@ -150,9 +152,12 @@ def test_pairwise_push_respond_pull(study):
     assert [s[1:3] for s in stats] == [(0, 0)] * len(want) and sum(s[3] for s in stats) == len(pairs)
     assert pair_counts(client) == want and len(pmap(root)) == len(pairs) and " pairs, " in out
 
-    # the form: prompt, A, B; one A/B/tie question per criterion; only language and task as metadata
+    # the form: one field with the prompt, A and B (Handlebars' escaping only); one A/B/tie question per
+    # criterion; only language and task as metadata
     ta = client.datasets(pair_dataset_name(STUDY, "ta", "general"), workspace="ta")
-    assert [f.name for f in ta.settings.fields][:3] == ["prompt", RESPONSE_A, RESPONSE_B]
+    [field] = ta.settings.fields
+    assert (field.name, type(field), field.advanced_mode) == (COMPARISON, rg.CustomField, False)
+    assert "{{{" not in field.template and all(f'id="kasauti-{k}"' in field.template for k in ("prompt", "a", "b"))
     labels = {q.name: q.labels for q in ta.settings.questions if type(q).__name__ == "LabelQuestion"}
     assert list(labels) == CRITERIA and all(v == list(PAIR_LABELS) for v in labels.values())
     assert [m.name for m in ta.settings.metadata] == ["language", "task"]
@@ -179,7 +184,7 @@ def test_pairwise_push_respond_pull(study):
         for rec, values in zip(recs, answers * n_ta):
             pair_id = item_of(rec["external_id"])
             pair = by_pair.loc[pair_id]
-            shown = {"A": model_shown(rec, pair, sample, RESPONSE_A), "B": model_shown(rec, pair, sample, RESPONSE_B)}
+            shown = {"A": model_shown(rec, pair, sample, "a"), "B": model_shown(rec, pair, sample, "b")}
             for criterion in CRITERIA:
                 label = values[criterion]
                 outcome = "tie" if label == "tie" else "a" if shown[label] == pair["model_a"] else "b"
@@ -269,7 +274,22 @@ def test_pairs_that_cannot_be_pushed(study, tmp_path):
     assert not (ext / COMPARISONS.file).exists()
 
 
+# Record texts that would run as script, or be garbled, if the UI put them into its page unescaped.
+HOSTILE = ("\n</script><script>parent.kasautiPwned = 1</script><img src=x onerror=\"parent.kasautiPwned = 2\">"
+           " $' $& $$ $` #TEMPLATE# #RECORD_OBJECT# {{record.id}} {{{record.id}}} <b>not bold</b> &amp; \\u003c")
+
+
+def test_pair_texts_carry_no_script_breaking_characters():
+    """What a pairwise record carries has no `<`, `$` or `#` (see forms.SPECIAL), and gives the text back exactly."""
+    for text in (HOSTILE, "", "plain", "<<$$##", "বাংলা # শিরোনাম $5 < 6"):
+        pieces = text_pieces(text)
+        assert pieces_text(pieces) == text
+        assert not set(json.dumps(pieces, ensure_ascii=False)) & set("<$#")
+
+
 def test_browser_pairwise_comparison(study, tmp_path):
+    """An annotator sees A and B side by side in the real UI, texts exactly as written (script-like texts
+    inert), rates, and pull maps the answers back; no model name or item id reaches the browser."""
     root, srv = study
     browser_dir = ROOT / "tests" / "browser"
     assert shutil.which("node") and Path("/usr/bin/chromium").exists() and (browser_dir / "node_modules").exists(), \
@@ -277,12 +297,16 @@ def test_browser_pairwise_comparison(study, tmp_path):
     client = owner(srv)
     provision(client, load_roster(root / "roster.yaml"), root / "argilla" / "annotators.csv", [])
     sample = pd.read_parquet(root / "sample.parquet")
+    bn = sample["language"] == "bn"
+    sample.loc[bn, "prompt"] += HOSTILE
+    sample.loc[bn, "response"] += HOSTILE
     pairs = studytables.read(PAIRS, root / PAIRS.file)
-    push_pairs(client, pairs, sample, RS, STUDY, pmap(root))
-    bn = client.datasets(pair_dataset_name(STUDY, "bn", "general"), workspace="bn")
+    study_name, records = "pside", RecordMap(tmp_path / PAIR_MAP, "pair_id")
+    push_pairs(client, pairs, sample, RS, study_name, records)
+    ds = client.datasets(pair_dataset_name(study_name, "bn", "general"), workspace="bn")
     password = {r["username"]: r["password"] for r in read_passwords(root / "argilla" / "annotators.csv")}["tara"]
     picks = dict(zip(CRITERIA, ("B", "tie", "A")))
-    job = {"base": srv.url, "username": "tara", "password": password, "datasetId": str(bn.id),
+    job = {"base": srv.url, "username": "tara", "password": password, "datasetId": str(ds.id),
            "labels": {q: PAIR_LABELS[v] for q, v in picks.items()}, "justification": "B উত্তরটি বেশি স্পষ্ট",
            "screenshot": str(tmp_path / "pair.png"), "out": str(tmp_path / "out.json")}
     (tmp_path / "job.json").write_text(json.dumps(job, ensure_ascii=False))
@@ -297,15 +321,43 @@ def test_browser_pairwise_comparison(study, tmp_path):
     assert seen["pageText"] and seen["apiText"]
     assert not [s for s in secrets if s in seen["pageText"] or s in seen["apiText"]]
 
-    rows = collect_comparisons(client, STUDY, RS, pmap(root), pairs, sample).query("rater == 'tara' and language == 'bn'")
-    assert rows["pair_id"].nunique() == 1
+    rows = collect_comparisons(client, study_name, RS, records, pairs, sample).query("rater == 'tara'")
+    assert rows["pair_id"].nunique() == 1 and set(rows["language"]) == {"bn"}
     pair = pairs.set_index("pair_id").loc[rows["pair_id"].iloc[0]]
-    texts = sample.set_index("item_id")["response"]
-    first = "a" if pair["shown_order"] == "ab" else "b"
-    assert texts[pair[f"item_{first}"]].split()[0] in seen["fieldsText"]
-    outcome = {"A": first, "B": "b" if first == "a" else "a", "tie": "tie"}
+    items = sample.set_index("item_id")
+    first, second = ("a", "b") if pair["shown_order"] == "ab" else ("b", "a")
+    # exactly the texts, in the recorded order, none of them run as script or read as HTML or template
+    shown = {k: v["text"] for k, v in seen["sections"].items()}
+    assert shown == {"prompt": items.loc[pair[f"item_{first}"], "prompt"],
+                     "a": items.loc[pair[f"item_{first}"], "response"],
+                     "b": items.loc[pair[f"item_{second}"], "response"]}
+    assert seen["pwned"] is None
+    # side by side: A left of B, tops aligned, not overlapping, both below the prompt
+    box = {k: v["box"] for k, v in seen["sections"].items()}
+    assert abs(box["a"]["y"] - box["b"]["y"]) <= 2 and min(box["a"]["width"], box["b"]["width"]) >= 240
+    assert box["a"]["x"] + box["a"]["width"] <= box["b"]["x"]
+    assert box["prompt"]["y"] + box["prompt"]["height"] <= box["a"]["y"]
+    outcome = {"A": first, "B": second, "tie": "tie"}
     assert dict(zip(rows["criterion"], rows["outcome"])) == {c: outcome[v] for c, v in picks.items()}
     assert set(rows["justification"]) == {job["justification"]} and set(rows["shown_order"]) == {pair["shown_order"]}
+
+
+def test_pairwise_dataset_of_the_stacked_layout_is_refused(study, tmp_path):
+    """A pairwise dataset made by an older kasauti (prompt, A and B as stacked text fields) is refused, untouched."""
+    root, srv = study
+    client = owner(srv)
+    sample = pd.read_parquet(root / "sample.parquet")
+    pairs = studytables.read(PAIRS, root / PAIRS.file).query("language == 'or'")
+    ensure_workspaces(client, ["or"])
+    now = build_pair_settings(RS, RS.family("general"), FormOptions())
+    stacked = rg.Settings(guidelines=now.guidelines, questions=now.questions, metadata=now.metadata,
+                          fields=[rg.TextField(name=n) for n in ("prompt", "response_a", "response_b")])
+    name = pair_dataset_name("pold", "or", "general")
+    old = rg.Dataset(name=name, workspace="or", settings=stacked, client=client).create()
+    with pytest.raises(PushError, match=rf"^dataset or/{name} was created by an older kasauti \(the responses one "
+                                        r"above the other, not side by side\); pull its comparisons"):
+        push_pairs(client, pairs, sample, RS, "pold", RecordMap(tmp_path / PAIR_MAP, "pair_id"))
+    assert sum(1 for _ in iter_records(client, old.id)) == 0
 
 
 def test_interrupted_pairwise_push_resumes(study, tmp_path):

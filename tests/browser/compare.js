@@ -2,9 +2,11 @@
 // Usage: node compare.js job.json
 // job.json: {base, username, password, datasetId, labels: {question: label text}, justification,
 //            screenshot, out}
-// Signs in, opens the pairwise dataset's annotation page, picks a label per criterion on the first
-// pending pair, types the justification, submits, and writes to job.out the page's text and every
-// API answer the browser received (so the test can check no model name reached the annotator).
+// Signs in, opens the pairwise dataset's annotation page, reads the comparison field of the first pending
+// pair (its iframe: each section's text and bounding box, to check A and B side by side), picks a label
+// per criterion, types the justification, submits, and writes to job.out the page's and the field's text,
+// every API answer the browser received (so the test can check no model name reached the annotator) and
+// whether any record text ran as script (window.kasautiPwned, set only by script in the test's texts).
 const { chromium } = require('playwright-core');
 const fs = require('fs');
 const path = require('path');
@@ -37,7 +39,14 @@ const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
   await page.goto(`${job.base}/dataset/${job.datasetId}/annotation-mode`, { waitUntil: 'networkidle' });
   const questions = Object.keys(job.labels);
   await page.locator(`[aria-label="Question: ${questions[0]}"]`).waitFor({ timeout: 30000 });
-  const fieldsText = await page.locator('body').innerText();
+  const field = page.frameLocator('.custom_field_component iframe').first();
+  await field.locator('#kasauti-b .text').waitFor({ timeout: 30000 });
+  const sections = {};
+  for (const key of ['prompt', 'a', 'b']) {
+    sections[key] = { text: await field.locator(`#kasauti-${key} .text`).innerText(),
+                      box: await field.locator(`#kasauti-${key}`).boundingBox() };
+  }
+  const fieldsText = await page.locator('body').innerText() + '\n' + await field.locator('body').innerText();
 
   for (const [question, label] of Object.entries(job.labels)) {
     await page.locator(`[aria-label="Question: ${question}"]`).getByText(label, { exact: true }).first().click();
@@ -62,7 +71,8 @@ const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
   await page.waitForLoadState('networkidle');
   fs.writeFileSync(job.out, JSON.stringify({
     fieldsText, pageText: homeText + '\n' + fieldsText + '\n' + await page.locator('body').innerText(),
-    apiText: api.join('\n'), saveStatus: resp.status(), saveBody,
+    apiText: api.join('\n'), saveStatus: resp.status(), saveBody, sections,
+    pwned: await page.evaluate(() => window.kasautiPwned || null),
   }));
   await browser.close();
 })().catch((e) => { console.error('FAILED', e); process.exit(1); });
