@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import choix
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import minimize
-from scipy.stats import kendalltau, pearsonr, spearmanr
+from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
@@ -213,6 +218,44 @@ def test_leaderboard_ranks_and_ties():
     assert (table["rank_low"] <= table["rank"]).all() and (table["rank"] <= table["rank_high"]).all()
     assert info["tie_ci"][0] < info["tie_parameter"] < info["tie_ci"][1]
     assert table["n_comparisons"].sum() == 2 * 400 * 6
+
+
+def test_ranks_equal_scipy_min_ranks():
+    """Rank 1 = highest score, ties share the best rank: scipy's rankdata(-x, method="min"), batched."""
+    x = np.random.default_rng(4).integers(0, 6, (50, 9)).astype(float)
+    got = lb._ranks(x)
+    np.testing.assert_array_equal(got, rankdata(-x, method="min", axis=-1))
+    assert got.dtype.kind == "i"
+
+
+def test_components_equal_scipy_connected_components():
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        adj = (rng.random((8, 8)) < rng.uniform(0.02, 0.3)).astype(float)
+        for connection in ("weak", "strong"):
+            n, labels = connected_components(csr_matrix(adj), directed=True, connection=connection)
+            want = {frozenset(np.flatnonzero(labels == g)) for g in range(n)}
+            got = lb._components(adj, connection)
+            assert {frozenset(g) for g in got} == want and [g[0] for g in got] == sorted(g[0] for g in got)
+
+
+def test_leaderboard_path_imports_only_what_it_needs():
+    """A leaderboard (import and fit, what a user runs for one) loads no scipy.stats, scipy.special,
+    scipy.sparse.csgraph or sklearn: they cost seconds of a fresh process and it does not need them."""
+    heavy = ("scipy.stats", "scipy.special", "scipy.optimize", "scipy.sparse.csgraph", "scipy.sparse.linalg",
+             "sklearn", "statsmodels", "plotly")
+    code = ("import sys; import pandas as pd; from reports.pairwise.leaderboard import leaderboard, agreement; "
+            "rows = [('p%d' % i, a, b, 'a' if (i + j) % 3 else 'b') for i in range(30) for j, (a, b) in "
+            "enumerate([('x', 'y'), ('y', 'z'), ('z', 'x')])]; "
+            "leaderboard(pd.DataFrame(rows, columns=['prompt_id', 'model_a', 'model_b', 'outcome']), n_boot=20); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    assert out.strip() == "[]"
 
 
 # ---------------------------------------------------------------- leaderboard agreement

@@ -27,7 +27,6 @@ it fails is NaN.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 MODELS = ("davidson", "rao-kupper")
 _ERR = {"divide": "ignore", "invalid": "ignore", "over": "ignore"}
@@ -41,16 +40,21 @@ def exists(wins: np.ndarray, ties: np.ndarray) -> np.ndarray:
     """Whether the unpenalised fit exists, per leading batch entry of (..., M, M) counts.
 
     ``wins[i, j]``: i beat j; ``ties`` symmetric. The graph with an edge i -> j when i beat or tied
-    j must be strongly connected (transitive closure by repeated squaring), and a resample with
-    ties needs a decisive outcome too.
+    j must be strongly connected (:func:`reach`), and a resample with ties needs a decisive outcome too.
     """
     w, t = np.asarray(wins, float), np.asarray(ties, float)
-    m = w.shape[-1]
-    reach = ((w + t) > 0) | np.eye(m, dtype=bool)
-    for _ in range(int(np.ceil(np.log2(max(m, 2))))):
-        reach = (reach.astype(float) @ reach.astype(float)) > 0
     decisive = w.sum((-2, -1)) > 0
-    return reach.all((-2, -1)) & decisive
+    return reach(w + t).all((-2, -1)) & decisive
+
+
+def reach(adj: np.ndarray) -> np.ndarray:
+    """Reachability in the graph with an edge i -> j where ``adj[..., i, j] > 0`` (every node reaches itself):
+    the transitive closure by repeated squaring."""
+    m = adj.shape[-1]
+    out = (adj > 0) | np.eye(m, dtype=bool)
+    for _ in range(int(np.ceil(np.log2(max(m, 2))))):
+        out = (out.astype(float) @ out.astype(float)) > 0
+    return out
 
 
 def _terms(kind: str, d, tau, w, l, t):
@@ -68,6 +72,8 @@ def _terms(kind: str, d, tau, w, l, t):
             h_tt = -n * nu * (den - nu) / den**2
             h_dt = n * (sp - sm) / 2 * nu / den**2
         elif kind == "rao-kupper":
+            from scipy.special import expit  # here: a second of imports that Davidson fits do not need
+
             eta = tau[..., None]
             a, b = eta - d, eta + d
             sa, sb = expit(a), expit(b)

@@ -6,7 +6,6 @@ A bootstrap passes (B, n) arrays and gets (B,) back. NaN where a vector is const
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 _ERR = {"divide": "ignore", "invalid": "ignore"}
 
@@ -21,6 +20,8 @@ def pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman's rho: Pearson's r of midranks (ties get their average rank)."""
+    from scipy.stats import rankdata  # here: importing scipy.stats takes a fresh process seconds
+
     return pearson(rankdata(x, axis=-1), rankdata(y, axis=-1))
 
 
