@@ -1,13 +1,16 @@
 """Judge throughput against the loopback server (20 ms answers) and resume speed.
 
-    python benchmarks/bench_judge.py [--quick]
+    python benchmarks/bench_judge.py [--quick] [--rounds 3] [--concurrency 1,16,64,256] [--no-resume]
 
 1. Throughput at concurrency 1, 16, 64, 256: `run_judge` (planning, prompt rendering, retry
    machinery, parsing, logprob distributions, one SQLite commit per answer) against a bare loop
    of `openai.AsyncOpenAI` calls sending the same, pre-rendered requests with the same
    concurrency, in this process, against the same server (a separate process).
    ratio = judge calls/s / bare calls/s over the whole run_judge call; "call phase" leaves out
-   planning (first request sent to last answer recorded, from the ledger's timestamps).
+   planning (first request sent to last answer recorded, from the ledger's timestamps); "fixed ms"
+   is the run's time outside its call phase (opening and creating the ledger, planning, creating
+   the HTTP client, closing), which the bare loop's clock does not include (its client is created
+   before the clock starts).
    CPU ms/call is this process's CPU time per call (the server runs in another process); the
    CPU ratio (bare / judge) is the client-overhead figure least disturbed by other load on a
    shared machine.
@@ -94,20 +97,20 @@ def bare_requests(url: str, sample: pd.DataFrame, conc: int) -> list[dict]:
         return [be.request(run.planner.messages(c.row, c.metrics), run.schema(c)) for c in run.pending()]
 
 
-def throughput(url: str, quick: bool, rounds: int) -> None:
+def throughput(url: str, quick: bool, rounds: int, levels: list[int]) -> None:
     """Bare and judge runs alternate `rounds` times per concurrency; medians are printed
     (this machine is shared, so single runs are noisy)."""
     print(f"{'concurrency':>11} {'calls':>6} {'bare calls/s':>13} {'judge calls/s':>14} {'judgments/s':>12} "
-          f"{'ratio':>6} {'ratio, call phase':>18} {'bare CPU':>8} {'judge CPU':>9} {'CPU ratio':>10}")
-    print(f"{'':>76}{'ms/call':>8} {'ms/call':>9}  (medians of {rounds} alternating rounds)")
+          f"{'ratio':>6} {'ratio, call phase':>18} {'fixed ms':>8} {'bare CPU':>8} {'judge CPU':>9} {'CPU ratio':>10}")
+    print(f"{'':>85}{'ms/call':>8} {'ms/call':>9}  (medians of {rounds} alternating rounds)")
     warm = synthetic_sample(20)  # one-time costs (imports, language data, client setup) out of the way
     asyncio.run(bare(url, bare_requests(url, warm, 4), 4))
     judge_once(url, warm, 4)
-    for conc in (1, 16, 64, 256):
+    for conc in levels:
         n = {1: 50, 16: 400, 64: 1000, 256: 1000}[conc] // (5 if quick else 1)
         sample = synthetic_sample(n)
         reqs = bare_requests(url, sample, conc)
-        bare_rates, judge_rates, ratios, call_ratios, cpu = [], [], [], [], []
+        bare_rates, judge_rates, ratios, call_ratios, fixed, cpu = [], [], [], [], [], []
         for r in range(rounds):
             order = ("bare", "judge") if r % 2 == 0 else ("judge", "bare")
             for what in order:
@@ -122,9 +125,10 @@ def throughput(url: str, quick: bool, rounds: int) -> None:
             judge_rates.append(n / tj)
             ratios.append(tb / tj)
             call_ratios.append(tb / tc)
+            fixed.append(1000 * (tj - tc))
         med = statistics.median
         print(f"{conc:>11} {n:>6} {med(bare_rates):>13.0f} {med(judge_rates):>14.0f} {3 * med(judge_rates):>12.0f} "
-              f"{med(ratios):>6.2f} {med(call_ratios):>18.2f} {med(c[0] for c in cpu):>8.2f} {med(c[1] for c in cpu):>9.2f} "
+              f"{med(ratios):>6.2f} {med(call_ratios):>18.2f} {med(fixed):>8.0f} {med(c[0] for c in cpu):>8.2f} {med(c[1] for c in cpu):>9.2f} "
               f"{med(c[0] / c[1] for c in cpu):>10.2f}", flush=True)
 
 
@@ -164,12 +168,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a fifth of the calls, 20,000 resume judgments")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--concurrency", default="1,16,64,256", help="the concurrency levels, comma-separated")
+    ap.add_argument("--no-resume", action="store_true", help="skip the resume timing")
     a = ap.parse_args()
     proc, url = start_server(0.02)
     try:
         print(f"loopback server {url}, 20 ms per answer, per_item calls (3 judgments each), logprobs on")
-        throughput(url, a.quick, a.rounds)
-        resume(url, 20_000 if a.quick else 100_000)
+        print(f"load: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+        throughput(url, a.quick, a.rounds, [int(c) for c in a.concurrency.split(",")])
+        if not a.no_resume:
+            resume(url, 20_000 if a.quick else 100_000)
+        print(f"load: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     finally:
         proc.terminate()
         proc.wait(10)
