@@ -86,9 +86,11 @@ def pair_payload(pair: dict, items: dict[str, dict], record_id: str) -> dict:
     return payload
 
 
-def _shown_a(record: dict) -> str:
-    """The text a pairwise record shows as response A."""
-    return pieces_text(((record["fields"] or {}).get(COMPARISON) or {}).get("a") or [])
+def _shown_a(record: dict) -> str | None:
+    """The text a pairwise record shows as response A (in `response_a` for records pushed before A and B were
+    side by side, so that their answers still pull)."""
+    fields = record["fields"] or {}
+    return pieces_text(fields[COMPARISON]["a"]) if COMPARISON in fields else fields.get("response_a")
 
 
 def push_pairs(

@@ -28,9 +28,9 @@ import studytables
 from annotator.forms import (COMPARISON, PAIR_LABELS, FormOptions, build_pair_settings, pair_dataset_name, pieces_text,
                              text_pieces)
 from annotator.pairwise import collect_comparisons, push_pairs
-from annotator.people import api_key_of, ensure_workspaces, load_roster, provision, read_passwords
+from annotator.people import api_key_of, load_roster, provision, read_passwords
 from annotator.pull import PullError, study_datasets
-from annotator.push import PushError, iter_records
+from annotator.push import PushError, bulk_upsert, iter_records
 from annotator.records import PAIR_MAP, RecordMap
 from sampling.pairs import make_pairs
 from studytables import COMPARISONS, PAIRS
@@ -342,22 +342,39 @@ def test_browser_pairwise_comparison(study, tmp_path):
     assert set(rows["justification"]) == {job["justification"]} and set(rows["shown_order"]) == {pair["shown_order"]}
 
 
-def test_pairwise_dataset_of_the_stacked_layout_is_refused(study, tmp_path):
-    """A pairwise dataset made by an older kasauti (prompt, A and B as stacked text fields) is refused, untouched."""
+def test_pairwise_dataset_of_the_stacked_layout_is_refused_and_pulled(study, tmp_path):
+    """A pairwise dataset made by an older kasauti (prompt, A and B as stacked text fields): push refuses it
+    and leaves it untouched, pull still maps its answers back."""
     root, srv = study
     client = owner(srv)
+    provision(client, load_roster(root / "roster.yaml"), root / "argilla" / "annotators.csv", [])
     sample = pd.read_parquet(root / "sample.parquet")
     pairs = studytables.read(PAIRS, root / PAIRS.file).query("language == 'or'")
-    ensure_workspaces(client, ["or"])
     now = build_pair_settings(RS, RS.family("general"), FormOptions())
     stacked = rg.Settings(guidelines=now.guidelines, questions=now.questions, metadata=now.metadata,
                           fields=[rg.TextField(name=n) for n in ("prompt", "response_a", "response_b")])
     name = pair_dataset_name("pold", "or", "general")
     old = rg.Dataset(name=name, workspace="or", settings=stacked, client=client).create()
+    records = RecordMap(tmp_path / PAIR_MAP, "pair_id")
+    texts = sample.set_index("item_id")[["prompt", "response"]]
+    pair = pairs.iloc[0]
+    first, second = (pair["item_a"], pair["item_b"])[::1 if pair["shown_order"] == "ab" else -1]
+    [record_id] = records.assign(pairs["pair_id"].iloc[:1])
+    records.save()
+    bulk_upsert(client, old.id, [{"external_id": record_id, "metadata": {"language": "or", "task": pair["task"]},
+                                  "fields": {"prompt": texts.loc[first, "prompt"], "response_a": texts.loc[first, "response"],
+                                             "response_b": texts.loc[second, "response"]}}])
     with pytest.raises(PushError, match=rf"^dataset or/{name} was created by an older kasauti \(the responses one "
                                         r"above the other, not side by side\); pull its comparisons"):
-        push_pairs(client, pairs, sample, RS, "pold", RecordMap(tmp_path / PAIR_MAP, "pair_id"))
-    assert sum(1 for _ in iter_records(client, old.id)) == 0
+        push_pairs(client, pairs, sample, RS, "pold", records)
+    assert sum(1 for _ in iter_records(client, old.id)) == 1
+
+    uma = rg.Argilla(api_url=srv.url, api_key=api_key_of(client, "uma"))
+    respond_all(uma, old.id, [dict(zip(CRITERIA, ("B", "B", "tie")))])
+    rows = collect_comparisons(client, "pold", RS, records, pairs, sample)
+    b_model = "b" if pair["shown_order"] == "ab" else "a"
+    assert dict(zip(rows["criterion"], rows["outcome"])) == dict(zip(CRITERIA, (b_model, b_model, "tie")))
+    assert set(rows["pair_id"]) == {pair["pair_id"]}
 
 
 def test_interrupted_pairwise_push_resumes(study, tmp_path):
