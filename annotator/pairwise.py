@@ -3,10 +3,9 @@
 One pairwise dataset per (language, task family) in the language's workspace
 (`<study>-<language>-<family>-pairwise`): one field showing the prompt and the two responses side by
 side as A and B in the pair's recorded `shown_order` (`forms.pair_template`), and per rubric metric one
-question A better / B better / tie. What
-annotators must not see never leaves kasauti: a record carries an opaque id (mapped to its pair in
-`argilla/pair_records.parquet`), its texts and the visible metadata (language, task); model names,
-item ids and the order are kasauti's alone. Pushing reuses direct assessment's machinery: only new
+question A better / B better / tie. What annotators must not see never leaves kasauti: a record
+carries an opaque id (mapped to its pair in `argilla/pair_records.parquet`), its texts and the
+visible metadata (language, task); model names, item ids and the order are kasauti's alone. Pushing reuses direct assessment's machinery: only new
 or changed records are sent, in committed batches, and a text changed under responses is refused.
 Pull translates each answer into the models' terms through the pair's shown order, after checking
 that the record shows the responses in that order.
@@ -25,8 +24,8 @@ import studytables
 from rubrics.schema import RubricSet
 from studytables import COMPARISONS, PAIRS
 
-from .forms import (COMPARISON, JUSTIFICATION, OPTIONAL_FIELDS, FormOptions, build_pair_settings, pair_dataset_name, pieces_text,
-                    text_pieces, workspace_name)
+from .forms import (COMPARISON, JUSTIFICATION, OPTIONAL_FIELDS, FormOptions, build_pair_settings, pair_dataset_name,
+                    pieces_text, text_pieces, workspace_name)
 from .pull import PullError, study_datasets
 from .push import (BULK_MAX, DatasetPush, PushError, PushReport, check_batch_size, check_sample, ensure_dataset,
                    iter_records, plan_dataset, record_payload, send, start_report)
