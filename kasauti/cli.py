@@ -762,7 +762,31 @@ def train_booster_cmd(
     except (TrainingError, MidbError, OSError) as exc:
         fail(str(exc))
     m = result.metrics
-    console.print(f"{result.out_dir}: {m['train_pairs']} training pairs, {m['eval_pairs']} held out, "
+    console.print(f"{result.out_dir}: {m['train_examples']} training pairs, {m['eval_examples']} held out, "
+                  f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
+                  f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+
+
+@train_app.command("sft")
+def train_sft_cmd(
+    study_dir: Path = typer.Argument(..., help="The study directory (`training.sft:` in its kasauti.yaml)."),
+) -> None:
+    """Fine-tune a student on the exported accepted items into STUDY_DIR/student (resumes a killed run there)."""
+    import studytables as st
+    from training import TrainingError, train_sft
+
+    study = _study(study_dir)
+    cfg = study.config.training.sft
+    if cfg is None:
+        fail(f"{study.config_path}: no `training: sft:` section; add one, e.g. `training: {{sft: {{base: smollm2}}}}` "
+             "(README.md)")
+    try:
+        result = train_sft(cfg, study.root)
+    except (TrainingError, st.TableError, OSError) as exc:
+        fail(str(exc))
+    m = result.metrics
+    console.print(f"{result.out_dir}: {m['accepted_items']} accepted items ({m['boosted_items']} boosted, "
+                  f"{m['original_items']} as accepted): {m['train_examples']} training, {m['eval_examples']} held out, "
                   f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
                   f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rubrics import RubricSet
 from rubrics.schema import unique_names
 
-from .train import BoosterConfig
+from .train import BoosterConfig, SftConfig
 
 Verdict = Literal["usable as is", "usable after calibration"]
 
@@ -102,3 +102,4 @@ class TrainingConfig(_Strict):
     """The ``training:`` section of ``kasauti.yaml``."""
 
     booster: BoosterConfig | None = Field(None, description="Booster fine-tuning (`kasauti train booster`).")
+    sft: SftConfig | None = Field(None, description="Student fine-tuning on the accepted items (`kasauti train sft`).")
