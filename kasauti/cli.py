@@ -791,6 +791,54 @@ def train_sft_cmd(
                   f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
 
 
+@app.command("eval")
+def eval_cmd(study_dir: Path = typer.Argument(..., help="The study directory (a student from `kasauti train sft`).")) -> None:
+    """Evaluate the student against its base model (lm-evaluation-harness and the pairwise judge) into STUDY_DIR/eval."""
+    import rubrics
+    import studytables as st
+    from judge.backends import FatalError
+    from judge.progress import RichProgress
+    from training import TrainingError
+    from training.evaluate import EvalError, evaluate_study
+
+    study = _study(study_dir)
+    cfg = study.config.training.eval
+    unknown = sorted(set(cfg.judges or []) - {j.name for j in study.config.judges})
+    if unknown:
+        fail(f"{study.config_path}: training.eval.judges names unknown judge(s) {unknown}; configured: "
+             f"{[j.name for j in study.config.judges]}")
+    judges = [j for j in study.config.judges if cfg.judges is None or j.name in cfg.judges]
+    try:
+        rs = rubrics.load_rubric_set(study.config.rubric)
+        for j in judges:
+            warning = j.key_warning()
+            if warning:
+                err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        result = evaluate_study(study.root, cfg, rs, judges, progress=RichProgress(console))
+    except (EvalError, TrainingError, FatalError, rubrics.RubricError, st.TableError, ValueError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"prompts: {_counts(result.prompts)}; responses: {result.generated} generated, {result.cached} cached; "
+                  f"lm-evaluation-harness: {'reused' if result.lm_eval_cached else 'run'}", highlight=False)
+    if result.set_aside:
+        console.print(f"  benchmark records not used: {_counts(result.set_aside)}", highlight=False)
+    for s in result.summaries:
+        console.print(f"  judge {s.judge}: {s.planned} calls, {s.cached} cached, {s.ok} ok, {s.failed} failed, "
+                      f"{s.unparseable} unparseable", highlight=False)
+    table = st.read(st.EVAL, result.path)
+    for r in table[table["metric"] == "win_rate"].itertuples(index=False):
+        console.print(f"  {r.benchmark} / {r.language} ({r.judge}, {r.criterion}): student wins {r.value:.3f} over base "
+                      f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f}, ties half, {r.n} comparisons)", highlight=False)
+    console.print(f"{result.path}: {result.rows} rows", highlight=False)
+    if any(s.failed for s in result.summaries):
+        err.print("judge calls failed (reasons in eval/judge_ledger.sqlite): run `kasauti eval` again to call them again",
+                  highlight=False)
+        raise typer.Exit(1)
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in counts.items())
+
+
 @app.command("boost")
 def boost_cmd(
     study_dir: Path = typer.Argument(..., help="The study directory."),

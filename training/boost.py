@@ -244,7 +244,8 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
 
 def sample_items(sample) -> list[BoostItem]:
     """Boost items of a frame in the sample's shape (item_id, language, task, prompt, context, response, source_model)."""
-    return [BoostItem(r.item_id, r.language, r.task, Triple(r.prompt, r.context or "", r.response), r.source_model)
+    return [BoostItem(r.item_id, r.language, r.task, Triple(r.prompt, r.context if isinstance(r.context, str) else "",
+                                                            r.response), r.source_model)
             for r in sample.itertuples(index=False)]
 
 

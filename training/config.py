@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rubrics import RubricSet
 from rubrics.schema import unique_names
 
+from .evaluate import EvalConfig
 from .train import BoosterConfig, SftConfig
 
 Verdict = Literal["usable as is", "usable after calibration"]
@@ -103,3 +104,4 @@ class TrainingConfig(_Strict):
 
     booster: BoosterConfig | None = Field(None, description="Booster fine-tuning (`kasauti train booster`).")
     sft: SftConfig | None = Field(None, description="Student fine-tuning on the accepted items (`kasauti train sft`).")
+    eval: EvalConfig = Field(EvalConfig(), description="The student against its base (`kasauti eval`).")

@@ -340,7 +340,7 @@ def sft_examples(study_root: str | Path, data: str = "accepted") -> tuple[list[E
     path = root / st.EXPORT_ACCEPTED.file
     if not path.is_file():
         raise TrainingError(f"{path}: no accepted items; run `kasauti export {study_root}` first")
-    accepted = st.read(st.EXPORT_ACCEPTED, path)
+    accepted = plain(st.read(st.EXPORT_ACCEPTED, path))
     if accepted.empty:
         raise TrainingError(f"{path}: no accepted items to train a student on; relax the `export:` rule and export again")
     boosted = {}
@@ -349,7 +349,7 @@ def sft_examples(study_root: str | Path, data: str = "accepted") -> tuple[list[E
         if not boosted_path.is_file():
             raise TrainingError(f"{boosted_path}: not found, and `training.sft.data` is boosted; run `kasauti boost "
                                 f"{study_root}` first, or set data: accepted")
-        boosted = {r.item_id: r for r in st.read(st.BOOSTED, boosted_path).itertuples(index=False)}
+        boosted = {r.item_id: r for r in plain(st.read(st.BOOSTED, boosted_path)).itertuples(index=False)}
     examples = []
     for r in accepted.itertuples(index=False):
         b = boosted.get(r.item_id)
@@ -359,6 +359,11 @@ def sft_examples(study_root: str | Path, data: str = "accepted") -> tuple[list[E
     n_boosted = sum(r.item_id in boosted for r in accepted.itertuples(index=False))
     return examples, {"accepted_items": len(accepted), "boosted_items": n_boosted,
                       "original_items": len(accepted) - n_boosted}
+
+
+def plain(frame):
+    """`frame` with missing values as None (pandas reads a missing string as NaN)."""
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def booster_pairs(study_root: str | Path, spec: str = "export") -> list[RevisionPair]:
