@@ -798,24 +798,18 @@ def eval_cmd(study_dir: Path = typer.Argument(..., help="The study directory (a 
     import studytables as st
     from judge.backends import FatalError
     from judge.progress import RichProgress
-    from training import TrainingError
-    from training.evaluate import EvalError, evaluate_study
+    from training.evaluate import eval_judges, evaluate_study
 
     study = _study(study_dir)
     cfg = study.config.training.eval
-    unknown = sorted(set(cfg.judges or []) - {j.name for j in study.config.judges})
-    if unknown:
-        fail(f"{study.config_path}: training.eval.judges names unknown judge(s) {unknown}; configured: "
-             f"{[j.name for j in study.config.judges]}")
-    judges = [j for j in study.config.judges if cfg.judges is None or j.name in cfg.judges]
     try:
         rs = rubrics.load_rubric_set(study.config.rubric)
-        for j in judges:
+        for j in eval_judges(cfg, study.config.judges):
             warning = j.key_warning()
             if warning:
                 err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-        result = evaluate_study(study.root, cfg, rs, judges, progress=RichProgress(console))
-    except (EvalError, TrainingError, FatalError, rubrics.RubricError, st.TableError, ValueError, OSError) as exc:
+        result = evaluate_study(study.root, cfg, rs, study.config.judges, progress=RichProgress(console))
+    except (FatalError, ValueError, OSError) as exc:  # ValueError: EvalError, TrainingError, TableError, RubricError
         fail(str(exc))
     console.print(f"prompts: {_counts(result.prompts)}; responses: {result.generated} generated, {result.cached} cached; "
                   f"lm-evaluation-harness: {'reused' if result.lm_eval_cached else 'run'}", highlight=False)

@@ -142,3 +142,16 @@ def test_benchmark_dir_errors_name_the_path(tmp_path):
     (tmp_path / "alpaca_eval" / "Spanish.json").write_text('{"instruction": "x"}', encoding="utf-8")
     with pytest.raises(EvalError, match="Spanish.json: expected a JSON list"):
         benchmark_prompts(tmp_path, ["alpaca_eval"], 2, 0)
+
+
+def test_eval_judges_are_the_named_ones_or_all_and_never_none():
+    from judge.config import JudgeConfig
+    from training.evaluate import EvalConfig, EvalError, eval_judges
+
+    judges = [JudgeConfig(name=n, model="m") for n in ("a", "b")]
+    assert eval_judges(EvalConfig(), judges) == judges
+    assert eval_judges(EvalConfig(judges=["b"]), judges) == judges[1:]
+    with pytest.raises(EvalError, match=r"unknown judge\(s\) \['c'\]; the study configures \['a', 'b'\]"):
+        eval_judges(EvalConfig(judges=["c"]), judges)
+    with pytest.raises(EvalError, match="no judge to compare the models"):
+        eval_judges(EvalConfig(), [])

@@ -164,17 +164,24 @@ def _benchmark_text(rec) -> str | None:
 # --- models and responses ------------------------------------------------------------------------
 
 
-def model_dirs(root: Path) -> dict[str, Path]:
-    """{'base': dir, 'student': dir}: the student's merged model and the base it was trained from (a GGUF
-    base is rebuilt once into ``eval/base/`` so that every tool can load it)."""
+def student_run(root: Path) -> tuple[dict, str]:
+    """(metrics, base) of the study's student: what `train_sft` wrote, and the base model it was trained from."""
     student = root / STUDENT_DIR
     if not (student / "metrics.json").is_file() or not (student / "model" / "config.json").is_file():
         raise EvalError(f"{student}: no trained student; run `kasauti train sft {root}` first")
+    metrics = json.loads((student / "metrics.json").read_text(encoding="utf-8"))
     base = json.loads((student / "config.json").read_text(encoding="utf-8"))["config"]["base"]
     try:
-        directory, gguf = resolve_base(base)
+        resolve_base(base)
     except TrainingError as exc:
         raise EvalError(f"the student's base model is gone: {exc}") from None
+    return metrics, base
+
+
+def model_dirs(root: Path, base: str) -> dict[str, Path]:
+    """{'base': dir, 'student': dir}: the base model and the student's merged model (a GGUF base is rebuilt once
+    into ``eval/base/`` so that every tool can load it)."""
+    directory, gguf = resolve_base(base)
     if gguf:
         rebuilt = root / EVAL_DIR / "base"
         if not (rebuilt / "config.json").is_file():
@@ -182,7 +189,7 @@ def model_dirs(root: Path) -> dict[str, Path]:
             model.save_pretrained(rebuilt)
             tokenizer.save_pretrained(rebuilt)
         directory = rebuilt
-    return {"base": directory, "student": student / "model"}
+    return {"base": directory, "student": root / STUDENT_DIR / "model"}
 
 
 def responses(dirs: dict[str, Path], prompts: Sequence[EvalPrompt], path: Path, params, batch_size: int):
@@ -320,8 +327,9 @@ def _run_lm_eval(model_dir: Path, names: list[str], directory: Path, batch_size:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    lm = HFLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(model_dir), batch_size=batch_size, device="cpu"
-              if not torch.cuda.is_available() else "cuda")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = HFLM(pretrained=model.to(device), tokenizer=AutoTokenizer.from_pretrained(model_dir), batch_size=batch_size,
+              device=device)
     out = simple_evaluate(model=lm, tasks=names, task_manager=TaskManager(include_path=str(directory),
                                                                           include_defaults=False),
                           log_samples=False, verbosity="ERROR")
@@ -332,8 +340,21 @@ def _run_lm_eval(model_dir: Path, names: list[str], directory: Path, batch_size:
 # --- the whole evaluation ------------------------------------------------------------------------
 
 
+def eval_judges(cfg: EvalConfig, judges: Sequence) -> list:
+    """The study's judges that compare (`cfg.judges`, or all); EvalError for an unknown name or none at all."""
+    names = [j.name for j in judges]
+    unknown = sorted(set(cfg.judges or []) - set(names))
+    if unknown:
+        raise EvalError(f"training.eval.judges: unknown judge(s) {unknown}; the study configures {names}")
+    chosen = [j for j in judges if cfg.judges is None or j.name in cfg.judges]
+    if not chosen:
+        raise EvalError("no judge to compare the models: configure `judges:` in kasauti.yaml")
+    return chosen
+
+
 def evaluate_study(root: str | Path, cfg: EvalConfig, rubric, judges: Sequence, *, progress=None) -> EvalResult:
-    """Evaluate the study's student against its base (see the module docstring) into ``eval/``."""
+    """Evaluate the study's student against its base (see the module docstring) into ``eval/``; of the study's
+    `judges`, those `eval_judges` chooses compare."""
     import pandas as pd
 
     import studytables as st
@@ -342,9 +363,8 @@ def evaluate_study(root: str | Path, cfg: EvalConfig, rubric, judges: Sequence, 
     from .boost import GenerationParams
 
     root = Path(root)
-    out = root / EVAL_DIR
-    dirs = model_dirs(root)
-    metrics = json.loads((root / STUDENT_DIR / "metrics.json").read_text(encoding="utf-8"))
+    judges = eval_judges(cfg, judges)
+    metrics, base = student_run(root)
     prompts, held = heldout_prompts(root, metrics["eval_items"])
     set_aside: dict[str, int] = {}
     if cfg.benchmarks_dir is not None:
@@ -352,8 +372,8 @@ def evaluate_study(root: str | Path, cfg: EvalConfig, rubric, judges: Sequence, 
         bench, set_aside = benchmark_prompts(bench_dir if bench_dir.is_absolute() else root / bench_dir, cfg.benchmarks,
                                              cfg.prompts_per_language, cfg.seed)
         prompts += bench
-    if not judges:
-        raise EvalError("no judge to compare the models: configure `judges:` (or name them in training.eval.judges)")
+    dirs = model_dirs(root, base)
+    out = root / EVAL_DIR
     out.mkdir(parents=True, exist_ok=True)
     answers, generated, cached = responses(dirs, prompts, root / st.EVAL_RESPONSES.file,
                                            GenerationParams(max_new_tokens=cfg.max_new_tokens), cfg.batch_size)
