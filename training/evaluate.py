@@ -317,9 +317,14 @@ def lm_eval_rows(dirs: dict[str, Path], held, directory: Path, batch_size: int) 
     return rows, reused
 
 
+def offline() -> None:
+    """Never ask the Hugging Face Hub (read by huggingface_hub and datasets when they are first imported)."""
+    os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def _run_lm_eval(model_dir: Path, names: list[str], directory: Path, batch_size: int) -> dict:
     """{task: (documents, {metric: value})} of `lm_eval.simple_evaluate` on the local tasks, offline."""
-    os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+    offline()
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -362,6 +367,7 @@ def evaluate_study(root: str | Path, cfg: EvalConfig, rubric, judges: Sequence, 
 
     from .boost import GenerationParams
 
+    offline()
     root = Path(root)
     judges = eval_judges(cfg, judges)
     metrics, base = student_run(root)
