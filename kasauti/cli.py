@@ -739,7 +739,7 @@ def export_cmd(
             console.print(f"pushed {result.path / name} to {url}", highlight=False)
 
 
-train_app = typer.Typer(help="Train models on the study's data (the booster).", no_args_is_help=True)
+train_app = typer.Typer(help="Train models on the study's data (the booster, a student).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 

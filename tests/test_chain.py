@@ -146,6 +146,10 @@ def test_the_whole_chain_runs_through_the_cli_and_a_second_eval_reuses_its_work(
 def test_bad_input_is_a_one_line_error_with_exit_2_and_keeps_what_was_there(tiny, judge_server, tmp_path):
     root = chain_study(tmp_path / "study", tiny, judge_server.url, eval_share=0.0, data="accepted")
     one_line_error(run("train", "sft", str(root), ok=False), "no accepted items", "kasauti export")
+    cfg = yaml.safe_load((root / "kasauti.yaml").read_text(encoding="utf-8"))
+    (tmp_path / "no-sft").mkdir()
+    (tmp_path / "no-sft" / "kasauti.yaml").write_text(yaml.safe_dump({**cfg, "training": {}}), encoding="utf-8")
+    one_line_error(run("train", "sft", str(tmp_path / "no-sft"), ok=False), "no `training: sft:` section")
     run("export", str(root))
     gone = chain_study(tmp_path / "gone", tmp_path / "no-model", judge_server.url, data="accepted")
     run("export", str(gone))
@@ -158,7 +162,6 @@ def test_bad_input_is_a_one_line_error_with_exit_2_and_keeps_what_was_there(tiny
     assert not (root / "eval").exists()
 
     copy = shutil.copytree(tiny, tmp_path / "base-copy")
-    cfg = yaml.safe_load((root / "kasauti.yaml").read_text(encoding="utf-8"))
     cfg["training"]["sft"].update(base=str(copy), eval_share=0.5)
     (root / "kasauti.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     shutil.rmtree(root / "student")
