@@ -375,8 +375,11 @@ EVAL = Table("eval", "eval/eval.parquet", "training", "kasauti eval",
     Column("benchmark", S, "`heldout` (the held-out accepted items: lm-evaluation-harness on their responses, the judge "
                            "on both models' responses to their prompts), `alpaca_eval` or `mt_bench`"),
     Column("language", S, "the language, or `all` (every language of the benchmark, pairwise rows)"),
-    Column("metric", S, "lm-evaluation-harness (`loglikelihood_rolling` over the held-out accepted responses): "
-                        "`bits_per_byte`, `byte_perplexity`, `word_perplexity` (lower is better); pairwise judge: "
+    Column("metric", S, "lm-evaluation-harness over the held-out accepted responses (lower is better): "
+                        "`bits_per_byte`, `byte_perplexity`, `word_perplexity` (`loglikelihood_rolling`: the response "
+                        "alone) and `response_bits_per_byte` (`loglikelihood` of the response given its prompt in the "
+                        "chat template; the template's whitespace after the assistant header is scored too); "
+                        "pairwise judge: "
                         "`win_rate` (student over base, ties count half), `win_rate_no_ties` (wins / decisive), "
                         "`tie_share`, `position_consistency` (both orders of a pair agree; language `all`)"),
     Column("value", F64, "the metric's value; null when undefined (e.g. `win_rate_no_ties` with only ties)", True),

@@ -9,6 +9,7 @@ are the attributed MIDB subset in tests/data/midb.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import time
@@ -73,6 +74,25 @@ def judge_server():
         yield srv
 
 
+def response_bits_per_byte(model_dir: Path, docs: Path) -> float:
+    """Bits per UTF-8 byte of each doc's response given its prompt, computed here with transformers. As in
+    lm-evaluation-harness, the whitespace that ends the prompt (the chat template's, after the assistant header)
+    is scored with the response; the bytes counted are the response's."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir)
+    loglikelihood = n_bytes = 0.0
+    for doc in map(json.loads, docs.read_text(encoding="utf-8").splitlines()):
+        context = tokenizer(doc["prompt"].rstrip(), add_special_tokens=False)["input_ids"]
+        whole = tokenizer(doc["prompt"] + doc["text"], add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([whole])).logits[0, :-1].double(), -1)
+        loglikelihood += sum(logprobs[i - 1, whole[i]].item() for i in range(len(context), len(whole)))
+        n_bytes += len(doc["text"].encode("utf-8"))
+    return -loglikelihood / n_bytes / math.log(2)
+
+
 def numbers(text: str) -> dict[str, int]:
     """{'generated': n, 'cached': n, ...}: each word preceded by a number in a command's output."""
     words = text.replace(",", " ").replace(";", " ").replace("(", " ").split()
@@ -117,12 +137,17 @@ def test_the_whole_chain_runs_through_the_cli_and_a_second_eval_reuses_its_work(
     assert "alpaca_eval: no instruction or first turn: 1" in first.stdout  # the Arabic record with a translated key
     table = st.read(st.EVAL, root / st.EVAL.file)
     lm = table[table["judge"].isna()]
-    assert set(lm["metric"]) == {"bits_per_byte", "byte_perplexity", "word_perplexity"}
+    assert set(lm["metric"]) == {"bits_per_byte", "byte_perplexity", "word_perplexity", "response_bits_per_byte"}
     for language in held_languages:  # both models per language
         rows = lm[lm["language"] == language]
         assert set(rows["model"]) == {"base", "student"} and (rows["value"] > 0).all()
-        assert rows["n"].tolist() == [int((accepted[accepted["item_id"].isin(held)]["language"] == language).sum())] * 6
+        assert rows["n"].tolist() == [int((accepted[accepted["item_id"].isin(held)]["language"] == language).sum())] * 8
     assert set(lm["language"]) == held_languages
+    for model, directory in (("base", tiny), ("student", root / "student" / "model")):
+        for language in held_languages:
+            expected = response_bits_per_byte(directory, root / "eval" / "lm_eval" / f"heldout_{language}.jsonl")
+            got = lm.set_index(["model", "language", "metric"]).loc[(model, language, "response_bits_per_byte"), "value"]
+            assert got == pytest.approx(expected, rel=1e-4)
     wins = table[table["metric"] == "win_rate"].set_index(["benchmark", "language"])
     assert set(wins.index) == {("heldout", "all"), *{("heldout", lang) for lang in held_languages},
                                ("alpaca_eval", "all"), ("alpaca_eval", "es"), ("alpaca_eval", "ar"),

@@ -3,8 +3,9 @@
 Two evaluations, written together to ``eval/eval.parquet`` (``studytables.EVAL``):
 
 - lm-evaluation-harness, through its Python API, on local YAML tasks over local files written
-  here (``eval/lm_eval/``): ``loglikelihood_rolling`` over the held-out accepted responses, one
-  task per language (bits per byte, byte and word perplexity). The hub is never asked
+  here (``eval/lm_eval/``), per language over the held-out accepted items: ``loglikelihood_rolling``
+  of the responses alone (bits per byte, byte and word perplexity) and ``loglikelihood`` of each
+  response given its prompt in the chat template (bits per byte). The hub is never asked
   (``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``; the datasets cache is ``eval/lm_eval/cache``).
 - The pairwise judge (`judge.pairwise.compare`, the study's judges): both models answer the
   held-out items' prompts and the translated AlpacaEval / MT-Bench prompts of
@@ -40,7 +41,10 @@ EVAL_DIR = "eval"
 HELDOUT = "heldout"
 BENCHMARKS = ("alpaca_eval", "mt_bench")
 MODELS = ("base", "student")
-LM_EVAL_METRICS = ("bits_per_byte", "byte_perplexity", "word_perplexity")
+LM_EVAL_TASKS = {  # kind -> (output type, {EVAL metric: lm-eval metric}); one task of each kind per language
+    "heldout": ("loglikelihood_rolling", {m: m for m in ("bits_per_byte", "byte_perplexity", "word_perplexity")}),
+    "response": ("loglikelihood", {"response_bits_per_byte": "bits_per_byte"}),
+}
 
 
 class EvalError(ValueError):
@@ -270,50 +274,67 @@ def pairwise_rows(comparisons, pairs, n_boot: int, seed: int) -> list[dict]:
 # --- lm-evaluation-harness -----------------------------------------------------------------------
 
 
-def lm_eval_tasks(held, directory: Path) -> list[str]:
-    """Write one ``loglikelihood_rolling`` task per language over the held-out accepted responses; their names."""
+def lm_eval_tasks(held, tokenizer, directory: Path) -> dict[str, tuple[str, str]]:
+    """Write the local tasks over the held-out accepted items, per language: ``heldout`` (``loglikelihood_rolling``
+    over the responses) and ``response`` (``loglikelihood`` of each response given its prompt in `tokenizer`'s chat
+    template, `lm_eval_utils.response_bits_per_byte`); {task name: (kind, language)}."""
+    import shutil
+
     import yaml
 
     directory.mkdir(parents=True, exist_ok=True)
-    names = []
+    shutil.copyfile(Path(__file__).with_name("lm_eval_utils.py"), directory / "lm_eval_utils.py")
+    tasks = {}
     for language, group in held.groupby("language", sort=True):
-        name = f"kasauti_heldout_{language}"
-        data = directory / f"{name}.jsonl"
-        data.write_text("".join(json.dumps({"item_id": r.item_id, "text": r.response}, ensure_ascii=False) + "\n"
-                                for r in group.itertuples(index=False)), encoding="utf-8")
-        task = {"task": name, "dataset_path": "json",
-                "dataset_kwargs": {"data_files": {"test": str(data)}, "cache_dir": str(directory / "cache")},
-                "test_split": "test", "output_type": "loglikelihood_rolling", "doc_to_text": "",
-                "doc_to_target": "{{text}}",
-                "metric_list": [{"metric": m, "aggregation": "bits_per_byte" if m == "bits_per_byte" else
-                                 "weighted_perplexity", "higher_is_better": False} for m in LM_EVAL_METRICS]}
-        (directory / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        names.append(name)
-    return names
+        data = directory / f"heldout_{language}.jsonl"
+        docs = [{"item_id": r.item_id, "text": r.response, "prompt": tokenizer.apply_chat_template(
+            chat_prompt(r.prompt, r.context, r.conversation, r.system_prompt), add_generation_prompt=True, tokenize=False)}
+            for r in group.itertuples(index=False)]
+        data.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+        for kind, (output_type, metrics) in LM_EVAL_TASKS.items():
+            name = f"kasauti_{kind}_{language}"
+            task = {"task": name, "dataset_path": "json",
+                    "dataset_kwargs": {"data_files": {"test": str(data)}, "cache_dir": str(directory / "cache")},
+                    "test_split": "test", "output_type": output_type,
+                    "doc_to_text": "{{prompt}}" if kind == "response" else "", "doc_to_target": "{{text}}",
+                    "target_delimiter": "",
+                    "metric_list": [{"metric": m, "aggregation": "bits_per_byte" if m == "bits_per_byte" else
+                                     "weighted_perplexity", "higher_is_better": False} for m in metrics.values()]}
+            text = yaml.safe_dump(task, allow_unicode=True, sort_keys=False)
+            if kind == "response":
+                text += "process_results: !function lm_eval_utils.response_bits_per_byte\n"
+            (directory / f"{name}.yaml").write_text(text, encoding="utf-8")
+            tasks[name] = (kind, language)
+    return tasks
 
 
 def lm_eval_rows(dirs: dict[str, Path], held, directory: Path, batch_size: int) -> tuple[list[dict], bool]:
     """EVAL rows of lm-evaluation-harness for both models, reused from ``results.json`` when the models and
-    data are unchanged; (rows, reused)."""
+    tasks are unchanged; (rows, reused)."""
     import importlib.metadata as md
+
+    from transformers import AutoTokenizer
 
     from .boost import model_hash
 
-    names = lm_eval_tasks(held, directory)
-    data = {n: (directory / f"{n}.jsonl").read_text(encoding="utf-8") for n in names}
-    key = _sha({m: model_hash(d) for m, d in dirs.items()}, data, md.version("lm-eval"))
+    tasks = lm_eval_tasks(held, AutoTokenizer.from_pretrained(dirs["student"]), directory)
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*"))
+             if p.suffix in (".jsonl", ".yaml", ".py")}
+    key = _sha({m: model_hash(d) for m, d in dirs.items()}, files, md.version("lm-eval"))
     cache = directory / "results.json"
     saved = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
     reused = saved.get("key") == key
-    results = saved["results"] if reused else {m: _run_lm_eval(d, names, directory, batch_size) for m, d in dirs.items()}
+    results = saved["results"] if reused else {m: _run_lm_eval(d, list(tasks), directory, batch_size)
+                                               for m, d in dirs.items()}
     if not reused:
         cache.write_text(json.dumps({"key": key, "results": results}, indent=2), encoding="utf-8")
     rows = []
     for model, per_task in results.items():
         for name, (n, values) in per_task.items():
-            language = name.removeprefix("kasauti_heldout_")
-            rows += [{"model": model, "benchmark": HELDOUT, "language": language, "metric": m, "value": values[m],
-                      "ci_low": None, "ci_high": None, "n": n, "judge": None, "criterion": None} for m in LM_EVAL_METRICS]
+            kind, language = tasks[name]
+            rows += [{"model": model, "benchmark": HELDOUT, "language": language, "metric": metric, "value": values[m],
+                      "ci_low": None, "ci_high": None, "n": n, "judge": None, "criterion": None}
+                     for metric, m in LM_EVAL_TASKS[kind][1].items()]
     return rows, reused
 
 
@@ -338,8 +359,8 @@ def _run_lm_eval(model_dir: Path, names: list[str], directory: Path, batch_size:
     out = simple_evaluate(model=lm, tasks=names, task_manager=TaskManager(include_path=str(directory),
                                                                           include_defaults=False),
                           log_samples=False, verbosity="ERROR")
-    return {n: (out["n-samples"][n]["effective"], {m: out["results"][n][f"{m},none"] for m in LM_EVAL_METRICS})
-            for n in names}
+    return {n: (out["n-samples"][n]["effective"], {k.removesuffix(",none"): v for k, v in out["results"][n].items()
+                                                   if k.endswith(",none") and "_stderr" not in k}) for n in names}
 
 
 # --- the whole evaluation ------------------------------------------------------------------------
