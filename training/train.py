@@ -253,6 +253,11 @@ def booster_examples(pairs: Sequence[RevisionPair]) -> list[Example]:
     return [Example(p.item_id, p.language, **booster_example(p)) for p in pairs]
 
 
+def booster_data(cfg: BoosterConfig, pairs: Sequence[RevisionPair], tokenizer) -> Split:
+    """The examples `train_booster` trains and evaluates on: the top share, the length cut-off, the held-out split."""
+    return split_examples(cfg, booster_examples(_select(cfg, pairs)), tokenizer)
+
+
 def run_training(cfg: TrainerSettings, examples: Sequence[Example], out_dir: str | Path, callbacks: Sequence = (),
                  counts: dict | None = None) -> TrainResult:
     """Fine-tune `cfg.base` on `examples` into `out_dir`, resuming a killed run there (the module docstring says

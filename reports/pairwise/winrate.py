@@ -121,3 +121,14 @@ def versus(frame: pd.DataFrame, model: str, over: str, n_boot: int = 1000, seed:
     cols = ["rater", "criterion", "n_repeated", "n_consistent", "consistency"]
     position = pd.concat(position, ignore_index=True)[cols] if position else pd.DataFrame(columns=cols)
     return {"win_rate": table, "position": position}
+
+
+def head_to_head(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame | None:
+    """:func:`win_rate` of ``model_b`` over ``model_a`` (as the first row names them: original vs
+    boosted pairs put the boosted version second) when the comparisons involve exactly two models;
+    else None (a leaderboard answers for more)."""
+    models = set(frame["model_a"].dropna()) | set(frame["model_b"].dropna())
+    if len(models) != 2:
+        return None
+    first = frame.iloc[0]
+    return win_rate(frame, str(first["model_b"]), str(first["model_a"]), n_boot, seed)
