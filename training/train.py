@@ -38,7 +38,7 @@ class TrainingError(ValueError):
 
 
 class TrainerSettings(BaseModel):
-    """Fine-tuning settings shared by the booster and the student; the defaults are MIDB's recipe (Liu et al., AAAI 2026)."""
+    """Fine-tuning settings of the booster and the student; the defaults are MIDB's recipe (Liu et al., AAAI 2026)."""
 
     model_config = ConfigDict(extra="forbid")
 
