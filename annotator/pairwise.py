@@ -8,7 +8,10 @@ carries an opaque id (mapped to its pair in `argilla/pair_records.parquet`), its
 visible metadata (language, task); model names, item ids and the order are kasauti's alone. Pushing reuses direct assessment's machinery: only new
 or changed records are sent, in committed batches, and a text changed under responses is refused.
 Pull translates each answer into the models' terms through the pair's shown order, after checking
-that the record shows the responses in that order.
+that the record shows the responses in that order. The texts are `sampling.pairs.pair_items`': a
+pair of an item's original and boosted version (``kasauti pairs --boosted``) shows the original from
+the sample and the boosted one from ``boosted.parquet``; the labels ``original`` / ``boosted`` are
+model names like any other and never sent.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 
 import studytables
 from rubrics.schema import RubricSet
+from sampling.pairs import pair_items
 from studytables import COMPARISONS, PAIRS
 
 from .forms import (COMPARISON, JUSTIFICATION, OPTIONAL_FIELDS, FormOptions, build_pair_settings, pair_dataset_name,
@@ -35,18 +39,13 @@ PAIR_COLUMNS = ("pair_id", "prompt_id", "language", "task", "item_a", "item_b", 
 ORDERS = ("ab", "ba")
 
 
-def _check_pairs(pairs: pd.DataFrame, items: dict[str, dict], source: str) -> None:
-    """Every pair usable: known columns, an order, two different sample items; errors name row and column."""
+def _check_pairs(pairs: pd.DataFrame, source: str) -> None:
+    """Known columns, an order, unique ids; errors name row and column (the items: `sampling.pairs.pair_items`)."""
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise PushError(f"{source}: missing column(s) {missing}; expected the pairs.parquet schema in ARCHITECTURE.md")
     checks = [
         ("shown_order", ~pairs["shown_order"].isin(ORDERS), "'ab' or 'ba'"),
-        ("item_a", ~pairs["item_a"].astype(str).isin(items), "an item_id of sample.parquet"),
-        ("item_b", ~pairs["item_b"].astype(str).isin(items), "an item_id of sample.parquet"),
-        ("item_b", pairs["item_a"] == pairs["item_b"],
-         "an item other than item_a (original vs boosted pairs need both versions' texts, which sample.parquet "
-         "does not hold; they cannot be pushed yet)"),
         ("pair_id", pairs["pair_id"].astype(str).duplicated(), "a unique pair id"),
     ]
     for col, mask, expected in checks:
@@ -55,6 +54,16 @@ def _check_pairs(pairs: pd.DataFrame, items: dict[str, dict], source: str) -> No
             raise PushError(f"{source}: row {rows[0] + 1}, column {col!r}: expected {expected}, got "
                             f"{pairs[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); write the pairs again from the "
                             "current sample (sampling.pairs.write_pairs)")
+
+
+def shown_items(pairs: pd.DataFrame, sample: pd.DataFrame, boosted: pd.DataFrame | None, source: str) -> dict[str, tuple[dict, dict]]:
+    """Pair id -> (model_a's item, model_b's item), the texts to show (`sampling.pairs.pair_items`)."""
+    _check_pairs(pairs, source)
+    try:
+        items = pair_items(pairs, sample, boosted, source)
+    except ValueError as exc:
+        raise PushError(str(exc)) from None
+    return dict(zip(pairs["pair_id"].astype(str), items))
 
 
 def read_pairs(path: str | Path) -> pd.DataFrame:
@@ -68,13 +77,13 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
         raise PushError(f"{exc}; write the pairs again (sampling.pairs.write_pairs)") from None
 
 
-def _shown(pair: dict, items: dict[str, dict]) -> tuple[dict, dict]:
-    """The pair's two sample items in the order shown (A, B)."""
-    a, b = items[str(pair["item_a"])], items[str(pair["item_b"])]
+def _shown(pair: dict, items: dict[str, tuple[dict, dict]]) -> tuple[dict, dict]:
+    """The pair's two items in the order shown (A, B)."""
+    a, b = items[str(pair["pair_id"])]
     return (a, b) if pair["shown_order"] == "ab" else (b, a)
 
 
-def pair_payload(pair: dict, items: dict[str, dict], record_id: str) -> dict:
+def pair_payload(pair: dict, items: dict[str, tuple[dict, dict]], record_id: str) -> dict:
     """The bulk-upsert item of a pair: one comparison field with the first shown item's prompt and optional
     texts, its response as `a` and the other's as `b`, each as `forms.text_pieces`."""
     first, second = _shown(pair, items)
@@ -103,16 +112,17 @@ def push_pairs(
     batch_size: int = BULK_MAX,
     progress: Callable[[str, int, int], None] | None = None,
     discard_changed_ratings: bool = False,
+    boosted: pd.DataFrame | None = None,
 ) -> PushReport:
     """Push every pair to its (language, family) pairwise dataset; only new or changed records are sent.
 
-    `records` maps pair ids to record ids (`PAIR_MAP`). As `push.push`: a pair whose texts changed
+    `records` maps pair ids to record ids (`PAIR_MAP`); `boosted` (boosted.parquet) holds the second
+    version of pairs of two versions of one item. As `push.push`: a pair whose texts changed
     under responses is refused unless `discard_changed_ratings`; `progress` after each batch.
     """
     check_sample(sample)
     check_batch_size(batch_size)
-    items = {str(r["item_id"]): r for r in sample.to_dict("records")}
-    _check_pairs(pairs, items, "pairs")
+    items = shown_items(pairs, sample, boosted, "pairs")
     languages = pairs["language"].astype(str).str.lower()
     families = pairs["task"].map(lambda t: rs.family_for(str(t)).name)
     report = start_report(client, languages)
@@ -136,15 +146,15 @@ def push_pairs(
 
 
 def collect_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, pairs: pd.DataFrame,
-                        sample: pd.DataFrame) -> pd.DataFrame:
+                        sample: pd.DataFrame, boosted: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every response of the study's pairwise datasets in the long pairwise format (`COMPARISONS`).
 
     One row per (pair, criterion, annotator) with an answer, any status; `outcome` is `a`/`b`/`tie`
     in terms of `model_a`/`model_b`. A record with responses that the map or `pairs` does not know,
-    or whose response A is not the response the pair's `shown_order` puts first in the sample, is a
-    PullError (nothing is guessed).
+    or whose response A is not the response the pair's `shown_order` puts first (as push shows it), is
+    a PullError (nothing is guessed).
     """
-    items = {str(r["item_id"]): r for r in sample.to_dict("records")}
+    items = shown_items(pairs, sample, boosted, "pairs.parquet")
     by_id = {str(p["pair_id"]): p for p in pairs.to_dict("records")}
     users = {str(u.id): u.username for u in client.api.users.list()}
     rows, unknown, moved = [], [], []
@@ -162,7 +172,7 @@ def collect_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: 
                 continue
             first = "a" if pair["shown_order"] == "ab" else "b"
             outcome = {"A": first, "B": "b" if first == "a" else "a", "tie": "tie"}
-            lengths = {f"length_{x}": items[str(pair[f"item_{x}"])].get("length") for x in "ab"}
+            lengths = dict(zip(("length_a", "length_b"), (i.get("length") for i in items[str(pair["pair_id"])])))
             base = {k: pair[k] for k in ("pair_id", "prompt_id", "language", "model_a", "model_b", "shown_order")}
             for resp in rec["responses"]:
                 values = resp.get("values") or {}
@@ -181,7 +191,8 @@ def collect_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: 
                         "from, and pull again; nothing was written")
     if moved:
         raise PullError(f"{len(moved)} pair(s) show a response A other than the one pairs.parquet's shown_order puts "
-                        f"first in sample.parquet ({describe(moved, 3)}): the pairs or the sample changed since they "
+                        f"first in sample.parquet (boosted.parquet for a boosted version) ({describe(moved, 3)}): the pairs, "
+                        "the sample or the boosted items changed since they "
                         "were pushed. Restore them and pull again (or push again to show the new texts); nothing was written")
     frame = pd.DataFrame(rows, columns=COMPARISONS.names)
     frame = frame.sort_values(["pair_id", "criterion", "rater"], kind="stable").reset_index(drop=True)
@@ -189,8 +200,8 @@ def collect_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: 
 
 
 def pull_comparisons(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, pairs: pd.DataFrame,
-                     sample: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+                     sample: pd.DataFrame, path: str | Path, boosted: pd.DataFrame | None = None) -> pd.DataFrame:
     """Collect every pairwise response and write `comparisons.parquet` (atomically, checked); returns it."""
-    frame = collect_comparisons(client, study, rs, records, pairs, sample)
+    frame = collect_comparisons(client, study, rs, records, pairs, sample, boosted)
     studytables.write(COMPARISONS, frame, path)
     return frame

@@ -13,6 +13,7 @@ import pandas as pd
 
 import studytables
 from rubrics.schema import RubricSet
+from sampling.pairs import read_boosted
 
 from .adjudicate import adjudicate as add_suggestions
 from .config import AnnotationConfig
@@ -81,7 +82,7 @@ def push_study(client: rg.Argilla, root: str | Path, study: str, rs: RubricSet, 
                 progress=progress, discard_changed_ratings=discard_changed_ratings)
     if pairs:
         report = push_pairs(client, read_pairs(root / studytables.PAIRS.file), sample, rs, study,
-                            RecordMap(root / HOME / PAIR_MAP, "pair_id"), **opts)
+                            RecordMap(root / HOME / PAIR_MAP, "pair_id"), boosted=read_boosted(root), **opts)
     else:
         report = push(client, sample, rs, study, records, **opts)
     done = StudyPush(report, provisioned)
@@ -107,6 +108,6 @@ def pull_study(client: rg.Argilla, root: str | Path, study: str, rs: RubricSet) 
     if (root / HOME / PAIR_MAP).exists():
         done.comparisons = pull_comparisons(client, study, rs, RecordMap(root / HOME / PAIR_MAP, "pair_id"),
                                             read_pairs(root / studytables.PAIRS.file), read_sample(path),
-                                            root / studytables.COMPARISONS.file)
+                                            root / studytables.COMPARISONS.file, read_boosted(root))
     done.escalated = pull_escalated(client, study, rs, records, sample, root / ESCALATED_RATINGS, root / ESCALATED_REVISIONS)
     return done

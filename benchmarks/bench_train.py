@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training import BoosterConfig, booster_example, read_midb, select_top, train_booster  # noqa: E402
+from training import BoosterConfig, read_midb, select_top, train_booster  # noqa: E402
 from training.train import booster_data, load_base  # noqa: E402
 
 
@@ -82,7 +82,7 @@ def bench_training(args, subset) -> None:
     m = result.metrics
     ours = m["train_tokens"] / m["train_runtime_s"]
     print(f"subset {len(subset)}: {len(m['set_aside_too_long'])} longer than {args.max_length} tokens set aside")
-    print(f"kasauti: {m['train_pairs']} train / {m['eval_pairs']} held-out pairs, {m['global_step']} steps, "
+    print(f"kasauti: {m['train_examples']} train / {m['eval_examples']} held-out pairs, {m['global_step']} steps, "
           f"{m['train_tokens']} tokens in {m['train_runtime_s']:.1f} s = {ours:.1f} tokens/s; "
           f"held-out eval loss {m['eval_loss_before']:.4f} -> {m['eval_loss_after']:.4f}")
 
@@ -95,7 +95,7 @@ def bench_training(args, subset) -> None:
                            learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, seed=cfg.seed,
                            data_seed=cfg.seed, max_length=args.max_length, bf16=False, gradient_checkpointing=False,
                            report_to="none", save_strategy="no", include_num_input_tokens_seen="non_padding"),
-            train_dataset=Dataset.from_list([booster_example(p) for p in train]),
+            train_dataset=Dataset.from_list([e.record() for e in train]),
             processing_class=tokenizer,
             peft_config=LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
                                    task_type="CAUSAL_LM"),

@@ -29,6 +29,7 @@ import pandas as pd
 import rubrics
 import studytables
 from rubrics import VERDICTS, Criterion, RubricSet
+from sampling.pairs import pair_items, read_boosted
 from studytables import JUDGE_COMPARISONS, PAIRS, SAMPLE
 
 from .backends import Completion
@@ -90,32 +91,25 @@ class PairPlanner(Planner):
     """The calls of a pairwise judge, in order: pair, shown order, criterion, repeat. ``row``
     indexes one record per pair x order (texts shown first and second, the pair's fields).
 
-    `pairs` is pairs.parquet-shaped; the texts come from `sample` by item id, or from the pairs'
-    own ``response_a`` / ``response_b`` columns when it has them (two versions of one item).
-    Pairs repeated for annotators (``repeat_of``) are not asked again (``self.repeats_skipped``):
-    every pair is asked in both orders anyway."""
+    `pairs` is pairs.parquet-shaped; the texts are those `sampling.pairs.pair_items` resolves from
+    `sample` (and, for two versions of one item, from `boosted`, boosted.parquet). Pairs repeated for annotators
+    (``repeat_of``) are not asked again (``self.repeats_skipped``): every pair is asked in both orders anyway."""
 
     TEMPLATES = "pair_*.j2"
 
-    def __init__(self, pairs: pd.DataFrame, sample: pd.DataFrame, rubric: RubricSet, judge: JudgeConfig, overall: bool = False):
+    def __init__(self, pairs: pd.DataFrame, sample: pd.DataFrame, rubric: RubricSet, judge: JudgeConfig, overall: bool = False,
+                 boosted: pd.DataFrame | None = None):
         check_ids(pairs, PAIR_COLUMNS, "pair_id", "pairs.parquet", "`sampling.pairs.write_pairs`")
         check_ids(sample, ("item_id", "prompt", "response"), "item_id", "sample.parquet", "`kasauti sample`")
-        items = sample.assign(item_id=sample["item_id"].astype(str)).set_index("item_id").to_dict("index")
-        own = "response_a" in pairs.columns and "response_b" in pairs.columns
         repeat = pairs["repeat_of"].notna().to_numpy() if "repeat_of" in pairs.columns else [False] * len(pairs)
         self.repeats_skipped = int(sum(repeat))
         self.records = []
-        for i, (p, rep) in enumerate(zip(pairs.to_dict("records"), repeat)):
+        for i, (p, rep, (a, b)) in enumerate(zip(pairs.to_dict("records"), repeat, pair_items(pairs, sample, boosted))):
             if rep:
                 continue
-            for col in ("item_a", "item_b"):
-                if str(p[col]) not in items:
-                    raise ValueError(f"pairs.parquet row {i + 1}, column {col}: item {p[col]!r} is not in sample.parquet; "
-                                     "make the pairs again from this sample (`sampling.pairs.write_pairs`)")
-            a, b = items[str(p["item_a"])], items[str(p["item_b"])]
-            texts = (p["response_a"], p["response_b"]) if own else (a["response"], b["response"])
+            texts = (a["response"], b["response"])
             pair = {**{k: a.get(k) for k in ITEM_FIELDS if k != "response"}, **{k: p[k] for k in PAIR_COLUMNS},
-                    "length_a": a.get("length") if not own else None, "length_b": b.get("length") if not own else None}
+                    "length_a": a.get("length"), "length_b": b.get("length")}
             for order in ORDERS:
                 shown = texts if order == "ab" else texts[::-1]
                 self.records.append({**pair, "item_id": f"{p['pair_id']}:{order}", "shown_order": order,
@@ -185,24 +179,28 @@ def _plain(v):
     return None if _missing(v) else v.item() if hasattr(v, "item") else v
 
 
-def _run(pairs, sample, rubric, cfg, overall, **kw):
+def _run(pairs, sample, rubric, cfg, overall, boosted=None, **kw):
     """The run of a pairwise judge: `cfg` with mode ``pairwise`` (the direct mode does not change its answers,
     so it is neither in the ledger key nor in `params`)."""
     cfg = cfg.model_copy(update={"mode": PAIRWISE})
-    return lambda ledger: PairwiseRun(sample, rubric, cfg, ledger, planner=PairPlanner(pairs, sample, rubric, cfg, overall), **kw)
+    return lambda ledger: PairwiseRun(sample, rubric, cfg, ledger, planner=PairPlanner(pairs, sample, rubric, cfg, overall, boosted),
+                                      **kw)
 
 
 def compare(pairs: pd.DataFrame, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *,
-            overall: bool = False, progress: Progress | None = None, retry_failed: bool = True, backend=None) -> Summary:
+            overall: bool = False, progress: Progress | None = None, retry_failed: bool = True, backend=None,
+            boosted: pd.DataFrame | None = None) -> Summary:
     """Ask `cfg` every pending pairwise call over `pairs` (each pair in both orders, per criterion:
-    each of the task family's metrics, or one ``overall``); answers go to the ledger as they come."""
-    return execute(_run(pairs, sample, rubric, cfg, overall, progress=progress, retry_failed=retry_failed), ledger_path, backend)
+    each of the task family's metrics, or one ``overall``); answers go to the ledger as they come.
+    `boosted` (boosted.parquet) holds the second version of pairs of two versions of one item."""
+    return execute(_run(pairs, sample, rubric, cfg, overall, boosted, progress=progress, retry_failed=retry_failed),
+                   ledger_path, backend)
 
 
 def dry_compare(pairs: pd.DataFrame, sample: pd.DataFrame, rubric: RubricSet, cfg: JudgeConfig, ledger_path: str | Path, *,
-                overall: bool = False, show: int = 2, retry_failed: bool = True) -> DryRun:
+                overall: bool = False, show: int = 2, retry_failed: bool = True, boosted: pd.DataFrame | None = None) -> DryRun:
     """The pairwise calls a run would make (none is made) and the first `show` rendered prompts."""
-    return plan_only(_run(pairs, sample, rubric, cfg, overall, retry_failed=retry_failed), ledger_path, show)
+    return plan_only(_run(pairs, sample, rubric, cfg, overall, boosted, retry_failed=retry_failed), ledger_path, show)
 
 
 def read_pairs(study_root: str | Path) -> pd.DataFrame:
@@ -232,14 +230,14 @@ def comparisons(ledger_path: str | Path) -> pd.DataFrame:
 def compare_study(root: str | Path, rubric: RubricSet, judges: Sequence[JudgeConfig], *, limit: int | None = None,
                   overall: bool = False, progress: Progress | None = None, retry_failed: bool = True) -> list[Summary]:
     """`kasauti judge --pairs`: each judge compares the study's ``pairs.parquet`` (its first `limit`
-    pairs) in both orders into ``judge_ledger.sqlite``, then ``judge_comparisons.parquet`` is
+    pairs; a pair of an item's original and boosted version shows the one in ``boosted.parquet``) in both orders into ``judge_ledger.sqlite``, then ``judge_comparisons.parquet`` is
     exported from the ledger, also when a judge fails. Returns one summary per judge."""
     root = Path(root)
     ledger_path = root / LEDGER_FILE
-    sample, pairs = read_sample(root / SAMPLE.file), limit_items(read_pairs(root), limit)
+    sample, pairs, boosted = read_sample(root / SAMPLE.file), limit_items(read_pairs(root), limit), read_boosted(root)
     try:
         return [compare(pairs, sample, rubric, cfg, ledger_path, overall=overall, progress=progress,
-                        retry_failed=retry_failed) for cfg in judges]
+                        retry_failed=retry_failed, boosted=boosted) for cfg in judges]
     finally:
         if ledger_path.exists():
             with contextlib.suppress(ValueError):  # not a ledger: the run's own error says so

@@ -184,18 +184,25 @@ def pairs(
     repeat_share: float = typer.Option(0.0, "--repeat-share", help="Share of the pairs shown again in swapped order, "
                                        "as a consistency check on annotators."),
     seed: int = typer.Option(0, help="Seed of the shown order, the balanced choice and the repeats."),
+    boosted: bool = typer.Option(False, "--boosted", help="Pair each item's original with its boosted version "
+                                 "(boosted.parquet, `kasauti boost`) instead."),
 ) -> None:
     """Pair responses to the same prompt by two source models into pairs.parquet (for `push --pairs`, `judge --pairs`)."""
     from sampling.pairs import write_pairs
 
     study = _study(study_dir)
     try:
-        path, c = write_pairs(study.root, design, seed, per_prompt, repeat_share)
+        path, c = write_pairs(study.root, design, seed, per_prompt, repeat_share, boosted)
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    console.print(f"{c['items']} items: {c['items_without_source_model']} without a source model and {c['items_alone']} "
-                  f"alone at their prompt (not paired); {c['pairs']} pairs of {c['candidate_pairs']} candidates over "
-                  f"{c['prompts']} prompts, and {c['repeats']} repeats in swapped order", highlight=False)
+    if boosted:
+        console.print(f"{c['original_items']} items, {c['boosted_items']} boosted: {c['only_original']} not boosted, "
+                      f"{c['only_boosted']} boosted but not in the sample, {c['unchanged']} unchanged (not paired); "
+                      f"{c['pairs']} pairs and {c['repeats']} repeats in swapped order", highlight=False)
+    else:
+        console.print(f"{c['items']} items: {c['items_without_source_model']} without a source model and {c['items_alone']} "
+                      f"alone at their prompt (not paired); {c['pairs']} pairs of {c['candidate_pairs']} candidates over "
+                      f"{c['prompts']} prompts, and {c['repeats']} repeats in swapped order", highlight=False)
     console.print(f"wrote {path}", highlight=False)
 
 
@@ -316,9 +323,11 @@ def report(
 
 
 def _print_comparisons(study) -> None:
-    """Print judge_comparisons.parquet's size and each judge's position statistics."""
+    """Print judge_comparisons.parquet's size, each judge's position statistics and, for two models (original
+    vs boosted), the win rate of the second over the first per language."""
     import judge
     import studytables
+    from reports.pairwise.winrate import head_to_head
 
     out = study.root / studytables.JUDGE_COMPARISONS.file
     frame = studytables.read(studytables.JUDGE_COMPARISONS, out)
@@ -327,6 +336,11 @@ def _print_comparisons(study) -> None:
         console.print(f"  {r.rater} / {r.criterion}: position consistency {r.consistency:.3f} ({r.n_consistent} of {r.n_repeated} "
                       f"pairs), first position won {r.first_win_rate:.3f} of {r.n_decisive} decisive verdicts "
                       f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f})", highlight=False, soft_wrap=True)
+    heads = head_to_head(frame) if len(frame) else None
+    for r in () if heads is None else heads.itertuples():
+        console.print(f"  {r.raters} / {r.criterion} / {r.language}: {r.model} over {r.over} win rate {r.win_rate:.3f} "
+                      f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f}; ties half) on {r.n_comparisons} comparisons of "
+                      f"{r.n_prompts} prompts: {r.wins} won, {r.losses} lost, {r.ties} ties", highlight=False, soft_wrap=True)
 
 
 @app.command("judge")
@@ -345,6 +359,7 @@ def judge_cmd(
     judge_comparisons.parquet)."""
     import judge
     import rubrics
+    from sampling.pairs import read_boosted
 
     study = _study(study_dir)
     cfgs = study.config.judges
@@ -371,12 +386,14 @@ def judge_cmd(
         try:
             sample = judge.read_sample(study.sample)
             pairs_df = judge.limit_items(judge.read_pairs(study.root), limit) if pairs else None
+            boosted = read_boosted(study.root) if pairs else None
             sample = sample if pairs else judge.limit_items(sample, limit)
         except ValueError as exc:
             fail(str(exc))
         for cfg in cfgs:
             try:
-                d = (judge.dry_compare(pairs_df, sample, rs, cfg, study.judge_ledger, overall=overall, retry_failed=retry_failed)
+                d = (judge.dry_compare(pairs_df, sample, rs, cfg, study.judge_ledger, overall=overall, retry_failed=retry_failed,
+                                       boosted=boosted)
                      if pairs else judge.dry_run(sample, rs, cfg, study.judge_ledger, retry_failed=retry_failed))
             except ValueError as exc:
                 fail(str(exc))
@@ -583,7 +600,7 @@ def pull(study_dir: Path = typer.Argument(..., help="The study directory.")) -> 
     study, rs, client = _annotation(study_dir)
     try:
         pulled = pull_study(client, study.root, study.config.name, rs)
-    except (PushError, PullError, RecordMapError) as exc:
+    except (PushError, PullError, RecordMapError, studytables.TableError) as exc:
         fail(str(exc))
     ratings, revisions, stale = pulled.ratings, pulled.revisions, pulled.stale
     submitted = ratings[ratings["status"] == "submitted"]
@@ -739,7 +756,7 @@ def export_cmd(
             console.print(f"pushed {result.path / name} to {url}", highlight=False)
 
 
-train_app = typer.Typer(help="Train models on the study's data (the booster).", no_args_is_help=True)
+train_app = typer.Typer(help="Train models on the study's data (the booster, a student).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 
@@ -762,9 +779,75 @@ def train_booster_cmd(
     except (TrainingError, MidbError, OSError) as exc:
         fail(str(exc))
     m = result.metrics
-    console.print(f"{result.out_dir}: {m['train_pairs']} training pairs, {m['eval_pairs']} held out, "
+    console.print(f"{result.out_dir}: {m['train_examples']} training pairs, {m['eval_examples']} held out, "
                   f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
                   f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+
+
+@train_app.command("sft")
+def train_sft_cmd(
+    study_dir: Path = typer.Argument(..., help="The study directory (`training.sft:` in its kasauti.yaml)."),
+) -> None:
+    """Fine-tune a student on the exported accepted items into STUDY_DIR/student (resumes a killed run there)."""
+    import studytables as st
+    from training import TrainingError, train_sft
+
+    study = _study(study_dir)
+    cfg = study.config.training.sft
+    if cfg is None:
+        fail(f"{study.config_path}: no `training: sft:` section; add one, e.g. `training: {{sft: {{base: smollm2}}}}` "
+             "(README.md)")
+    try:
+        result = train_sft(cfg, study.root)
+    except (TrainingError, st.TableError, OSError) as exc:
+        fail(str(exc))
+    m = result.metrics
+    console.print(f"{result.out_dir}: {m['accepted_items']} accepted items ({m['boosted_items']} boosted, "
+                  f"{m['original_items']} as accepted): {m['train_examples']} training, {m['eval_examples']} held out, "
+                  f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
+                  f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(study_dir: Path = typer.Argument(..., help="The study directory (a student from `kasauti train sft`).")) -> None:
+    """Evaluate the student against its base model (lm-evaluation-harness and the pairwise judge) into STUDY_DIR/eval."""
+    import rubrics
+    import studytables as st
+    from judge.backends import FatalError
+    from judge.progress import RichProgress
+    from training.evaluate import eval_judges, evaluate_study
+
+    study = _study(study_dir)
+    cfg = study.config.training.eval
+    try:
+        rs = rubrics.load_rubric_set(study.config.rubric)
+        for j in eval_judges(cfg, study.config.judges):
+            warning = j.key_warning()
+            if warning:
+                err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        result = evaluate_study(study.root, cfg, rs, study.config.judges, progress=RichProgress(console))
+    except (FatalError, ValueError, OSError) as exc:  # ValueError: EvalError, TrainingError, TableError, RubricError
+        fail(str(exc))
+    console.print(f"prompts: {_counts(result.prompts)}; responses: {result.generated} generated, {result.cached} cached; "
+                  f"lm-evaluation-harness: {'reused' if result.lm_eval_cached else 'run'}", highlight=False)
+    if result.set_aside:
+        console.print(f"  benchmark records not used: {_counts(result.set_aside)}", highlight=False)
+    for s in result.summaries:
+        console.print(f"  judge {s.judge}: {s.planned} calls, {s.cached} cached, {s.ok} ok, {s.failed} failed, "
+                      f"{s.unparseable} unparseable", highlight=False)
+    table = st.read(st.EVAL, result.path)
+    for r in table[table["metric"] == "win_rate"].itertuples(index=False):
+        console.print(f"  {r.benchmark} / {r.language} ({r.judge}, {r.criterion}): student wins {r.value:.3f} over base "
+                      f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f}, ties half, {r.n} comparisons)", highlight=False)
+    console.print(f"{result.path}: {result.rows} rows", highlight=False)
+    if any(s.failed for s in result.summaries):
+        err.print("judge calls failed (reasons in eval/judge_ledger.sqlite): run `kasauti eval` again to call them again",
+                  highlight=False)
+        raise typer.Exit(1)
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in counts.items())
 
 
 @app.command("boost")

@@ -118,12 +118,13 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
 def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig | None = None,
                  out_dir: str | Path | None = None) -> tuple[dict[str, Path], ImportReport]:
     """`kasauti report`: the report of a study directory from its ``sample.parquet``, ``ratings.parquet``
-    and ``judgments.parquet`` (either may be missing, not both), into `out_dir` (default ``<root>/report``)."""
+    and ``judgments.parquet`` (either may be missing, not both), into `out_dir` (default ``<root>/report``).
+    A study with pairwise comparisons but no direct ratings or judgments (original vs boosted) gets the
+    pairwise statistics alone: ``pairwise.json`` and ``pairwise_<name>.csv`` (`reports.pairwise.report`)."""
     root = Path(root)
     sample = root / studytables.SAMPLE.file
     if not sample.exists():
         raise FileNotFoundError(f"{sample}: not found; run `kasauti sample {root}` first")
-    ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file)
     imp = ImportReport(source=str(root))
     from .pairwise.leaderboard import check
 
@@ -133,9 +134,16 @@ def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig |
             parts.append(studytables.read(t, root / t.file))
             check(parts[-1][parts[-1]["status"] == "submitted"], str(root / t.file))  # names the file's row; others are counted
     comparisons = pd.concat(parts, ignore_index=True) if parts else None
-    paths = build_report(ratings, rubric_set, root / REPORT_DIR if out_dir is None else out_dir, items, imp, config,
-                         comparisons=comparisons)
-    return paths, imp
+    out = root / REPORT_DIR if out_dir is None else Path(out_dir)
+    direct = [root / t.file for t in (studytables.RATINGS, studytables.JUDGMENTS) if (root / t.file).exists()]
+    if comparisons is not None and not any(studytables.read_arrow(t, p, ["item_id"]).num_rows
+                                           for t, p in zip((studytables.RATINGS, studytables.JUDGMENTS), direct)):
+        from .pairwise.report import write_pairwise  # a pairwise-only study (e.g. original vs boosted): no direct ratings
+        from .sections import pairwise_section
+
+        return write_pairwise(*pairwise_section(comparisons, config or ReportConfig()), out), imp
+    ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file)
+    return build_report(ratings, rubric_set, out, items, imp, config, comparisons=comparisons), imp
 
 
 def pariksha_comparisons(root: str | Path) -> pd.DataFrame | None:

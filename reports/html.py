@@ -418,7 +418,8 @@ def _pairwise_section(charts: _Charts, summary: dict, frames: dict) -> str:
         for criterion in sorted(lb["criterion"].unique()):
             parts.append(charts.add(rank_figure(lb, criterion), f"Criterion {_html.escape(str(criterion))}: each model's "
                                     "rank by the humans (x) and by each judge (y); on the diagonal both rank it alike."))
-    titles = {"leaderboards": "Leaderboards (per language and overall)", "leaderboard_agreement":
+    titles = {"win_rates": "Win rate (ties count half; 95% prompt-bootstrap CIs) and share of decisive comparisons won",
+              "leaderboards": "Leaderboards (per language and overall)", "leaderboard_agreement":
               "Leaderboard agreement: humans vs each judge (Kendall tau-b, Spearman, top-k)",
               "pair_agreement": "Agreement on pairs", "consistency": "Position consistency (the same pair shown both ways)",
               "first_position": "First-position win rate", "length_bias": "Length bias (the longer response wins)",

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 import studytables
-from studytables import PAIRS, SAMPLE
+from studytables import BOOSTED, PAIRS, SAMPLE
+
+from .lengths import grapheme_length
 
 DESIGNS = ("all", "balanced")
 PROMPT_KEY = ("language", "task", "prompt", "conversation", "system_prompt", "context")
@@ -143,21 +145,29 @@ def make_pairs(sample_df: pd.DataFrame, design: str = "all", seed: int = 0, n_pe
     return out
 
 
+def _texts(frame: pd.DataFrame) -> pd.Series:
+    """Each row's whole item (prompt, context, response) as one comparable value; no context = empty."""
+    context = frame["context"].fillna("") if "context" in frame.columns else pd.Series("", index=frame.index)
+    return frame["prompt"].astype(str) + "\x1f" + context.astype(str) + "\x1f" + frame["response"].astype(str)
+
+
 def boosted_pairs(original: pd.DataFrame, boosted: pd.DataFrame, seed: int = 0, repeat_share: float = 0.0,
                   labels: tuple[str, str] = ("original", "boosted")) -> pd.DataFrame:
-    """Original vs boosted: one pair per item id in both tables (same ids, two versions of the response).
+    """Original vs boosted: one pair per item id in both tables (same ids, two versions of the item).
 
     ``item_a`` and ``item_b`` are the same item id; ``model_a`` / ``model_b`` are ``labels`` (the data
-    versions). ``frame.attrs["counts"]``: original_items, boosted_items, only_original, only_boosted,
-    identical_responses (not paired: nothing to compare), pairs, repeats.
+    versions: ``item_a`` is the original in `original`, ``item_b`` its version in `boosted`; see
+    :func:`pair_items`). ``frame.attrs["counts"]``: original_items, boosted_items, only_original,
+    only_boosted, unchanged (the booster changed neither instruction, input nor response: not paired,
+    nothing to compare), pairs, repeats.
     """
     _check(original, "original")
     _check(boosted, "boosted")
     _options("all", None, repeat_share)
     if labels[0] == labels[1]:
         raise ValueError(f"labels {labels!r}: the two versions need different labels")
-    both = original.merge(boosted[["item_id", "response"]], on="item_id", suffixes=("", "_boosted"))
-    same = (both["response"] == both["response_boosted"]).to_numpy()
+    both = original.merge(boosted.assign(_boosted=_texts(boosted))[["item_id", "_boosted"]], on="item_id")
+    same = (_texts(both) == both["_boosted"]).to_numpy()
     both = both[~same]
     rows = list(zip(prompt_ids(both), both["item_id"], both["item_id"], [labels[0]] * len(both),
                     [labels[1]] * len(both), both["language"], both["task"]))
@@ -165,19 +175,94 @@ def boosted_pairs(original: pd.DataFrame, boosted: pd.DataFrame, seed: int = 0, 
     out.attrs["counts"] = {"original_items": len(original), "boosted_items": len(boosted),
                            "only_original": int((~original["item_id"].isin(boosted["item_id"])).sum()),
                            "only_boosted": int((~boosted["item_id"].isin(original["item_id"])).sum()),
-                           "identical_responses": int(same.sum()), "pairs": len(rows),
+                           "unchanged": int(same.sum()), "pairs": len(rows),
                            "repeats": int(out["repeat_of"].notna().sum())}
     return out
 
 
-def write_pairs(study_root: str | Path, design: str = "all", seed: int = 0, n_per_prompt: int | None = None,
-                repeat_share: float = 0.0) -> tuple[Path, dict]:
-    """Read the study's ``sample.parquet``, make pairs and write ``pairs.parquet`` beside it.
+VERSION_FIELDS = ("prompt", "context", "response")
 
-    Returns (path written, counts as in :func:`make_pairs`).
+
+def read_boosted(study_root: str | Path) -> pd.DataFrame | None:
+    """The study's ``boosted.parquet`` (checked), or None when there is none."""
+    path = Path(study_root) / BOOSTED.file
+    return studytables.read(BOOSTED, path) if path.exists() else None
+
+
+def _text(value) -> str:
+    """A text field's value; missing (None, NaN, NA) as empty."""
+    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def version_text(item: dict) -> str:
+    """A whole item (instruction, input when any, response) as one text to show."""
+    parts = [("Instruction", item["prompt"]), ("Input", item.get("context")), ("Response", item["response"])]
+    return "\n\n".join(f"## {name}\n{_text(text)}" for name, text in parts if _text(text))
+
+
+def pair_items(pairs: pd.DataFrame, sample: pd.DataFrame, boosted: pd.DataFrame | None = None,
+               source: str = "pairs.parquet") -> list[tuple[dict, dict]]:
+    """Per row of `pairs`: (model_a's item, model_b's item) as sample records holding the texts to show.
+
+    A pair of two source models' responses takes both items from `sample`. A pair of two versions of
+    one item (``item_a == item_b``, :func:`boosted_pairs`) takes model_a's from `sample` (the
+    original) and model_b's from `boosted` (``boosted.parquet``: its prompt, context and response over
+    the sample record); both keep the original's prompt as the one shown. When the booster changed
+    the instruction or input, each side's ``response`` is its whole item (:func:`version_text`), so
+    nothing the booster changed is hidden; a version's ``length`` is that of the text it shows.
+    Pairs with their own ``response_a`` / ``response_b`` columns (in-memory pairs of two versions) show
+    those, without a length. ValueError naming the row and column of an item missing from the table
+    that should hold it.
+    """
+    own = "response_a" in pairs.columns and "response_b" in pairs.columns
+    items = {str(r["item_id"]): r for r in sample.to_dict("records")}
+    versions = {} if boosted is None else {str(r["item_id"]): r for r in boosted.to_dict("records")}
+    checks = [("item_a", ~pairs["item_a"].astype(str).isin(items), "an item_id of sample.parquet",
+               "write the pairs again from the current sample (`kasauti pairs`)"),
+              ("item_b", ~pairs["item_b"].astype(str).isin(items), "an item_id of sample.parquet",
+               "write the pairs again from the current sample (`kasauti pairs`)"),
+              ("item_b", (pairs["item_a"] == pairs["item_b"]) & ~pairs["item_b"].astype(str).isin(versions) & (not own),
+               "an item_id of boosted.parquet (a pair of two versions of one item shows the boosted one)",
+               "boost the sample first (`kasauti boost`), then write the pairs again (`kasauti pairs --boosted`)")]
+    for col, mask, expected, todo in checks:
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(rows):
+            raise ValueError(f"{source}: row {rows[0] + 1}, column {col!r}: expected {expected}, got "
+                             f"{pairs[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); {todo}")
+    out = []
+    for i, (a_id, b_id) in enumerate(zip(pairs["item_a"].astype(str), pairs["item_b"].astype(str))):
+        a, b = items[a_id], items[b_id]
+        if own:
+            a, b = ({**x, "response": pairs[col].iloc[i], "length": None} for x, col in ((a, "response_a"), (b, "response_b")))
+        elif a_id == b_id:
+            b = {**a, **{k: versions[b_id].get(k) for k in VERSION_FIELDS}}
+            if any(_text(a.get(k)) != _text(b.get(k)) for k in ("prompt", "context")):
+                a, b = ({**x, "response": version_text(x)} for x in (a, b))
+            a, b = ({**x, "prompt": items[a_id]["prompt"], "context": items[a_id].get("context"),
+                     "length": grapheme_length(x["response"])} for x in (a, b))
+        out.append((a, b))
+    return out
+
+
+def write_pairs(study_root: str | Path, design: str = "all", seed: int = 0, n_per_prompt: int | None = None,
+                repeat_share: float = 0.0, boosted: bool = False) -> tuple[Path, dict]:
+    """Read the study's ``sample.parquet``, make pairs and write ``pairs.parquet`` beside it; with
+    `boosted`, pairs of each item's original and boosted version (``boosted.parquet``, :func:`boosted_pairs`).
+
+    Returns (path written, counts as in :func:`make_pairs` or :func:`boosted_pairs`).
     """
     root = Path(study_root)
-    pairs = make_pairs(studytables.read(SAMPLE, root / SAMPLE.file), design, seed, n_per_prompt, repeat_share)
+    sample = studytables.read(SAMPLE, root / SAMPLE.file)
+    if boosted:
+        if design != "all" or n_per_prompt is not None:
+            raise ValueError("boosted pairs pair each item with its own boosted version; --design and --per-prompt "
+                             "do not apply to them")
+        versions = read_boosted(root)
+        if versions is None:
+            raise ValueError(f"{root / BOOSTED.file}: not found; boost the sample first (`kasauti boost`)")
+        pairs = boosted_pairs(sample, versions, seed, repeat_share)
+    else:
+        pairs = make_pairs(sample, design, seed, n_per_prompt, repeat_share)
     path = root / PAIRS.file
     studytables.write(PAIRS, pairs, path)
     return path, pairs.attrs["counts"]

@@ -351,6 +351,46 @@ BOOSTED = Table("boosted", "boosted.parquet", "training", "kasauti boost",
     Column("params", S, "JSON object of the generation parameters"),
 ))
 
+EVAL_RESPONSES = Table("eval_responses", "eval/responses.parquet", "training", "kasauti eval",
+                       "issue 11 (`training.evaluate`): one row per evaluation prompt x model, the base model's and the "
+                       "fine-tuned student's greedy responses that the pairwise judge compares (reused by a later run "
+                       "while the model, prompt and generation parameters are the same)", (
+    Column("model", S, "`base` or `student`"),
+    Column("model_hash", S, "SHA-256 of the model's files (`training.boost.model_hash`)"),
+    Column("benchmark", S, "`heldout` (the student's held-out accepted items), or a benchmark of `training.eval."
+                           "benchmarks_dir` (`alpaca_eval`, `mt_bench`: their first turn)"),
+    Column("prompt_id", S, "the held-out item's `item_id`, or `<benchmark>/<language>/<record number, 1-based>`"),
+    Column("language", S, "the prompt's language"),
+    Column("task", S, "the item's task, or the benchmark's name"),
+    Column("messages", S, "JSON list of the chat messages the model was given"),
+    Column("response", S, "the model's response"),
+    Column("params", S, "JSON object of the generation parameters"),
+))
+
+EVAL = Table("eval", "eval/eval.parquet", "training", "kasauti eval",
+             "issue 11 (`training.evaluate`): the base model against the fine-tuned student, one row per model x "
+             "benchmark x language x metric (x judge and criterion for the pairwise judge's rows)", (
+    Column("model", S, "`base` or `student` (lm-evaluation-harness rows); `student` for the pairwise rows, which "
+                       "compare it with `base`"),
+    Column("benchmark", S, "`heldout` (the held-out accepted items: lm-evaluation-harness on their responses, the judge "
+                           "on both models' responses to their prompts), `alpaca_eval` or `mt_bench`"),
+    Column("language", S, "the language, or `all` (every language of the benchmark, pairwise rows)"),
+    Column("metric", S, "lm-evaluation-harness over the held-out accepted responses (lower is better): "
+                        "`bits_per_byte`, `byte_perplexity`, `word_perplexity` (`loglikelihood_rolling`: the response "
+                        "alone) and `response_bits_per_byte` (`loglikelihood` of the response given its prompt in the "
+                        "chat template; the template's whitespace after the assistant header is scored too); "
+                        "pairwise judge: "
+                        "`win_rate` (student over base, ties count half), `win_rate_no_ties` (wins / decisive), "
+                        "`tie_share`, `position_consistency` (both orders of a pair agree; language `all`)"),
+    Column("value", F64, "the metric's value; null when undefined (e.g. `win_rate_no_ties` with only ties)", True),
+    Column("ci_low", F64, "2.5% bound of the 95% prompt-bootstrap CI (pairwise win rates); null otherwise", True),
+    Column("ci_high", F64, "97.5% bound, as `ci_low`", True),
+    Column("n", I64, "documents scored (lm-evaluation-harness) or judge comparisons counted (pairwise: a pair asked in "
+                     "both orders counts twice; for `position_consistency`, pairs asked in both orders)"),
+    Column("judge", S, "the judge's name (pairwise rows); null for lm-evaluation-harness rows", True),
+    Column("criterion", S, "the pairwise criterion (`overall`, or a metric); null for lm-evaluation-harness rows", True),
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, PAIR_RECORDS, REPORT_CELLS,
                                                 PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
-                                                EXPORT_REVISIONS, BOOSTED)}
+                                                EXPORT_REVISIONS, BOOSTED, EVAL_RESPONSES, EVAL)}

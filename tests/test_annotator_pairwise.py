@@ -32,6 +32,7 @@ from annotator.people import api_key_of, load_roster, provision, read_passwords
 from annotator.pull import PullError, study_datasets
 from annotator.push import PushError, bulk_upsert, iter_records
 from annotator.records import PAIR_MAP, RecordMap
+from sampling.lengths import grapheme_length
 from sampling.pairs import make_pairs
 from studytables import COMPARISONS, PAIRS
 from tests.annotator_data import kasauti, make_sample, write_study
@@ -247,7 +248,7 @@ def test_pairs_that_cannot_be_pushed(study, tmp_path):
                                         r"got 'nowhere\|x' \(1 such row\(s\)\); write the pairs again"):
         push_pairs(owner(srv), bad, sample, RS, STUDY, pmap(root))
     boosted = pairs.assign(item_b=pairs["item_a"])
-    with pytest.raises(PushError, match=r"row 1, column 'item_b': expected an item other than item_a \(original vs boosted"):
+    with pytest.raises(PushError, match=r"row 1, column 'item_b': expected an item_id of boosted.parquet .*kasauti boost"):
         push_pairs(owner(srv), boosted, sample, RS, STUDY, pmap(root))
 
     # the CLI: a study without pairs.parquet, on the same server through annotation.url
@@ -401,3 +402,80 @@ def test_interrupted_pairwise_push_resumes(study, tmp_path):
     again = push_pairs(client, pairs, sample, RS, "presume", records, batch_size=2)
     assert [(d.added, d.unchanged) for d in again.datasets] == [(len(pairs) - 2, 2)]
     assert sorted(records.item_of(r["external_id"]) for r in iter_records(client, ds.id)) == sorted(pairs["pair_id"])
+
+
+def test_boosted_vs_original_push_respond_pull_report_blind(study, tmp_path):
+    """`kasauti pairs --boosted`, `push --pairs`, annotators answer, `pull`, `report`: each item's original and
+    boosted version in the recorded order, outcomes in the versions' terms, the win rate in the report, and
+    nothing an annotator's key reads says which version is which."""
+    _, srv = study
+    root = tmp_path / "bstudy"
+    (root / "argilla").mkdir(parents=True)
+    sample = make_sample(per_language=6, hindi=False)
+    sample.to_parquet(root / "sample.parquet")
+    ta = sample[sample["language"].isin(["ta", "bn"])]
+    boosted = pd.DataFrame({
+        "item_id": ta["item_id"], "language": ta["language"], "task": ta["task"], "prompt": ta["prompt"], "context": "",
+        "response": ta["response"] + " (सुधार: स्पष्ट)", "original_prompt": ta["prompt"], "original_context": "",
+        "original_response": ta["response"], "edit_distance": 0.1, "source_model": ta["source_model"],
+        "booster": "0" * 64, "params": "{}"})
+    studytables.write(studytables.BOOSTED, boosted, root / studytables.BOOSTED.file)
+    shutil.copy(study[0] / "roster.yaml", root / "roster.yaml")
+    (root / "kasauti.yaml").write_text(yaml.safe_dump({
+        "name": "bstudy", "data": {"path": "unused.jsonl"},
+        "annotation": {"url": srv.url, "api_key_env": "KASAUTI_TEST_ARGILLA_KEY", "roster": "roster.yaml"}}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KASAUTI_TEST_ARGILLA_KEY=srv.api_key)
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "kasauti", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return " ".join(proc.stdout.split())
+
+    assert f"{len(ta)} pairs and 0 repeats" in cli("pairs", str(root), "--boosted", "--seed", "1")
+    pairs = studytables.read(PAIRS, root / PAIRS.file)
+    assert set(pairs["shown_order"]) == {"ab", "ba"} and (pairs["item_a"] == pairs["item_b"]).all()
+    cli("push", str(root), "--pairs")
+    client = owner(srv)
+    ds = client.datasets(pair_dataset_name("bstudy", "ta", "general"), workspace="ta")
+    ravi = rg.Argilla(api_url=srv.url, api_key=api_key_of(client, "ravi"))
+    n_ta = int((pairs["language"] == "ta").sum())
+    recs = respond_all(ravi, ds.id, [dict(zip(CRITERIA, ("A", "A", "tie")))] * n_ta)
+    assert len(recs) == n_ta
+    by_pair = pairs.set_index("pair_id")
+    original = sample.set_index("item_id")["response"]
+    revised = boosted.set_index("item_id")["response"]
+    for rec in recs:  # response A is the version the recorded order puts first
+        pair = by_pair.loc[pmap(root).item_of(rec["external_id"])]
+        first, second = (original, revised) if pair["shown_order"] == "ab" else (revised, original)
+        shown = tuple(pieces_text(rec["fields"][COMPARISON][side]) for side in "ab")
+        assert shown == (first[pair["item_a"]], second[pair["item_a"]])
+
+    cli("pull", str(root))
+    comparisons = studytables.read(COMPARISONS, root / COMPARISONS.file)
+    assert len(comparisons) == n_ta * len(CRITERIA) and set(comparisons["rater"]) == {"ravi"}
+    for r in comparisons.itertuples():  # "A" = the version shown first, in the versions' terms
+        want = "tie" if r.criterion == CRITERIA[2] else "a" if r.shown_order == "ab" else "b"
+        assert (r.outcome, r.model_a, r.model_b) == (want, "original", "boosted")
+        assert r.length_b == r.length_a + grapheme_length(" (सुधार: स्पष्ट)")  # lengths of the texts shown
+
+    # the report: boosted over original, per language, ties half
+    from reports.pairwise.winrate import win_rate
+
+    assert "pairwise.json" in cli("report", str(root))  # no direct ratings: the pairwise statistics alone
+    report = json.loads((root / "report" / "pairwise.json").read_text(encoding="utf-8"))
+    got = {(r["criterion"], r["language"]): r for r in report["win_rates"]}
+    table = win_rate(comparisons, "boosted", "original", n_boot=1000, seed=0)
+    assert len(got) == len(table) > 0
+    for r in table.itertuples():
+        g = got[(r.criterion, r.language)]
+        assert (g["model"], g["over"], g["raters"], g["wins"], g["losses"], g["ties"]) == ("boosted", "original", "humans",
+                                                                                            r.wins, r.losses, r.ties)
+    n_ba = int((pairs.query("language == 'ta'")["shown_order"] == "ba").sum())
+    assert got[(CRITERIA[0], "ta")]["win_rate"] == pytest.approx(n_ba / n_ta)
+    assert got[(CRITERIA[2], "ta")]["win_rate"] == 0.5
+
+    # blind: nothing ravi's key reads names a version, an item id or the order
+    text, _ = readable_by(srv.url, api_key_of(client, "ravi"))
+    secrets = {"original", "boosted", "shown_order", *pairs["item_a"], *pairs["pair_id"]}
+    assert not [s for s in secrets if s.lower() in text.lower()]

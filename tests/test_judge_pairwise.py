@@ -33,9 +33,9 @@ def cfg(url, **kw):
     return JudgeConfig(**{**base, **kw})
 
 
-def expected(judge_cfg, bias=0.0, pairs=PAIRS, sample=SAMPLE, overall=False):
+def expected(judge_cfg, bias=0.0, pairs=PAIRS, sample=SAMPLE, overall=False, boosted=None):
     """(pair_id, shown_order, criterion) -> (prompt hash, the server's outcome in model terms), from the rendered prompts."""
-    planner = PairPlanner(pairs, sample, RS, judge_cfg, overall)
+    planner = PairPlanner(pairs, sample, RS, judge_cfg, overall, boosted)
     out = {}
     for call in planner.plan({}, render=True):
         rec = planner.records[call.row]
@@ -183,7 +183,7 @@ def test_verdict_probabilities_from_the_verdict_token():
 def test_pairs_refer_to_sample_items():
     bad = PAIRS.copy()
     bad.loc[3, "item_b"] = "nope"
-    with pytest.raises(ValueError, match=r"pairs.parquet row 4, column item_b: item 'nope' is not in sample.parquet"):
+    with pytest.raises(ValueError, match=r"pairs.parquet: row 4, column 'item_b': expected an item_id of sample.parquet, got 'nope'"):
         PairPlanner(bad, SAMPLE, RS, JudgeConfig(name="j", model="m"))
 
 
@@ -228,7 +228,7 @@ def test_cli_names_a_pair_whose_item_is_not_in_the_sample(tmp_path):
     out = subprocess.run(kasauti_cmd("judge", str(study), "--pairs"), cwd=ROOT, env=cli_env(), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "pairs.parquet row 5, column item_a: item 'gone' is not in sample.parquet" in " ".join(out.stderr.split())
+    assert "pairs.parquet: row 5, column 'item_a': expected an item_id of sample.parquet, got 'gone'" in " ".join(out.stderr.split())
 
 
 def synthetic(n_prompts=150):
@@ -266,3 +266,38 @@ def test_position_statistics_measure_the_injected_bias(tmp_path, bias):
     assert stats.first_win_rate == pytest.approx(rate, abs=0.05)
     if bias == 0:
         assert stats.consistency == 1.0 and stats.first_win_rate == 0.5
+
+
+def test_cli_boosted_vs_original_judged_in_both_orders_with_the_win_rate(tmp_path):
+    """`kasauti pairs --boosted` then `kasauti judge --pairs`: the judge sees the original (sample) and the boosted
+    version (boosted.parquet) of each item in both orders; the CLI prints the win rate of boosted over original."""
+    from reports.pairwise.winrate import win_rate
+    from tests.test_pairs import boosted_of
+
+    with FakeJudgeServer() as srv:
+        study = make_study(tmp_path / "s", [judge_cfg(srv.url)], SAMPLE)
+        versions = boosted_of(SAMPLE).assign(prompt=SAMPLE["prompt"].to_numpy(), context="",
+                                             response=[f"{r} (revised)" for r in SAMPLE["response"]])
+        studytables.write(studytables.BOOSTED, versions, study / "boosted.parquet")
+        made = subprocess.run(kasauti_cmd("pairs", str(study), "--boosted"), cwd=ROOT, env=cli_env(), capture_output=True,
+                              text=True, timeout=120)
+        assert made.returncode == 0, made.stderr
+        assert f"{len(SAMPLE)} pairs and 0 repeats" in " ".join(made.stdout.split())
+        out = subprocess.run(kasauti_cmd("judge", str(study), "--pairs"), cwd=ROOT, env=cli_env(), capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+    pairs = studytables.read(studytables.PAIRS, study / "pairs.parquet")
+    frame = studytables.read(studytables.JUDGE_COMPARISONS, study / "judge_comparisons.parquet")
+    planner = PairPlanner(pairs, SAMPLE, RS, JudgeConfig(**judge_cfg(srv.url)), boosted=versions)
+    shown = {(r["pair_id"], r["shown_order"]): (r["first"], r["second"]) for r in planner.records}
+    revised = dict(zip(versions["item_id"], versions["response"]))
+    for p in pairs.itertuples():  # the boosted text from boosted.parquet, on the side the order says
+        assert shown[(p.pair_id, "ab")][1] == shown[(p.pair_id, "ba")][0] == revised[p.item_a]
+    check_every_call_once(frame, expected(JudgeConfig(**judge_cfg(srv.url)), pairs=pairs, sample=SAMPLE, boosted=versions))
+    table = win_rate(frame, "boosted", "original")
+    text = " ".join(out.stdout.split())
+    assert "position consistency" in text
+    for r in table.itertuples():
+        assert (f"{r.raters} / {r.criterion} / {r.language}: boosted over original win rate {r.win_rate:.3f} "
+                f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f}; ties half) on {r.n_comparisons} comparisons") in text
+    assert set(table["language"]) == {"all", *SAMPLE["language"]}

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import studytables
-from sampling.pairs import boosted_pairs, make_pairs, write_pairs
+from sampling.pairs import boosted_pairs, make_pairs, pair_items, write_pairs
 from sampling.pariksha import flatten_responses
-from studytables import PAIRS, SAMPLE
+from studytables import BOOSTED, PAIRS, SAMPLE
 
 DEMO = Path(__file__).resolve().parents[1] / "kasauti" / "demo_data" / "pariksha"
 
@@ -141,13 +141,15 @@ def test_boosted_pairs_compare_two_versions_of_each_item():
     orig = sample({f"p{i}": ["m1"] for i in range(5)})
     boosted = orig.assign(response=orig["response"] + " (boosted)")
     boosted.loc[0, "response"] = orig.loc[0, "response"]  # unchanged: nothing to compare
+    boosted.loc[1, "response"] = orig.loc[1, "response"]
+    boosted.loc[1, "prompt"] = "a better instruction"  # only the instruction changed: still a new version
     boosted = pd.concat([boosted.drop(index=4), boosted.iloc[[4]].assign(item_id="new")], ignore_index=True)
-    pairs = boosted_pairs(orig, boosted, seed=0, repeat_share=0.5)
+    pairs = boosted_pairs(orig, boosted.assign(context=""), seed=0, repeat_share=0.5)  # "" = no input, as null
     first = pairs[pairs["repeat_of"].isna()]
     assert list(first["item_a"]) == list(first["item_b"]) == ["p1|m1", "p2|m1", "p3|m1"]
     assert set(pairs["model_a"]) == {"original"} and set(pairs["model_b"]) == {"boosted"}
     assert pairs.attrs["counts"] == {"original_items": 5, "boosted_items": 5, "only_original": 1, "only_boosted": 1,
-                                     "identical_responses": 1, "pairs": 3, "repeats": 2}
+                                     "unchanged": 1, "pairs": 3, "repeats": 2}
 
 
 def test_write_pairs_writes_the_documented_file(tmp_path):
@@ -175,3 +177,61 @@ def test_pairs_from_the_demo_study_sample_written_by_kasauti_sample(tmp_path):
     assert counts["prompts"] == len(per_prompt) and counts["items_alone"] == int((per_prompt == 1).sum())
     assert len(pairs) == int((per_prompt * (per_prompt - 1) // 2).sum())
     assert (pairs["item_a"].str.split("|").str[0] == pairs["item_b"].str.split("|").str[0]).all()
+
+
+def boosted_of(orig: pd.DataFrame) -> pd.DataFrame:
+    """boosted.parquet rows for `orig`: the first item's response rewritten, the second's instruction and input too."""
+    rows = [{"item_id": r.item_id, "language": r.language, "task": r.task, "prompt": r.prompt, "context": "",
+             "response": r.response, "original_prompt": r.prompt, "original_context": "", "original_response": r.response,
+             "edit_distance": 0.0, "source_model": r.source_model, "booster": "b" * 64, "params": "{}"}
+            for r in orig.itertuples()]
+    rows[0]["response"] = "a better answer"
+    rows[1].update(prompt="a clearer instruction", context="some input", response="its answer")
+    return studytables.conform(BOOSTED, pd.DataFrame(rows))
+
+
+def test_pair_items_show_the_original_from_the_sample_and_the_boosted_version_from_boosted_parquet():
+    orig = sample({f"p{i}": ["m1"] for i in range(3)})
+    versions = boosted_of(orig)
+    pairs = boosted_pairs(orig, versions)
+    assert list(pairs["item_a"]) == ["p0|m1", "p1|m1"]  # p2 unchanged: not paired
+    (a0, b0), (a1, b1) = pair_items(pairs, orig, versions)
+    # only the response changed: the original prompt and the two responses, lengths of the texts shown
+    assert (a0["prompt"], a0["response"], b0["prompt"], b0["response"]) == ("prompt p0", "m1 on p0", "prompt p0", "a better answer")
+    assert (a0["length"], b0["length"]) == (len("m1 on p0"), len("a better answer"))
+    # the instruction and input changed too: each side shows its whole item, under the original prompt
+    assert b1["prompt"] == a1["prompt"] == "prompt p1" and pd.isna(b1["context"])  # the original's (none)
+    assert a1["response"] == "## Instruction\nprompt p1\n\n## Response\nm1 on p1"
+    assert b1["response"] == "## Instruction\na clearer instruction\n\n## Input\nsome input\n\n## Response\nits answer"
+    assert b1["length"] == len(b1["response"])
+    # two source models' responses come from the sample, untouched
+    two = sample({"q": ["m1", "m2"]})
+    [(x, y)] = pair_items(make_pairs(two), two)
+    assert (x["response"], y["response"], x["length"]) == ("m1 on q", "m2 on q", 10)
+
+
+def test_pair_items_name_a_version_without_its_boosted_row():
+    orig = sample({f"p{i}": ["m1"] for i in range(3)})
+    versions = boosted_of(orig)
+    pairs = boosted_pairs(orig, versions)
+    with pytest.raises(ValueError, match=r"^pairs.parquet: row 1, column 'item_b': expected an item_id of boosted.parquet "
+                                         r".*got 'p0\|m1' \(2 such row\(s\)\); boost the sample first"):
+        pair_items(pairs, orig, None)
+    with pytest.raises(ValueError, match=r"row 2, column 'item_b': expected an item_id of boosted.parquet .*\(1 such row"):
+        pair_items(pairs, orig, versions.iloc[[0]])
+    with pytest.raises(ValueError, match=r"^pairs.parquet: row 2, column 'item_a': expected an item_id of sample.parquet"):
+        pair_items(pairs, orig.iloc[[0]], versions)
+
+
+def test_write_pairs_boosted_pairs_each_item_with_its_boosted_version(tmp_path):
+    orig = sample({f"p{i}": ["m1"] for i in range(3)})
+    studytables.write(SAMPLE, orig, tmp_path / "sample.parquet")
+    with pytest.raises(ValueError, match=r"boosted.parquet: not found; boost the sample first \(`kasauti boost`\)"):
+        write_pairs(tmp_path, boosted=True)
+    studytables.write(BOOSTED, boosted_of(orig), tmp_path / "boosted.parquet")
+    with pytest.raises(ValueError, match="do not apply"):
+        write_pairs(tmp_path, "balanced", boosted=True)
+    path, counts = write_pairs(tmp_path, seed=2, repeat_share=0.5, boosted=True)
+    back = studytables.read(PAIRS, path)
+    assert counts["pairs"] == 2 and counts["unchanged"] == 1 and len(back) == 3
+    assert (back["item_a"] == back["item_b"]).all() and set(back["model_b"]) == {"boosted"}

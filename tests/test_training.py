@@ -276,9 +276,9 @@ def test_booster_learns_to_reproduce_its_targets_and_saves_everything_together(t
     cfg = booster_config(tiny_model, method=method, max_steps=steps, learning_rate=lr, max_length=400)
     result = train_booster(cfg, [*pairs, long_pair], tmp_path)
     m = result.metrics
-    assert m["global_step"] == steps and m["train_pairs"] == 4 and m["eval_pairs"] == 1
+    assert m["global_step"] == steps and m["train_examples"] == 4 and m["eval_examples"] == 1
     assert m["set_aside_too_long"] == ["item-6"]  # counted, never cut
-    assert m["pairs_given"] == m["pairs_selected"] == m["train_pairs"] + m["eval_pairs"] + 1
+    assert m["pairs_given"] == m["pairs_selected"] == m["train_examples"] + m["eval_examples"] + 1
     assert m["eval_loss_after"] < m["eval_loss_before"]
     held = set(m["eval_items"])
     for p in pairs:
@@ -300,12 +300,12 @@ def test_booster_learns_to_reproduce_its_targets_and_saves_everything_together(t
 
 @pytest.mark.parametrize("padding_free", [False, True])
 def test_prompt_tokens_carry_no_loss(tiny_model, one_thread, tmp_path, padding_free):
-    from training.train import build_trainer, load_base
+    from training.train import booster_examples, build_trainer, load_base
 
     cfg = booster_config(tiny_model, padding_free=padding_free)
     model, tokenizer = load_base(cfg.base)
     pairs = learning_pairs()
-    trainer = build_trainer(cfg, model, tokenizer, pairs, [], tmp_path)
+    trainer = build_trainer(cfg, model, tokenizer, booster_examples(pairs), [], tmp_path)
     for p, row in zip(pairs, trainer.train_dataset):
         ex = booster_example(p)
         prompt = tokenizer.apply_chat_template(ex["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"]
@@ -329,13 +329,13 @@ def test_padding_free_batches_give_the_padded_loss(tiny_model, one_thread, tmp_p
     """Flattened sequences must not attend across each other (CPU attention has no varlen kernel)."""
     import torch
 
-    from training.train import build_trainer, load_base
+    from training.train import booster_examples, build_trainer, load_base
 
     losses = []
     for padding_free in (False, True):
         cfg = booster_config(tiny_model, padding_free=padding_free)
         model, tokenizer = load_base(cfg.base)
-        trainer = build_trainer(cfg, model, tokenizer, learning_pairs(), [], tmp_path / str(padding_free))
+        trainer = build_trainer(cfg, model, tokenizer, booster_examples(learning_pairs()), [], tmp_path / str(padding_free))
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(5)])
         assert ("attention_mask" in batch) != padding_free
         with torch.no_grad():

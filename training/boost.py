@@ -132,7 +132,8 @@ class BoostLedger:
 
 
 class TransformersGenerator:
-    """Batched generation with transformers: left padding, greedy when temperature is 0."""
+    """Batched generation with transformers: left padding, greedy when temperature is 0; on a CUDA GPU
+    when there is one (bf16 where it has it), else on the CPU in float32."""
 
     def __init__(self, model_dir: Path, params: GenerationParams):
         import torch
@@ -142,12 +143,15 @@ class TransformersGenerator:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        cuda = torch.cuda.is_available()
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16 if cuda else torch.float32
+        self.device = "cuda" if cuda else "cpu"
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
 
     def __call__(self, conversations: Sequence[list[dict]]) -> list[str]:
         p, tok = self.params, self.tokenizer
         texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-        enc = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        enc = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self.device)
         sample = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature > 0 else {"do_sample": False}
         if p.temperature > 0:
             self.torch.manual_seed(p.seed)
@@ -244,7 +248,8 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
 
 def sample_items(sample) -> list[BoostItem]:
     """Boost items of a frame in the sample's shape (item_id, language, task, prompt, context, response, source_model)."""
-    return [BoostItem(r.item_id, r.language, r.task, Triple(r.prompt, r.context or "", r.response), r.source_model)
+    return [BoostItem(r.item_id, r.language, r.task, Triple(r.prompt, r.context if isinstance(r.context, str) else "",
+                                                            r.response), r.source_model)
             for r in sample.itertuples(index=False)]
 
 

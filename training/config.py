@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rubrics import RubricSet
 from rubrics.schema import unique_names
 
-from .train import BoosterConfig
+from .evaluate import EvalConfig
+from .train import BoosterConfig, SftConfig
 
 Verdict = Literal["usable as is", "usable after calibration"]
 
@@ -102,3 +103,5 @@ class TrainingConfig(_Strict):
     """The ``training:`` section of ``kasauti.yaml``."""
 
     booster: BoosterConfig | None = Field(None, description="Booster fine-tuning (`kasauti train booster`).")
+    sft: SftConfig | None = Field(None, description="Student fine-tuning on the accepted items (`kasauti train sft`).")
+    eval: EvalConfig = Field(EvalConfig(), description="The student against its base (`kasauti eval`).")

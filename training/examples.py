@@ -1,4 +1,4 @@
-"""Booster examples in MIDB's shape, the held-out split, and the strict parser of booster output.
+"""Booster examples in MIDB's shape, student chat prompts, the held-out split, and the strict parser of booster output.
 
 An example is a conversation: the user turn is a fixed improve instruction followed by the
 original item, the assistant turn (the training target, the only tokens with loss) is the
@@ -59,6 +59,15 @@ def parse_triple(text: str) -> Triple:
 def booster_prompt(original: Triple) -> list[dict[str, str]]:
     """The chat messages that ask the booster to improve `original`."""
     return [{"role": "user", "content": f"{IMPROVE_INSTRUCTION}\n\n{render_triple(original)}"}]
+
+
+def chat_prompt(prompt: str, context: str | None = None, conversation: str | None = None,
+                system_prompt: str | None = None) -> list[dict[str, str]]:
+    """The chat messages of an item as a student sees them: its system prompt, earlier turns (a JSON list of
+    role/content turns), then the prompt as the user turn, its context (input) after a blank line."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages += [{"role": t["role"], "content": t["content"]} for t in json.loads(conversation)] if conversation else []
+    return [*messages, {"role": "user", "content": f"{prompt}\n\n{context}" if context else prompt}]
 
 
 def booster_example(pair: RevisionPair) -> dict[str, list[dict[str, str]]]:

@@ -1,7 +1,9 @@
-"""Booster training: TRL's SFTTrainer with PEFT LoRA (or a full fine-tune) on MIDB-shaped examples.
+"""Fine-tuning with TRL's SFTTrainer and PEFT LoRA (or a full fine-tune): the booster and the student.
 
-`train_booster` selects the most-edited pairs, splits them by item, sets aside examples longer
-than the cut-off (counted, never truncated silently), measures the held-out loss before and
+`train_booster` trains on MIDB-shaped examples of the most-edited revision pairs, `train_sft` a
+student on the accepted items (chat prompt -> response); both go through `run_training`, which
+sets aside examples longer than the cut-off (counted, never truncated silently), splits the rest
+by item, computes the loss on the completions only, measures the held-out loss before and
 after training, and saves together in `out_dir`: ``adapter/`` (LoRA), ``model/`` (merged model
 and tokenizer), ``config.json`` (the resolved config, data hash and library versions),
 ``metrics.json``. A killed run resumes from its last complete checkpoint in ``checkpoints/``
@@ -23,10 +25,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .examples import booster_example, split_by_item
+from .examples import booster_example, chat_prompt, split_by_item
 from .pairs import RevisionPair, Triple, select_top
 
 SMOLLM2 = "smollm2"
+STUDENT_DIR = "student"  # in the study directory: what `train_sft` writes
 LIBRARIES = ("torch", "transformers", "trl", "peft", "tokenizers", "accelerate")
 
 
@@ -34,8 +37,8 @@ class TrainingError(ValueError):
     """A training run that cannot start or continue; the message says what to change."""
 
 
-class BoosterConfig(BaseModel):
-    """Booster fine-tuning settings; the defaults are MIDB's recipe (Liu et al., AAAI 2026)."""
+class TrainerSettings(BaseModel):
+    """Fine-tuning settings of the booster and the student; the defaults are MIDB's recipe (Liu et al., AAAI 2026)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -60,11 +63,24 @@ class BoosterConfig(BaseModel):
         "(flash) attention kernels; on CPU not faster (measured).",
     )
     gradient_checkpointing: bool = False
-    top_share: float = Field(default=0.3, gt=0, le=1, description="Share of the most-edited pairs kept per language.")
     eval_share: float = Field(default=0.1, ge=0, lt=1, description="Share of items held out for the eval loss.")
     seed: int = 0
     save_steps: int = Field(default=100, ge=1)
     logging_steps: int = Field(default=10, ge=1)
+
+
+class BoosterConfig(TrainerSettings):
+    """Booster fine-tuning (`kasauti train booster`): revision pairs, the most edited first."""
+
+    top_share: float = Field(default=0.3, gt=0, le=1, description="Share of the most-edited pairs kept per language.")
+
+
+class SftConfig(TrainerSettings):
+    """Student fine-tuning (`kasauti train sft`) on the accepted items: prompt -> response."""
+
+    data: Literal["accepted", "boosted"] = Field(
+        default="accepted", description="`accepted`: the exported accepted items as they are; `boosted`: each replaced "
+        "by its version in boosted.parquet (`kasauti boost`) where it has one.")
 
 
 @dataclass
@@ -117,19 +133,32 @@ def load_base(base: str):
     return model, tokenizer
 
 
-def data_hash(train: Sequence[RevisionPair], held_out: Sequence[RevisionPair]) -> str:
-    """SHA-256 over the training and held-out pairs as used (ids, languages, both triples)."""
+@dataclass(frozen=True)
+class Example:
+    """One training example of an item: TRL's conversational prompt-completion format (loss on the completion)."""
 
-    def rows(pairs):
-        return [[p.item_id, p.language, *vars(p.original).values(), *vars(p.revised).values()] for p in pairs]
+    item_id: str
+    language: str
+    prompt: list[dict[str, str]]
+    completion: list[dict[str, str]]
+
+    def record(self) -> dict[str, list[dict[str, str]]]:
+        return {"prompt": self.prompt, "completion": self.completion}
+
+
+def data_hash(train: Sequence[Example], held_out: Sequence[Example]) -> str:
+    """SHA-256 over the training and held-out examples as used (ids, languages, conversations)."""
+
+    def rows(examples):
+        return [[e.item_id, e.language, e.prompt, e.completion] for e in examples]
 
     text = json.dumps({"train": rows(train), "eval": rows(held_out)}, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def example_length(tokenizer, example: dict) -> int:
+def example_length(tokenizer, example: Example) -> int:
     """Tokens of a prompt-completion example rendered with the chat template."""
-    ids = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True, return_dict=True)
+    ids = tokenizer.apply_chat_template(example.prompt + example.completion, tokenize=True, return_dict=True)
     return len(ids["input_ids"])
 
 
@@ -139,7 +168,7 @@ def last_complete_checkpoint(directory: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
-def sft_config(cfg: BoosterConfig, output_dir: Path):
+def sft_config(cfg: TrainerSettings, output_dir: Path):
     """TRL's SFTConfig for `cfg`: bf16 only on a GPU that has it, gradient checkpointing only when asked."""
     import torch
     from trl import SFTConfig
@@ -174,9 +203,9 @@ def sft_config(cfg: BoosterConfig, output_dir: Path):
     )
 
 
-def build_trainer(cfg: BoosterConfig, model, tokenizer, train: Sequence[RevisionPair], held_out: Sequence[RevisionPair],
+def build_trainer(cfg: TrainerSettings, model, tokenizer, train: Sequence[Example], held_out: Sequence[Example],
                   output_dir: Path, callbacks: Sequence = ()):
-    """An SFTTrainer over booster examples (loss on the revised item only), LoRA-wrapped unless method is full."""
+    """An SFTTrainer over `train` (loss on the completions only), LoRA-wrapped unless method is full."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTTrainer
@@ -188,8 +217,8 @@ def build_trainer(cfg: BoosterConfig, model, tokenizer, train: Sequence[Revision
     return SFTTrainer(
         model=model,
         args=sft_config(cfg, output_dir),
-        train_dataset=Dataset.from_list([booster_example(p) for p in train]),
-        eval_dataset=Dataset.from_list([booster_example(p) for p in held_out]) if held_out else None,
+        train_dataset=Dataset.from_list([e.record() for e in train]),
+        eval_dataset=Dataset.from_list([e.record() for e in held_out]) if held_out else None,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
@@ -204,30 +233,38 @@ def _select(cfg: BoosterConfig, pairs: Sequence[RevisionPair]) -> list[RevisionP
 
 
 @dataclass
-class BoosterData:
-    selected: list[RevisionPair]  # the top share, most edited first
-    train: list[RevisionPair]
-    held_out: list[RevisionPair]
-    too_long: list[str]  # item ids of selected pairs longer than max_length tokens, set aside
+class Split:
+    train: list[Example]
+    held_out: list[Example]
+    too_long: list[str]  # item ids of examples longer than max_length tokens, set aside
 
 
-def booster_data(cfg: BoosterConfig, pairs: Sequence[RevisionPair], tokenizer) -> BoosterData:
-    """The pairs a booster trains and is evaluated on: top share, length cut-off, held-out split by item."""
-    selected = _select(cfg, pairs)
-    fits = [example_length(tokenizer, booster_example(p)) <= cfg.max_length for p in selected]
-    kept = [p for p, ok in zip(selected, fits) if ok]
+def split_examples(cfg: TrainerSettings, examples: Sequence[Example], tokenizer) -> Split:
+    """The length cut-off (longer examples set aside, counted), then the held-out split by item."""
+    fits = [example_length(tokenizer, e) <= cfg.max_length for e in examples]
+    kept = [e for e, ok in zip(examples, fits) if ok]
     if not kept:
-        raise TrainingError(f"every selected pair is longer than max_length={cfg.max_length} tokens; raise it")
+        raise TrainingError(f"every example is longer than max_length={cfg.max_length} tokens; raise it")
     train, held_out = split_by_item(kept, cfg.eval_share, cfg.seed)
-    return BoosterData(selected, train, held_out, [p.item_id for p, ok in zip(selected, fits) if not ok])
+    return Split(train, held_out, [e.item_id for e, ok in zip(examples, fits) if not ok])
 
 
-def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: str | Path, callbacks: Sequence = ()) -> TrainResult:
-    """Train a booster on `pairs` into `out_dir`, resuming a killed run there; see the module docstring."""
+def booster_examples(pairs: Sequence[RevisionPair]) -> list[Example]:
+    return [Example(p.item_id, p.language, **booster_example(p)) for p in pairs]
+
+
+def booster_data(cfg: BoosterConfig, pairs: Sequence[RevisionPair], tokenizer) -> Split:
+    """The examples `train_booster` trains and evaluates on: the top share, the length cut-off, the held-out split."""
+    return split_examples(cfg, booster_examples(_select(cfg, pairs)), tokenizer)
+
+
+def run_training(cfg: TrainerSettings, examples: Sequence[Example], out_dir: str | Path, callbacks: Sequence = (),
+                 counts: dict | None = None) -> TrainResult:
+    """Fine-tune `cfg.base` on `examples` into `out_dir`, resuming a killed run there (the module docstring says
+    what is saved); `counts` go into metrics.json beside the run's own."""
     out = Path(out_dir)
-    _select(cfg, pairs)  # fail before loading the model
     model, tokenizer = load_base(cfg.base)
-    data = booster_data(cfg, pairs, tokenizer)
+    data = split_examples(cfg, examples, tokenizer)
     train, held_out = data.train, data.held_out
     run = {
         "config": cfg.model_dump(mode="json"),
@@ -272,17 +309,66 @@ def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: st
         "train_tokens": int(trainer.state.num_input_tokens_seen),
         "train_runtime_s": output.metrics.get("train_runtime"),
         "resumed_from": resume_from.name if resume_from else None,
-        "pairs_given": len(pairs),
-        "pairs_selected": len(data.selected),
+        **(counts or {}),
         "set_aside_too_long": data.too_long,
-        "train_pairs": len(train),
-        "eval_pairs": len(held_out),
-        "eval_items": sorted({p.item_id for p in held_out}),
+        "train_examples": len(train),
+        "eval_examples": len(held_out),
+        "eval_items": sorted({e.item_id for e in held_out}),
     }
     resolved = {**run, "libraries": {name: md.version(name) for name in LIBRARIES}}
     (out / "config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return TrainResult(out_dir=out, model_dir=model_dir, adapter_dir=adapter_dir, metrics=metrics)
+
+
+def train_booster(cfg: BoosterConfig, pairs: Sequence[RevisionPair], out_dir: str | Path, callbacks: Sequence = ()) -> TrainResult:
+    """Train a booster on the top share of `pairs` into `out_dir` (`run_training`)."""
+    selected = _select(cfg, pairs)
+    resolve_base(cfg.base)  # fail before anything is written
+    return run_training(cfg, booster_examples(selected), out_dir, callbacks,
+                        {"pairs_given": len(pairs), "pairs_selected": len(selected)})
+
+
+def train_sft(cfg: SftConfig, study_root: str | Path, callbacks: Sequence = ()) -> TrainResult:
+    """Fine-tune a student on the study's accepted items (``export/accepted``; with ``data: boosted`` each in its
+    boosted version where ``boosted.parquet`` has one) into ``student/`` (`run_training`)."""
+    examples, counts = sft_examples(study_root, cfg.data)
+    resolve_base(cfg.base)  # fail before anything is written
+    return run_training(cfg, examples, Path(study_root) / STUDENT_DIR, callbacks, counts)
+
+
+def sft_examples(study_root: str | Path, data: str = "accepted") -> tuple[list[Example], dict[str, int]]:
+    """(examples, counts) of the accepted items: the chat prompt -> the response; TrainingError when there are none."""
+    import studytables as st
+
+    root = Path(study_root)
+    path = root / st.EXPORT_ACCEPTED.file
+    if not path.is_file():
+        raise TrainingError(f"{path}: no accepted items; run `kasauti export {study_root}` first")
+    accepted = plain(st.read(st.EXPORT_ACCEPTED, path))
+    if accepted.empty:
+        raise TrainingError(f"{path}: no accepted items to train a student on; relax the `export:` rule and export again")
+    boosted = {}
+    if data == "boosted":
+        boosted_path = root / st.BOOSTED.file
+        if not boosted_path.is_file():
+            raise TrainingError(f"{boosted_path}: not found, and `training.sft.data` is boosted; run `kasauti boost "
+                                f"{study_root}` first, or set data: accepted")
+        boosted = {r.item_id: r for r in plain(st.read(st.BOOSTED, boosted_path)).itertuples(index=False)}
+    examples = []
+    for r in accepted.itertuples(index=False):
+        b = boosted.get(r.item_id)
+        prompt, context, response = (b.prompt, b.context, b.response) if b else (r.prompt, r.context, r.response)
+        examples.append(Example(r.item_id, r.language, chat_prompt(prompt, context, r.conversation, r.system_prompt),
+                                [{"role": "assistant", "content": response}]))
+    n_boosted = sum(r.item_id in boosted for r in accepted.itertuples(index=False))
+    return examples, {"accepted_items": len(accepted), "boosted_items": n_boosted,
+                      "original_items": len(accepted) - n_boosted}
+
+
+def plain(frame):
+    """`frame` with missing values as None (pandas reads a missing string as NaN)."""
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def booster_pairs(study_root: str | Path, spec: str = "export") -> list[RevisionPair]:

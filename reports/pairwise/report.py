@@ -1,7 +1,9 @@
 """The pairwise section of the report, from a comparisons frame (``comparisons.parquet`` columns).
 
-Per criterion: Bradley-Terry leaderboards with ties (percentile CIs over prompts, resampled within
-language for the overall board) per language and overall, for the humans (every annotator's
+Two models only (original vs boosted, base vs fine-tuned): the win rate of one over the other per
+criterion, rater group and language (:mod:`reports.pairwise.winrate`). Per criterion: Bradley-Terry
+leaderboards with ties (percentile CIs over prompts, resampled within language for the overall
+board) per language and overall, for the humans (every annotator's
 verdict is a comparison) and for each judge; leaderboard agreement of the humans and each judge
 (Kendall tau-b, Spearman, Pearson, top-k, paired prompt bootstrap); agreement on pairs; position
 consistency; first-position win rate; and length bias when ``length_a``/``length_b`` are given.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import leaderboard, pairs
+from . import leaderboard, pairs, winrate
 
 HUMANS = "humans"
 ALL = "all"
@@ -83,7 +85,8 @@ def pairwise_report(comparisons: pd.DataFrame, model: str = "davidson", prior: f
                     seed: int = 0, k: int = 3, min_items: int = 10) -> tuple[dict[str, pd.DataFrame], dict]:
     """All pairwise statistics of ``comparisons`` (submitted rows only, the others counted), as frames and as a JSON-able dict.
 
-    Frames: ``leaderboards`` (criterion, raters, language, model, score, ci_low, ci_high, rank,
+    Frames: ``win_rates`` (only when the comparisons involve exactly two models, e.g. original vs
+    boosted: :func:`reports.pairwise.winrate.head_to_head`), ``leaderboards`` (criterion, raters, language, model, score, ci_low, ci_high, rank,
     rank_low, rank_high, n_comparisons, tie_parameter, n_prompts, n_failed), ``leaderboard_agreement``
     (criterion, judge, language, statistic, value, ci_low, ci_high, n_models, n_prompts, n_failed,
     note), ``pair_agreement``, ``consistency``, ``first_position``, ``length_bias`` (empty without
@@ -100,8 +103,11 @@ def pairwise_report(comparisons: pd.DataFrame, model: str = "davidson", prior: f
     leaderboard.check(submitted)  # a draft, discarded row or failed judge call may lack its outcome
     used = submitted.reset_index(drop=True)
     opts = {"model": model, "prior": prior, "n_boot": n_boot, "seed": seed}
-    out = {name: [] for name in ("leaderboards", "leaderboard_agreement", "pair_agreement", "consistency",
+    out = {name: [] for name in ("win_rates", "leaderboards", "leaderboard_agreement", "pair_agreement", "consistency",
                                  "first_position", "length_bias", "notes")}
+    heads = winrate.head_to_head(used, n_boot, seed)
+    if heads is not None:
+        out["win_rates"].append(heads)
     has_len = {"length_a", "length_b"} <= set(used.columns)
     no_len = ~((pd.to_numeric(used["length_a"]) > 0) & (pd.to_numeric(used["length_b"]) > 0)).fillna(False) if has_len \
         else pd.Series(True, index=used.index)
