@@ -9,10 +9,10 @@ Imports only pyarrow (pandas when a DataFrame is read or written).
 from .docs import markdown, render
 from .io import TableError, conform, read, read_arrow, write
 from .tables import (BOOSTED, COMPARISONS, DECISIONS, EXPORT_ACCEPTED, EXPORT_REVISIONS, JUDGE_COMPARISONS, JUDGMENTS,
-                     PAIR_RECORDS, PAIRS, RATINGS, RECORDS, REPORT_CELLS, REVISIONS, SAMPLE, STRATA, TABLES, Column, Table)
+                     PAIR_RECORDS, PAIRS, RATINGS, RECORDS, REPORT_CELLS, REVISIONS, SAMPLE, SLICES, STRATA, TABLES, Column, Table)
 
 __all__ = [
     "BOOSTED", "COMPARISONS", "DECISIONS", "EXPORT_ACCEPTED", "EXPORT_REVISIONS", "JUDGE_COMPARISONS", "JUDGMENTS", "PAIR_RECORDS", "PAIRS",
-    "RATINGS", "RECORDS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA",
+    "RATINGS", "RECORDS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "SLICES", "STRATA",
     "TABLES", "Column", "Table", "TableError", "conform", "markdown", "read", "read_arrow", "render", "write",
 ]
