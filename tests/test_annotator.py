@@ -441,3 +441,19 @@ def test_python_api_push_random_slice_resumes_after_a_crash(study, tmp_path):
     pd.testing.assert_frame_equal(done.slice, drawn)
     with pytest.raises(ValueError, match="draws a random slice of the sample's items, not pairs"):
         annotator.push_study(client, tmp_path, "pyslice", RS, cfg, random=5, pairs=True)
+
+
+def test_escalated_items_pushed_later_fit_their_datasets_form(study, tmp_path):
+    """An escalation dataset's form has the optional fields of every sample item of its language and family:
+    an item with a conversation escalated after one without is pushed, not refused."""
+    from annotator.escalate import escalate, escalation_study
+
+    _, srv = study
+    client = owner(srv)
+    sample = make_sample(per_language=1)
+    records = RecordMap(tmp_path / RECORD_MAP)
+    assert escalate(client, sample, ["hi-001|hand"], RS, "late", records).added == 1
+    assert escalate(client, sample, ["hi-000|hand"], RS, "late", records).added == 1  # has a conversation
+    ds = client.datasets(dataset_name(escalation_study("late"), "hi", "general"), workspace="hi")
+    assert "conversation" in [f.name for f in ds.settings.fields]
+    assert sorted(records.item_of(r["external_id"]) for r in iter_records(client, ds.id)) == ["hi-000|hand", "hi-001|hand"]
