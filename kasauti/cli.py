@@ -569,7 +569,7 @@ def push(
         err.print(f"[bold yellow]warning:[/] {n} {'pairs' if pairs else 'items'} in language {lang!r}, but no annotator is a member of "
                   f"workspace {lang!r}: add one to the roster and run `kasauti people`", highlight=False)
     if done.slice is not None:
-        console.print(f"{study.root / studytables.SLICES.file}: random slice of {len(done.slice)} items (seed "
+        console.print(f"{study.slices}: random slice of {len(done.slice)} items (seed "
                       f"{done.slice['seed'].iloc[0]}, inclusion probability {done.slice['inclusion_probability'].iloc[0]:.4g})",
                       highlight=False)
     if done.adjudicated is not None:
@@ -656,7 +656,7 @@ def escalate(
     try:
         rs = rubrics.load_rubric_set(study.config.rubric)
         d = decide_study(study.sample, study.ratings, study.judgments, rs, target, delta, confidence, judge,
-                         escalated_ratings_path=study.ratings_escalated)
+                         escalated_ratings_path=study.ratings_escalated, slices_path=study.slices)
     except (rubrics.RubricError, ValueError) as exc:
         fail(str(exc))
     for c in d.cells.itertuples():

@@ -103,29 +103,40 @@ def _check_design(design: str, stratum: str | None, weights: Mapping | None, lab
         raise ValueError(f"stratum {bad[0]!r}: weight {weights[bad[0]]!r}; expected a positive number")
 
 
-def ppi_by_provenance(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str] = (),
-                      column: str = "drawn_by", alpha: float = 0.05) -> PPIResult:
-    """:func:`ppi_means` (design ``random``) on the labels PPI may use, by how each labelled item was
-    chosen (``column``: ``random``, drawn in a random slice of the whole set, so a uniform draw of
-    each cell; ``escalated``, chosen by the judge; null, unknown), per cell of ``by``.
-
-    Labels of escalated items are refused (the :data:`JUDGE_SELECTED` note). In a cell with labels
-    from the random slice, labels of unknown provenance are left out too (their items were not drawn
-    at random); otherwise they are used, and the selection check tests them. A label left out moves
-    its row to the unlabelled items (the judge's score still counts); the cell's note says how many."""
-    by = list(by)
+def left_out(labelled: pd.DataFrame, by: Sequence[str] = (), column: str = "drawn_by") -> pd.DataFrame:
+    """Which labels a random-sample method (PPI, a trust-or-escalate threshold) must leave out, by how
+    each labelled item was chosen (``column``: ``random``, drawn in a random slice of the whole set,
+    so a uniform draw of each cell; ``escalated``, chosen by the judge; null, unknown), per cell of
+    ``by``: boolean columns ``escalated`` (always left out) and ``unknown`` (left out in a cell with
+    labels from the random slice, whose items were not drawn at random), indexed like ``labelled``."""
+    if column not in labelled.columns:
+        raise ValueError(f"labelled: missing column {column!r} (how each item was chosen: {', '.join(PROVENANCE)} or null)")
     prov = labelled[column].astype(object).where(labelled[column].notna(), None)
     bad = np.flatnonzero(prov.notna().to_numpy() & ~prov.isin(PROVENANCE).to_numpy())
     if len(bad):
         raise ValueError(f"labelled: row {bad[0] + 1}, column {column!r}: expected one of {', '.join(PROVENANCE)} or "
                          f"null (unknown), got {prov.iloc[bad[0]]!r}")
-    keys = by or ["_cell"]
+    keys = list(by) or ["_cell"]
     flags = labelled.assign(_cell=0)[keys].assign(escalated=prov.eq("escalated"), unknown=prov.isna(),
                                                   random=prov.eq("random"))
     flags["unknown"] &= flags.groupby(keys)["random"].transform("any")
+    return flags[["escalated", "unknown"]]
+
+
+def ppi_by_provenance(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str] = (),
+                      column: str = "drawn_by", alpha: float = 0.05) -> PPIResult:
+    """:func:`ppi_means` (design ``random``) on the labels :func:`left_out` keeps, per cell of ``by``:
+    labels of escalated items are refused (the :data:`JUDGE_SELECTED` note), labels of unknown
+    provenance beside a random slice are left out, and otherwise used (the selection check tests
+    them). A label left out moves its row to the unlabelled items (the judge's score still counts);
+    the cell's note says how many."""
+    by = list(by)
+    flags = left_out(labelled, by, column)
     out = (flags["escalated"] | flags["unknown"]).to_numpy()
     res = ppi_means(labelled[~out], pd.concat([unlabelled, labelled[out]], ignore_index=True), by, alpha=alpha)
-    counts = flags.groupby(keys, as_index=False)[["escalated", "unknown"]].sum()
+    keys = by or ["_cell"]
+    counts = labelled.assign(_cell=0)[keys].assign(escalated=flags["escalated"].to_numpy(), unknown=flags["unknown"].to_numpy())
+    counts = counts.groupby(keys, as_index=False)[["escalated", "unknown"]].sum()
     lost = res.cells.assign(_cell=0)[keys].merge(counts, on=keys, how="left").fillna({"escalated": 0, "unknown": 0})
     res.cells["note"] = [_join(f"{e} labels of escalated items not used: {JUDGE_SELECTED}" if e else "",
                                f"{u} labels outside the random slice not used (not drawn at random)" if u else "", n)

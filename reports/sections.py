@@ -18,7 +18,7 @@ from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
-from .ppi import ppi_by_provenance, ppi_means
+from .ppi import left_out, ppi_by_provenance, ppi_means
 
 CELL = ["judge", "metric", "language"]
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
@@ -91,6 +91,13 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     lang = j[["item_id", "metric", "language"]].drop_duplicates(["item_id", "metric"])
     items = conf.merge(lang, on=["item_id", "metric"]).merge(cons, on=["metric", "item_id"], how="left")
     cal = items.dropna(subset=["consensus", "confidence"]).assign(agree=lambda d: (d["decision"] == d["consensus"]).astype(int))
+    n_left_out = None
+    if "drawn_by" in j.columns:  # a study: the labels a random-sample method may use (reports.ppi.left_out)
+        cal = cal.merge(j[["item_id", "drawn_by"]].drop_duplicates("item_id"), on="item_id", how="left")
+        flags = left_out(cal, CELL)
+        dropped = (flags["escalated"] | flags["unknown"]).to_numpy()
+        n_left_out = cal[dropped].groupby(CELL).size()
+        cal = cal[~dropped]
     if cal.empty:
         return pd.DataFrame(), "no item has both a judge probability and a human consensus"
     none = items.iloc[:0]
@@ -100,6 +107,8 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     out = thresholds(cal, CELL, cfg.escalation_target, cfg.escalation_delta, grids)
     keys = [tuple(k) for k in out[CELL].to_numpy()]
     out["n_to_decide"] = [len(todo.get(k, none)) for k in keys]
+    if n_left_out is not None:
+        out["n_left_out"] = [int(n_left_out.get(k, 0)) for k in keys]  # labels not calibrating: escalated, or beside the slice
     out["coverage_to_decide"] = [float(np.mean(decide(todo[k]["confidence"], t) == "judge")) if k in todo else None
                                  for k, t in zip(keys, out["threshold"])]
     return out, None

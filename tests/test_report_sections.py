@@ -307,7 +307,7 @@ def test_system_agreement_section_equals_system_agreement(demo_report, tmp_path)
 def test_study_report_ppi_uses_the_random_slice_and_refuses_escalated_labels(tmp_path):
     """A study whose humans rated its random slice (`kasauti push --random`), the judge's 40 top-scored items
     (unknown provenance) and 10 escalated items: PPI uses only the slice's labels, the others count as
-    judge-only items, and the cell's note says why."""
+    judge-only items, and the cell's note says why; the escalation threshold calibrates on the slice alone."""
     import studytables
     from annotator.slices import draw_random
 
@@ -318,8 +318,10 @@ def test_study_report_ppi_uses_the_random_slice_and_refuses_escalated_labels(tmp
     sample.to_parquet(tmp_path / "sample.parquet")
     y = rng.choice(3, n, p=[0.2, 0.3, 0.5])
     f = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+    conf = rng.uniform(0.34, 1.0, n)
+    probs = [json.dumps({str(v): c if v == s else (1 - c) / 2 for v in range(3)}) for s, c in zip(f, conf)]
     pd.DataFrame({"judge": "j1", "model": "m", "prompt_hash": "abc", "item_id": sample["item_id"], "metric": "task_quality",
-                  "score": f, "human_score": f, "status": "ok", "repeat": 0}).to_parquet(tmp_path / "judgments.parquet")
+                  "score": f, "human_score": f, "probs": probs, "status": "ok", "repeat": 0}).to_parquet(tmp_path / "judgments.parquet")
     drawn = draw_random(sample, 60, seed=4)
     studytables.write(studytables.SLICES, drawn, tmp_path / "slices.parquet")
     rest = sample.loc[~sample["item_id"].isin(drawn["item_id"]), "item_id"].to_numpy()
@@ -343,3 +345,5 @@ def test_study_report_ppi_uses_the_random_slice_and_refuses_escalated_labels(tmp
         assert got[col] == pytest.approx(expect[col], rel=1e-9)
     assert "10 labels of escalated items not used: the human-labelled items were chosen by the judge" in got["note"]
     assert "40 labels outside the random slice not used" in got["note"]
+    esc = doc["decisions"]["escalation"][0]  # the threshold calibrates on the slice's labels alone, too
+    assert (esc["metric"], esc["n_calibration"], esc["n_left_out"]) == ("task_quality", 60, 50)
