@@ -135,8 +135,8 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
         raise DecisionError(f"target {target:g} and delta {delta:g} must both lie strictly between 0 and 1")
     sample = studytables.read(studytables.SAMPLE, sample_path, ["item_id", "language", "task"])
     if not Path(ratings_path).is_file():
-        raise DecisionError(f"{ratings_path}: no human ratings; push a random part of the sample, have it rated "
-                            "and run `kasauti pull` first")
+        raise DecisionError(f"{ratings_path}: no human ratings; push a random slice of the sample "
+                            "(`kasauti push --random N`), have it rated and run `kasauti pull` first")
     ratings = studytables.read(studytables.RATINGS, ratings_path)
     judgments = studytables.read(studytables.JUDGMENTS, judgments_path, JUDGMENT_COLUMNS)
     name, conf = _judge_confidence(judgments, confidence, judge)
@@ -197,7 +197,7 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
         have = ", ".join(f"{r.metric}/{r.language} {r.n_calibration}" for r in cells.itertuples()) or "none"
         raise DecisionError(f"no metric x language has the {n_min} human-labelled items (with a consensus) needed to "
                             f"guarantee agreement {target:g} at delta {delta:g} (have: {have}); have more of a random "
-                            "part of the sample rated and pulled, or lower --target")
+                            "slice of the sample rated (`kasauti push --random N`) and pulled, or lower --target")
     table = pd.concat(parts, ignore_index=True).rename(columns={"decision": "judge_score"}).drop(columns="left_out")
     table["human_consensus"] = table.pop("consensus").astype(float).fillna(table.pop("escalated_consensus").astype(float))
     table = studytables.conform(studytables.DECISIONS, table.sort_values(["item_id", "metric"], kind="stable"))
