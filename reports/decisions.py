@@ -129,8 +129,9 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
     metric x language has enough human-labelled items to guarantee ``target``, or the judge has no confidence.
 
     ``escalated_ratings_path`` (optional file): ratings of escalated items; their consensus fills
-    ``human_consensus`` but never calibrates a threshold (those items were chosen by the judge).
-    ``slices_path`` (optional file): the random slice; where a cell has slice labels, only they calibrate."""
+    ``human_consensus`` but never calibrates a threshold (those items were chosen by the judge), nor
+    do their ratings in ``ratings_path``. ``slices_path`` (optional file): the random slice; where a
+    cell has slice labels, only they calibrate."""
     if not 0 < target < 1 or not 0 < delta < 1:
         raise DecisionError(f"target {target:g} and delta {delta:g} must both lie strictly between 0 and 1")
     sample = studytables.read(studytables.SAMPLE, sample_path, ["item_id", "language", "task"])
@@ -154,15 +155,18 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
     items = items.merge(conf[["item_id", "metric", "decision", "confidence"]], on=["item_id", "metric"], how="left")
     items = items.merge(consensus, on=["item_id", "metric"], how="left")
     items = items.merge(escalated, on=["item_id", "metric"], how="left")
-    items["left_out"] = False  # rated outside the random slice, in a cell with slice labels: decides, never calibrates
-    if slices_path is not None and Path(slices_path).is_file():
-        drawn = set(studytables.read(studytables.SLICES, slices_path, ["item_id"])["item_id"])
-        with_consensus = items[items["consensus"].notna()]
-        flags = left_out(with_consensus.assign(drawn_by=np.where(with_consensus["item_id"].isin(drawn), "random", None)),
-                         ["metric", "language"])
-        items.loc[with_consensus.index[flags["unknown"].to_numpy()], "left_out"] = True
-        items["escalated_consensus"] = items["consensus"].where(items["left_out"]).fillna(items["escalated_consensus"].astype(float))
-        items["consensus"] = items["consensus"].mask(items["left_out"])
+    # labels of escalated items, or rated outside the random slice in a cell with slice labels: decide, never calibrate
+    drawn = set() if slices_path is None or not Path(slices_path).is_file() else \
+        set(studytables.read(studytables.SLICES, slices_path, ["item_id"])["item_id"])
+    with_consensus = items[items["consensus"].notna()]
+    drawn_by = pd.Series(None, index=with_consensus.index, dtype=object)
+    drawn_by[with_consensus["item_id"].isin(set(escalated["item_id"]))] = "escalated"
+    drawn_by[with_consensus["item_id"].isin(drawn)] = "random"
+    flags = left_out(with_consensus.assign(drawn_by=drawn_by), ["metric", "language"])
+    items["left_out"] = False
+    items.loc[with_consensus.index[(flags["escalated"] | flags["unknown"]).to_numpy()], "left_out"] = True
+    items["escalated_consensus"] = items["consensus"].where(items["left_out"]).fillna(items["escalated_consensus"].astype(float))
+    items["consensus"] = items["consensus"].mask(items["left_out"])
 
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     n_min = min_calibration(target, delta)

@@ -153,7 +153,7 @@ def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | 
     (with ``source_model`` when it has one), humans from ratings.parquet, judges from
     judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``).
 
-    The items' ``drawn_by`` says how each came to humans, for PPI (`reports.ppi.by_provenance`):
+    The items' ``drawn_by`` says how each came to humans, for PPI and thresholds (`reports.ppi.left_out`):
     ``random`` for the random slice's items (``slices``: slices.parquet, when it exists), else
     ``escalated`` for items humans rated when escalated (``escalated``: ratings_escalated.parquet,
     when it exists), else null (unknown)."""

@@ -181,3 +181,21 @@ def test_with_a_random_slice_only_its_labels_calibrate(tmp_path):
     odia = ["threshold", "guaranteed_agreement", "decided_by"]
     pd.testing.assert_frame_equal(t[t["language"] == "or"][odia], before.table[before.table["language"] == "or"][odia])
     assert not set(d.escalated()) & {f"bn-{i:03d}" for i in range(90, 100)}  # left out, but rated: never escalated
+
+
+def test_ratings_of_escalated_items_in_the_study_ratings_never_calibrate(tmp_path):
+    """Five rated bn items were also escalated (in ratings_escalated.parquet): chosen by the judge, so their
+    ratings in ratings.parquet decide them but leave the calibration."""
+    write_study(tmp_path)
+    chosen = [f"bn-{i:03d}" for i in range(1, 6)]
+    rows = [{"item_id": item, "metric": metric, "rater": "h9", "rater_kind": "human", "score": 0.0, "status": "submitted"}
+            for item in chosen for metric in METRICS]
+    studytables.write(studytables.RATINGS, pd.DataFrame(rows), tmp_path / "ratings_escalated.parquet")
+    before = run(tmp_path).table
+    after = run(tmp_path, escalated_ratings_path=tmp_path / "ratings_escalated.parquet").table
+    for metric in METRICS:
+        prov = [json.loads(c[(c["metric"] == metric) & (c["language"] == "bn")]["provenance"].iloc[0]) for c in (before, after)]
+        assert prov[1]["n_calibration"] == prov[0]["n_calibration"] - 5 and prov[1]["n_left_out"] == 5
+    key = ["item_id", "metric"]
+    mine = before.set_index(key).loc[after.set_index(key).index]
+    pd.testing.assert_series_equal(after.set_index(key)["human_consensus"], mine["human_consensus"])  # their ratings still decide
