@@ -36,14 +36,14 @@ def escalation_study(study: str) -> str:
 def escalate(client: rg.Argilla, sample: pd.DataFrame, items: list[str], rs: RubricSet, study: str, records: RecordMap,
              opts: FormOptions = FormOptions(), batch_size: int = BULK_MAX,
              progress: Callable[[str, int, int], None] | None = None) -> PushReport:
-    """Push the sample rows of `items` to the study's escalation datasets (module doc)."""
+    """Push the sample rows of `items` to the study's escalation datasets (module doc); their forms fit
+    every sample item, so items escalated later fit them too."""
     check_sample(sample)
     unknown = sorted(set(items) - set(sample["item_id"].astype(str)))
     if unknown:
         raise PushError(f"{len(unknown)} item(s) to escalate are not in the sample (e.g. {unknown[0]!r}); "
                         "decide on the study's current sample.parquet")
-    chosen = sample[sample["item_id"].astype(str).isin(set(items))]
-    return push(client, chosen, rs, escalation_study(study), records, opts, batch_size, progress)
+    return push(client, sample, rs, escalation_study(study), records, opts, batch_size, progress, only=set(items))
 
 
 def pull_escalated(client: rg.Argilla, study: str, rs: RubricSet, records: RecordMap, sample: pd.DataFrame | None,

@@ -268,8 +268,11 @@ def push(
     batch_size: int = BULK_MAX,
     progress: Callable[[str, int, int], None] | None = None,
     discard_changed_ratings: bool = False,
+    only: set[str] | None = None,
 ) -> PushReport:
-    """Push every sample item to its (language, family) dataset; only new or changed records are sent.
+    """Push every sample item (or those of `only`) to its (language, family) dataset; only new or
+    changed records are sent. A dataset's form has the optional fields any item of the sample in it
+    has, so items pushed later fit the form.
 
     An item whose texts changed while its record has responses is refused (PushError naming the
     items, before anything is sent) unless `discard_changed_ratings`: then that record and its
@@ -281,12 +284,16 @@ def push(
     check_batch_size(batch_size)
     families = sample["task"].map(lambda t: rs.family_for(str(t)).name)
     languages = sample["language"].str.lower()
-    report = start_report(client, languages)
-    ids = dict(zip(sample["item_id"].astype(str), records.assign(sample["item_id"])))
+    sent = np.ones(len(sample), bool) if only is None else sample["item_id"].astype(str).isin(only).to_numpy()
+    report = start_report(client, languages[sent])
+    ids = dict(zip(sample["item_id"][sent].astype(str), records.assign(sample["item_id"][sent])))
     plans, conflicts = [], []
-    for (language, fam_name), group in sample.groupby([languages, families], sort=True):
+    for (language, fam_name), whole in sample.assign(_sent=sent).groupby([languages, families], sort=True):
+        group = whole[whole["_sent"]]
+        if group.empty:
+            continue
         family = rs.family(fam_name)
-        used = [c for c in OPTIONAL_FIELDS if c in group.columns and group[c].notna().any()]
+        used = [c for c in OPTIONAL_FIELDS if c in whole.columns and whole[c].notna().any()]
         name, workspace = dataset_name(study, language, fam_name), workspace_name(language)
         ds, created = ensure_dataset(client, build_settings(rs, family, used, opts), name, workspace)
         fields = existing_fields(ds) if not created else used

@@ -24,6 +24,7 @@ from .push import BULK_MAX, PushError, PushReport, push, read_sample
 from .escalate import pull_escalated
 from .pairwise import pull_comparisons, push_pairs, read_pairs
 from .records import PAIR_MAP, RECORD_MAP, RecordMap
+from .slices import draw_random, read_slices
 
 HOME = "argilla"  # the study's Argilla directory (the embedded server's state, the record map, passwords)
 PASSWORD_FILE = "annotators.csv"
@@ -32,12 +33,14 @@ ESCALATED_RATINGS, ESCALATED_REVISIONS = "ratings_escalated.parquet", "revisions
 
 @dataclass
 class StudyPush:
-    """What `push_study` did: provisioning (when the config names a roster), the push, and the
-    number of records given judge suggestions (when adjudicating)."""
+    """What `push_study` did: provisioning (when the config names a roster), the push, the number
+    of records given judge suggestions (when adjudicating) and the random slice (``slices.parquet``
+    rows, when pushing one)."""
 
     push: PushReport
     provision: ProvisionReport | None = None
     adjudicated: int | None = None
+    slice: pd.DataFrame | None = None
 
 
 @dataclass
@@ -60,14 +63,16 @@ def provision_study(client: rg.Argilla, root: str | Path, roster: str | Path, la
 
 def push_study(client: rg.Argilla, root: str | Path, study: str, rs: RubricSet, cfg: AnnotationConfig, *,
                batch_size: int = BULK_MAX, adjudicate: bool | None = None, judge: str | None = None,
-               discard_changed_ratings: bool = False, pairs: bool = False,
-               progress: Callable[[str, int, int], None] | None = None) -> StudyPush:
+               discard_changed_ratings: bool = False, pairs: bool = False, random: int | None = None,
+               seed: int | None = None, progress: Callable[[str, int, int], None] | None = None) -> StudyPush:
     """`kasauti push`: provision ``cfg.roster`` when set (with a workspace for every sample language),
     push ``sample.parquet`` (see `annotator.push.push`; record map ``<root>/argilla/records.parquet``)
     and, when adjudicating (`adjudicate`, default ``cfg.adjudication``), add `judge`'s scores from
     ``judgments.parquet`` as suggestions on items with ``cfg.min_submitted`` submitted responses.
     With `pairs`, push ``pairs.parquet`` as pairwise forms instead (`annotator.pairwise.push_pairs`;
-    record map ``<root>/argilla/pair_records.parquet``), without adjudication."""
+    record map ``<root>/argilla/pair_records.parquet``), without adjudication. With `random` = N, push
+    only the study's random slice of N items (`annotator.slices.draw_random` with `seed`; recorded in
+    ``<root>/slices.parquet`` before anything is sent), to the same datasets."""
     root = Path(root)
     judgments = root / studytables.JUDGMENTS.file
     adjudicating = not pairs and (cfg.adjudication if adjudicate is None else adjudicate)
@@ -75,6 +80,12 @@ def push_study(client: rg.Argilla, root: str | Path, study: str, rs: RubricSet, 
         raise PushError(f"{judgments}: no judgments to adjudicate with; run `kasauti judge` first")
     sample = read_sample(root / studytables.SAMPLE.file)
     records = RecordMap(root / HOME / RECORD_MAP)
+    drawn = None
+    if random is not None:
+        if pairs:
+            raise PushError("--random draws a random slice of the sample's items, not pairs: push it without --pairs")
+        drawn = draw_random(sample, random, seed, read_slices(root / studytables.SLICES.file))
+        studytables.write(studytables.SLICES, drawn, root / studytables.SLICES.file)
     provisioned = None
     if cfg.roster is not None:
         provisioned = provision_study(client, root, cfg.roster, sorted(sample["language"].str.lower().unique()))
@@ -84,8 +95,8 @@ def push_study(client: rg.Argilla, root: str | Path, study: str, rs: RubricSet, 
         report = push_pairs(client, read_pairs(root / studytables.PAIRS.file), sample, rs, study,
                             RecordMap(root / HOME / PAIR_MAP, "pair_id"), boosted=read_boosted(root), **opts)
     else:
-        report = push(client, sample, rs, study, records, **opts)
-    done = StudyPush(report, provisioned)
+        report = push(client, sample, rs, study, records, only=None if drawn is None else set(drawn["item_id"]), **opts)
+    done = StudyPush(report, provisioned, slice=drawn)
     if adjudicating:
         done.adjudicated = add_suggestions(client, study, rs, records, studytables.read(studytables.JUDGMENTS, judgments),
                                            cfg.min_submitted, judge)

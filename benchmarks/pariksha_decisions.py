@@ -11,15 +11,20 @@ interval width ratio and the coverage of the population mean (the mean over all 
 Escalation: PARIKSHA's judge gives one score, no probabilities or repeats, so its confidence is
 the agreement rate of its answer level, estimated on a fit third of the items; the threshold is
 chosen on a calibration third (target ``--target``, delta ``--delta``, the grid of ``kasauti escalate``
-from the test third's confidences) and checked on the test third (agreement with the human consensus; items whose
-humans tie have no consensus and are left out, counted). Reported: mean coverage on the test
-third and the share of splits where the test agreement reached the target (or nothing was trusted).
+from the test third's confidences) and checked against the held-out humans (agreement with the
+human consensus; items whose humans tie have no consensus and are left out, counted). Reported:
+mean coverage on the test third and, with exact (Clopper-Pearson) 95% intervals, the share of
+splits where the guarantee held (or nothing was trusted), measured two ways: on the test third
+(the paper's check; with a few dozen trusted test items its own sampling noise makes it miss more
+often than the guarantee does) and on the population the calibration third was drawn from (the non-fit items, calibration
+and test thirds together: the agreement the guarantee is about). The closing-note table gives, per
+metric x language, the human labels the judge saves at the same interval width and the coverage.
 
 Bias, per metric over all languages: judge-minus-human bias by length quintile with the trend
 test, and GPT-4's self-preference for responses of GPT models (GPT4o, gpt-4, gpt-35-turbo; the
 model is the part of the item id after "|"), item-clustered bootstrap.
 
-usage: python benchmarks/pariksha_decisions.py [PARIKSHA_DIR] [--labelled 50] [--splits 500]
+usage: python benchmarks/pariksha_decisions.py [PARIKSHA_DIR] [--labelled 50] [--splits 500] [--escalation-splits 1000]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -91,21 +97,36 @@ def ppi_savings(cell: pd.DataFrame, n: int, splits: int, rng) -> dict:
             "classical_coverage": ((res["classical_ci_low"] <= truth) & (truth <= res["classical_ci_high"])).mean()}
 
 
+def _held(agree: np.ndarray, trusted: np.ndarray, target: float) -> bool:
+    """The guarantee held on these items: nothing trusted, or the trusted ones' agreement reaches the target."""
+    return not trusted.any() or agree[trusted].mean() >= target
+
+
 def escalation(cell: pd.DataFrame, target: float, delta: float, splits: int, rng) -> dict:
     c = cell.dropna(subset=["consensus"])
     agree = (c["f"].to_numpy() == c["consensus"].to_numpy()).astype(int)
     level = c["f"].to_numpy()
-    held, coverage, overall = [], [], agree.mean()
+    held_test, held_population, coverage, overall = [], [], [], agree.mean()
     for _ in range(splits):
         fit, cal, test = np.array_split(rng.permutation(len(c)), 3)
         rate = pd.Series(agree[fit]).groupby(level[fit]).mean()
         conf = pd.Series(level).map(rate).to_numpy(float)  # a level unseen in the fit third: NaN, escalated
         t = choose_threshold(conf[cal], agree[cal], target, delta, decision_grid(conf[test], len(cal), target, delta)[0])
-        trusted = decide(conf[test], t.threshold) == "judge"
-        coverage.append(trusted.mean())
-        held.append(not trusted.any() or agree[test][trusted].mean() >= target)
+        trusted = decide(conf, t.threshold) == "judge"
+        coverage.append(trusted[test].mean())
+        held_test.append(_held(agree[test], trusted[test], target))
+        pool = np.concatenate([cal, test])
+        held_population.append(_held(agree[pool], trusted[pool], target))
     return {"items_with_consensus": len(c), "no_consensus": int(cell["consensus"].isna().sum()),
-            "judge_agreement": overall, "escalation_coverage": float(np.mean(coverage)), "guarantee_held": float(np.mean(held))}
+            "judge_agreement": overall, "escalation_coverage": float(np.mean(coverage)),
+            "splits": splits, "splits_trusting": int(np.sum(np.asarray(coverage) > 0)),
+            "held_test": float(np.mean(held_test)), "held_population": float(np.mean(held_population))}
+
+
+def with_ci(share: float, n: int) -> str:
+    """A share of n splits with its exact (Clopper-Pearson) 95% interval."""
+    ci = binomtest(round(share * n), n).proportion_ci(method="exact")
+    return f"{share:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
 
 
 def main() -> None:
@@ -113,7 +134,7 @@ def main() -> None:
     ap.add_argument("root", nargs="?", default="/work/shared/data/pariksha-round1")
     ap.add_argument("--labelled", type=int, default=50)
     ap.add_argument("--splits", type=int, default=500)
-    ap.add_argument("--escalation-splits", type=int, default=200)
+    ap.add_argument("--escalation-splits", type=int, default=1000)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--delta", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
@@ -130,9 +151,23 @@ def main() -> None:
     pd.set_option("display.max_columns", 30)
     print(out.round(3).to_string(index=False))
     print("\nper metric (mean over languages):")
-    print(out.groupby("metric")[["neff_per_label", "labels_saved", "width_ratio", "ppi_coverage", "escalation_coverage", "guarantee_held"]].mean().round(3).to_string())
+    print(out.groupby("metric")[["neff_per_label", "labels_saved", "width_ratio", "ppi_coverage", "escalation_coverage", "held_test",
+                                 "held_population"]].mean().round(3).to_string())
     print("\nper language (mean over metrics):")
-    print(out.groupby("language")[["escalation_coverage", "guarantee_held", "judge_agreement"]].mean().round(3).to_string())
+    print(out.groupby("language")[["escalation_coverage", "held_test", "held_population", "judge_agreement"]].mean().round(3).to_string())
+    trusting = out[out["splits_trusting"] > 0]
+    print(f"\nthe guarantee (agreement >= {args.target:g} with probability >= {1 - args.delta:g}) where the judge was trusted in "
+          f"some split: share of {args.escalation_splits} splits where it held, exact 95% interval")
+    print(pd.DataFrame({"metric": trusting["metric"], "language": trusting["language"],
+                        "splits trusting": trusting["splits_trusting"],
+                        "held on the test third": [with_ci(h, n) for h, n in zip(trusting["held_test"], trusting["splits"])],
+                        "held on the population": [with_ci(h, n) for h, n in zip(trusting["held_population"], trusting["splits"])],
+                        }).to_string(index=False))
+    print(f"\nclosing note: human labels the judge saves per {args.labelled} labels at the same interval width "
+          f"(PPI++, median over splits), and the escalation coverage at {args.target:g} guaranteed agreement (delta {args.delta:g})")
+    note = out.pivot(index="language", columns="metric", values=["labels_saved", "escalation_coverage"])
+    note.columns = [f"{metric}: {'labels saved' if what == 'labels_saved' else 'coverage'}" for what, metric in note.columns]
+    print(note.round(3).to_string())
     bias_tables(clean)
 
 

@@ -555,6 +555,11 @@ def push(
         help="Items whose texts changed after annotators responded: delete those responses and show the new texts "
              "(pull first to keep them)."),
     pairs: bool = typer.Option(False, "--pairs", help="Push pairs.parquet as pairwise comparison forms instead."),
+    random: Optional[int] = typer.Option(
+        None, "--random", metavar="N",
+        help="Push only a random slice of N sampled items (for PPI and escalation thresholds), recorded in "
+             "slices.parquet; a larger N later adds only new items."),
+    seed: Optional[int] = typer.Option(None, help="With --random: the slice's seed (default: the slice's, else 0)."),
 ) -> None:
     """Push the sample to Argilla: one dataset per language and task family; re-push only sends changes."""
     import studytables
@@ -567,7 +572,7 @@ def push(
     try:
         done = push_study(client, study.root, study.config.name, rs, study.config.annotation, batch_size=batch_size,
                           adjudicate=adjudicate, judge=judge, discard_changed_ratings=discard_changed_ratings, pairs=pairs,
-                          progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False))
+                          random=random, seed=seed, progress=lambda name, done, todo: err.print(f"  {name}: {done}/{todo}", highlight=False))
     except (PushError, RecordMapError, RosterError, studytables.TableError, KeyError) as exc:
         fail(str(exc))
     if done.provision is not None:
@@ -580,6 +585,10 @@ def push(
     for lang, n in done.push.unstaffed.items():
         err.print(f"[bold yellow]warning:[/] {n} {'pairs' if pairs else 'items'} in language {lang!r}, but no annotator is a member of "
                   f"workspace {lang!r}: add one to the roster and run `kasauti people`", highlight=False)
+    if done.slice is not None:
+        console.print(f"{study.slices}: random slice of {len(done.slice)} items (seed "
+                      f"{done.slice['seed'].iloc[0]}, inclusion probability {done.slice['inclusion_probability'].iloc[0]:.4g})",
+                      highlight=False)
     if done.adjudicated is not None:
         console.print(f"adjudication: judge suggestions on {done.adjudicated} items with >= "
                       f"{study.config.annotation.min_submitted} submitted responses", highlight=False)
@@ -664,7 +673,7 @@ def escalate(
     try:
         rs = rubrics.load_rubric_set(study.config.rubric)
         d = decide_study(study.sample, study.ratings, study.judgments, rs, target, delta, confidence, judge,
-                         escalated_ratings_path=study.ratings_escalated)
+                         escalated_ratings_path=study.ratings_escalated, slices_path=study.slices)
     except (rubrics.RubricError, ValueError) as exc:
         fail(str(exc))
     for c in d.cells.itertuples():

@@ -125,6 +125,7 @@ class Study:
     judge_ledger = property(lambda self: self.root / "judge_ledger.sqlite")
     ratings = property(lambda self: self.root / studytables.RATINGS.file)
     decisions = property(lambda self: self.root / studytables.DECISIONS.file)
+    slices = property(lambda self: self.root / studytables.SLICES.file)
     ratings_escalated = property(lambda self: self.root / "ratings_escalated.parquet")  # RATINGS, of escalated items
     revisions_escalated = property(lambda self: self.root / "revisions_escalated.parquet")
     revisions = property(lambda self: self.root / studytables.REVISIONS.file)

@@ -21,6 +21,7 @@ from .config import ReportConfig
 from .ratings import ImportReport, from_pariksha, from_study, prepare
 
 REPORT_DIR = Path(studytables.REPORT_CELLS.file).parent  # the study's report directory: report/
+ESCALATED_RATINGS = "ratings_escalated.parquet"  # RATINGS of escalated items (`annotator.study`, which needs argilla)
 
 log = logging.getLogger(__name__)
 # PARIKSHA's judge and its GPT source models (the part of an item id after "|"): the judge's own family
@@ -118,7 +119,8 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
 def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig | None = None,
                  out_dir: str | Path | None = None) -> tuple[dict[str, Path], ImportReport]:
     """`kasauti report`: the report of a study directory from its ``sample.parquet``, ``ratings.parquet``
-    and ``judgments.parquet`` (either may be missing, not both), into `out_dir` (default ``<root>/report``).
+    and ``judgments.parquet`` (either may be missing, not both), into `out_dir` (default ``<root>/report``);
+    ``slices.parquet`` and ``ratings_escalated.parquet`` say which labels PPI may use (:func:`from_study`).
     A study with pairwise comparisons but no direct ratings or judgments (original vs boosted) gets the
     pairwise statistics alone: ``pairwise.json`` and ``pairwise_<name>.csv`` (`reports.pairwise.report`)."""
     root = Path(root)
@@ -142,7 +144,8 @@ def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig |
         from .sections import pairwise_section
 
         return write_pairwise(*pairwise_section(comparisons, config or ReportConfig()), out), imp
-    ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file)
+    ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file,
+                                root / studytables.SLICES.file, root / ESCALATED_RATINGS)
     return build_report(ratings, rubric_set, out, items, imp, config, comparisons=comparisons), imp
 
 

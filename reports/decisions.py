@@ -5,8 +5,10 @@ chooses the trust-or-escalate threshold (:mod:`reports.escalate`) on the human-l
 (submitted ratings with a consensus; items whose humans tie are left out and counted), on a
 grid built from the confidences of the cell's other items (those to be decided), then decides
 every sampled item x metric of its task family. The calibration items must be a random subset of
-the sample (as rated through ``kasauti push``): ratings of escalated items, chosen by the judge,
-would break the guarantee. The result is the ``decisions.parquet`` table (`studytables.DECISIONS`).
+the sample: ratings of escalated items, chosen by the judge, would break the guarantee. With a
+random slice (``kasauti push --random``, ``slices.parquet``), a cell with slice labels calibrates
+on them alone (:func:`reports.ppi.left_out`); the other rated items' consensus decides them but
+does not calibrate. The result is the ``decisions.parquet`` table (`studytables.DECISIONS`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rubrics.schema import RubricSet
 
 from .escalate import DEFAULT_GRID, SOURCES, choose_threshold, confidence as confidence_of, coverage_grid, decide, \
     human_consensus
+from .ppi import left_out
 
 JUDGMENT_COLUMNS = ("judge", "item_id", "metric", "repeat", "score", "human_score", "probs", "status")
 TEST = "fixed-sequence testing, exact binomial tail (Jung et al., ICLR 2025)"
@@ -120,18 +123,21 @@ def _escalated_consensus(path, sample: pd.DataFrame, specs: dict, rubric: str) -
 
 def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_path: str | Path, rs: RubricSet,
                  target: float = 0.9, delta: float = 0.05, confidence: str = "probs", judge: str | None = None,
-                 now: datetime | None = None, escalated_ratings_path: str | Path | None = None) -> Decisions:
+                 now: datetime | None = None, escalated_ratings_path: str | Path | None = None,
+                 slices_path: str | Path | None = None) -> Decisions:
     """Decisions for every sampled item x metric (module doc). Raises DecisionError (one line) when no
     metric x language has enough human-labelled items to guarantee ``target``, or the judge has no confidence.
 
     ``escalated_ratings_path`` (optional file): ratings of escalated items; their consensus fills
-    ``human_consensus`` but never calibrates a threshold (those items were chosen by the judge)."""
+    ``human_consensus`` but never calibrates a threshold (those items were chosen by the judge), nor
+    do their ratings in ``ratings_path``. ``slices_path`` (optional file): the random slice; where a
+    cell has slice labels, only they calibrate."""
     if not 0 < target < 1 or not 0 < delta < 1:
         raise DecisionError(f"target {target:g} and delta {delta:g} must both lie strictly between 0 and 1")
     sample = studytables.read(studytables.SAMPLE, sample_path, ["item_id", "language", "task"])
     if not Path(ratings_path).is_file():
-        raise DecisionError(f"{ratings_path}: no human ratings; push a random part of the sample, have it rated "
-                            "and run `kasauti pull` first")
+        raise DecisionError(f"{ratings_path}: no human ratings; push a random slice of the sample "
+                            "(`kasauti push --random N`), have it rated and run `kasauti pull` first")
     ratings = studytables.read(studytables.RATINGS, ratings_path)
     judgments = studytables.read(studytables.JUDGMENTS, judgments_path, JUDGMENT_COLUMNS)
     name, conf = _judge_confidence(judgments, confidence, judge)
@@ -149,6 +155,18 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
     items = items.merge(conf[["item_id", "metric", "decision", "confidence"]], on=["item_id", "metric"], how="left")
     items = items.merge(consensus, on=["item_id", "metric"], how="left")
     items = items.merge(escalated, on=["item_id", "metric"], how="left")
+    # labels of escalated items, or rated outside the random slice in a cell with slice labels: decide, never calibrate
+    drawn = set() if slices_path is None or not Path(slices_path).is_file() else \
+        set(studytables.read(studytables.SLICES, slices_path, ["item_id"])["item_id"])
+    with_consensus = items[items["consensus"].notna()]
+    drawn_by = pd.Series(None, index=with_consensus.index, dtype=object)
+    drawn_by[with_consensus["item_id"].isin(set(escalated["item_id"]))] = "escalated"
+    drawn_by[with_consensus["item_id"].isin(drawn)] = "random"
+    flags = left_out(with_consensus.assign(drawn_by=drawn_by), ["metric", "language"])
+    items["left_out"] = False
+    items.loc[with_consensus.index[(flags["escalated"] | flags["unknown"]).to_numpy()], "left_out"] = True
+    items["escalated_consensus"] = items["consensus"].where(items["left_out"]).fillna(items["escalated_consensus"].astype(float))
+    items["consensus"] = items["consensus"].mask(items["left_out"])
 
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     n_min = min_calibration(target, delta)
@@ -164,7 +182,8 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
         coverage = float((by == "judge").mean())
         provenance = {
             "test": TEST, "target": target, "delta": delta, "confidence": confidence, "judge": name,
-            "n_calibration": t.n_calibration, "n_no_consensus": int(rated - t.n_calibration),
+            "n_calibration": t.n_calibration, "n_left_out": int(cell["left_out"].sum()),
+            "n_no_consensus": int(rated - t.n_calibration - cell["left_out"].sum()),
             "n_min": n_min, "calibration_agreement": t.agreement, "calibration_coverage": t.coverage,
             "grid": (f"coverage grid of the {len(todo)} items to be decided, from coverage {start:.2f} in steps of 0.02"
                      if grid is not DEFAULT_GRID
@@ -182,8 +201,8 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
         have = ", ".join(f"{r.metric}/{r.language} {r.n_calibration}" for r in cells.itertuples()) or "none"
         raise DecisionError(f"no metric x language has the {n_min} human-labelled items (with a consensus) needed to "
                             f"guarantee agreement {target:g} at delta {delta:g} (have: {have}); have more of a random "
-                            "part of the sample rated and pulled, or lower --target")
-    table = pd.concat(parts, ignore_index=True).rename(columns={"decision": "judge_score"})
+                            "slice of the sample rated (`kasauti push --random N`) and pulled, or lower --target")
+    table = pd.concat(parts, ignore_index=True).rename(columns={"decision": "judge_score"}).drop(columns="left_out")
     table["human_consensus"] = table.pop("consensus").astype(float).fillna(table.pop("escalated_consensus").astype(float))
     table = studytables.conform(studytables.DECISIONS, table.sort_values(["item_id", "metric"], kind="stable"))
     return Decisions(table.reset_index(drop=True), cells, len(outside))

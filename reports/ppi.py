@@ -24,6 +24,8 @@ Var = sum_h w_h^2 Var_h (likewise for the classical and judge-only figures).
 PPI is valid only when the labelled items are a uniformly random (or, per stratum, random with
 known weights) subset of what is estimated; :func:`ppi_means` takes how they were chosen and
 refuses judge-selected labels (e.g. escalated items), which would bias every estimate.
+:func:`ppi_by_provenance` picks the labels PPI may use from how each item came to be labelled (a
+study's random slice, ``kasauti push --random``; escalation; unknown).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ import pandas as pd
 from scipy.stats import norm
 
 DESIGNS = ("random", "stratified", "judge-selected")
+JUDGE_SELECTED = ("the human-labelled items were chosen by the judge (e.g. escalated items), not at random: "
+                  "PPI would be biased; have humans label a uniformly random (or stratified random) subset")
+PROVENANCE = ("random", "escalated")  # values of ``drawn_by``; null: unknown
 SELECTION_P = 0.001
 SELECTION_NOTE = ("the judge scores the labelled items differently from the unlabelled ones (p = {p:.2g}): were the "
                   "labelled items really drawn at random (within strata)? If not, the estimate is biased")
@@ -77,9 +82,7 @@ def _check_numbers(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> No
 def _check_design(design: str, stratum: str | None, weights: Mapping | None, labelled: pd.DataFrame,
                   unlabelled: pd.DataFrame) -> None:
     if design == "judge-selected":
-        raise ValueError("the human-labelled items were chosen by the judge (e.g. escalated items), not at random: "
-                         "PPI would be biased; have humans label a uniformly random (or stratified random) subset "
-                         "and pass design='random' or 'stratified'")
+        raise ValueError(f"{JUDGE_SELECTED} and pass design='random' or 'stratified'")
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}")
     if design == "random":
@@ -98,6 +101,47 @@ def _check_design(design: str, stratum: str | None, weights: Mapping | None, lab
     bad = [h for h, w in weights.items() if not (np.isfinite(w) and w > 0)]
     if bad:
         raise ValueError(f"stratum {bad[0]!r}: weight {weights[bad[0]]!r}; expected a positive number")
+
+
+def left_out(labelled: pd.DataFrame, by: Sequence[str] = (), column: str = "drawn_by") -> pd.DataFrame:
+    """Which labels a random-sample method (PPI, a trust-or-escalate threshold) must leave out, by how
+    each labelled item was chosen (``column``: ``random``, drawn in a random slice of the whole set,
+    so a uniform draw of each cell; ``escalated``, chosen by the judge; null, unknown), per cell of
+    ``by``: boolean columns ``escalated`` (always left out) and ``unknown`` (left out in a cell with
+    labels from the random slice, whose items were not drawn at random), indexed like ``labelled``."""
+    if column not in labelled.columns:
+        raise ValueError(f"labelled: missing column {column!r} (how each item was chosen: {', '.join(PROVENANCE)} or null)")
+    prov = labelled[column].astype(object).where(labelled[column].notna(), None)
+    bad = np.flatnonzero(prov.notna().to_numpy() & ~prov.isin(PROVENANCE).to_numpy())
+    if len(bad):
+        raise ValueError(f"labelled: row {bad[0] + 1}, column {column!r}: expected one of {', '.join(PROVENANCE)} or "
+                         f"null (unknown), got {prov.iloc[bad[0]]!r}")
+    keys = list(by) or ["_cell"]
+    flags = labelled.assign(_cell=0)[keys].assign(escalated=prov.eq("escalated"), unknown=prov.isna(),
+                                                  random=prov.eq("random"))
+    flags["unknown"] &= flags.groupby(keys)["random"].transform("any")
+    return flags[["escalated", "unknown"]]
+
+
+def ppi_by_provenance(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str] = (),
+                      column: str = "drawn_by", alpha: float = 0.05) -> PPIResult:
+    """:func:`ppi_means` (design ``random``) on the labels :func:`left_out` keeps, per cell of ``by``:
+    labels of escalated items are refused (the :data:`JUDGE_SELECTED` note), labels of unknown
+    provenance beside a random slice are left out, and otherwise used (the selection check tests
+    them). A label left out moves its row to the unlabelled items (the judge's score still counts);
+    the cell's note says how many."""
+    by = list(by)
+    flags = left_out(labelled, by, column)
+    out = (flags["escalated"] | flags["unknown"]).to_numpy()
+    res = ppi_means(labelled[~out], pd.concat([unlabelled, labelled[out]], ignore_index=True), by, alpha=alpha)
+    keys = by or ["_cell"]
+    counts = labelled.assign(_cell=0)[keys].assign(escalated=flags["escalated"].to_numpy(), unknown=flags["unknown"].to_numpy())
+    counts = counts.groupby(keys, as_index=False)[["escalated", "unknown"]].sum()
+    lost = res.cells.assign(_cell=0)[keys].merge(counts, on=keys, how="left").fillna({"escalated": 0, "unknown": 0})
+    res.cells["note"] = [_join(f"{e} labels of escalated items not used: {JUDGE_SELECTED}" if e else "",
+                               f"{u} labels outside the random slice not used (not drawn at random)" if u else "", n)
+                         for e, u, n in zip(lost["escalated"].astype(int), lost["unknown"].astype(int), res.cells["note"])]
+    return res
 
 
 def _separate(labelled: pd.DataFrame, unlabelled: pd.DataFrame, keys: list[str], whole_set: bool) -> pd.DataFrame:

@@ -147,11 +147,23 @@ def _utf8(path: Path) -> str:
                          "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8) and run again") from None
 
 
-def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | Path | None,
+               slices: str | Path | None = None, escalated: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A study's own tables, read and checked through :mod:`studytables`: items from sample.parquet
     (with ``source_model`` when it has one), humans from ratings.parquet, judges from
-    judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``)."""
+    judgments.parquet (rows with status ``ok``; judge scale -> ``raw_score``, mapped -> ``score``).
+
+    The items' ``drawn_by`` says how each came to humans, for PPI and thresholds (`reports.ppi.left_out`):
+    ``random`` for the random slice's items (``slices``: slices.parquet, when it exists), else
+    ``escalated`` for items humans rated when escalated (``escalated``: ratings_escalated.parquet,
+    when it exists), else null (unknown)."""
     items = _read_study_table(SAMPLE, sample, ITEM_COLUMNS, optional=["source_model"])
+    drawn_by = pd.Series(None, index=items.index, dtype=object)
+    if escalated is not None and Path(escalated).exists():
+        drawn_by[items["item_id"].isin(studytables.read(RATINGS, escalated, ["item_id"])["item_id"])] = "escalated"
+    if slices is not None and Path(slices).exists():
+        drawn_by[items["item_id"].isin(studytables.read(studytables.SLICES, slices, ["item_id"])["item_id"])] = "random"
+    items["drawn_by"] = drawn_by
     parts = []
     if ratings is not None and Path(ratings).exists():
         parts.append(_located(studytables.read(RATINGS, ratings, columns=[c for c in LONG_COLUMNS if c in RATINGS.names]), ratings))
@@ -403,7 +415,7 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     if items is None:
         df["length_bin"] = length_bin[keep]
     else:
-        df = df.drop(columns=[c for c in items.columns if c != "item_id"]).merge(items, on="item_id", how="left")
+        df = df.drop(columns=[c for c in items.columns if c != "item_id" and c in df.columns]).merge(items, on="item_id", how="left")
         for kind in ("human", "judge"):
             rated = df.loc[df["rater_kind"] == kind, "item_id"].unique()
             without = items[~items["item_id"].isin(rated)]

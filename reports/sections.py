@@ -3,7 +3,8 @@
 Pairwise: :func:`reports.pairwise.report.pairwise_report` on the comparisons with the report's
 bootstrap settings. Decisions, per judge x metric x language of the joined long ratings: PPI++
 means of the human score and of the share acceptable (:func:`reports.ppi.ppi_means`: the items
-humans rated are the labelled ones, the judge-only items the unlabelled ones); trust-or-escalate
+humans rated are the labelled ones, the judge-only items the unlabelled ones; in a study, only the
+labels :func:`reports.ppi.ppi_by_provenance` allows); trust-or-escalate
 thresholds where the judge gave probabilities (:func:`reports.escalate.thresholds`); bias by
 length bin with its trend and self-preference per judge x metric (:mod:`reports.bias`).
 """
@@ -17,7 +18,7 @@ from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
-from .ppi import ppi_means
+from .ppi import left_out, ppi_by_provenance, ppi_means
 
 CELL = ["judge", "metric", "language"]
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
@@ -52,10 +53,12 @@ def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd
 
 
 def _item_scores(clean: pd.DataFrame) -> pd.DataFrame:
-    """One row per judge x item x metric: the judge's score ``f`` and the mean human score ``y`` (NaN: no human)."""
+    """One row per judge x item x metric: the judge's score ``f``, the mean human score ``y`` (NaN: no
+    human) and, for a study, how the item came to humans (``drawn_by``)."""
     y = clean[clean["rater_kind"] == "human"].groupby(["metric", "item_id"])["score"].mean().rename("y")
     j = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge", "score": "f"})
-    return j[["judge", "item_id", "metric", "language", "f"]].join(y, on=["metric", "item_id"])
+    keep = ["judge", "item_id", "metric", "language", "f"] + (["drawn_by"] if "drawn_by" in j.columns else [])
+    return j[keep].join(y, on=["metric", "item_id"])
 
 
 def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
@@ -67,8 +70,8 @@ def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
             levels = s["metric"].map(lambda m: cfg.acceptable.get(m, specs[m].human.values[-1]))
             s = s.assign(y=(s["y"] >= levels).where(s["y"].notna()).astype(float), f=(s["f"] >= levels).astype(float),
                          level=levels)
-        lab = s[s["y"].notna()]
-        res = ppi_means(lab, s[s["y"].isna()], by=CELL).cells
+        estimate = ppi_by_provenance if "drawn_by" in s.columns else ppi_means
+        res = estimate(s[s["y"].notna()], s[s["y"].isna()], by=CELL).cells
         if target == "share acceptable":
             res = res.merge(s.groupby(CELL)["level"].first().rename("acceptable_at").reset_index(), on=CELL)
         parts.append(res.assign(target=target))
@@ -88,6 +91,13 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     lang = j[["item_id", "metric", "language"]].drop_duplicates(["item_id", "metric"])
     items = conf.merge(lang, on=["item_id", "metric"]).merge(cons, on=["metric", "item_id"], how="left")
     cal = items.dropna(subset=["consensus", "confidence"]).assign(agree=lambda d: (d["decision"] == d["consensus"]).astype(int))
+    n_left_out = None
+    if "drawn_by" in j.columns:  # a study: the labels a random-sample method may use (reports.ppi.left_out)
+        cal = cal.merge(j[["item_id", "drawn_by"]].drop_duplicates("item_id"), on="item_id", how="left")
+        flags = left_out(cal, CELL)
+        dropped = (flags["escalated"] | flags["unknown"]).to_numpy()
+        n_left_out = cal[dropped].groupby(CELL).size()
+        cal = cal[~dropped]
     if cal.empty:
         return pd.DataFrame(), "no item has both a judge probability and a human consensus"
     none = items.iloc[:0]
@@ -97,6 +107,8 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     out = thresholds(cal, CELL, cfg.escalation_target, cfg.escalation_delta, grids)
     keys = [tuple(k) for k in out[CELL].to_numpy()]
     out["n_to_decide"] = [len(todo.get(k, none)) for k in keys]
+    if n_left_out is not None:
+        out["n_left_out"] = [int(n_left_out.get(k, 0)) for k in keys]  # labels not calibrating: escalated, or beside the slice
     out["coverage_to_decide"] = [float(np.mean(decide(todo[k]["confidence"], t) == "judge")) if k in todo else None
                                  for k, t in zip(keys, out["threshold"])]
     return out, None

@@ -10,11 +10,11 @@ from .docs import markdown, render
 from .io import TableError, conform, read, read_arrow, write
 from .tables import (BOOSTED, COMPARISONS, DECISIONS, EVAL, EVAL_RESPONSES, EXPORT_ACCEPTED, EXPORT_REVISIONS,
                      JUDGE_COMPARISONS, JUDGMENTS, PAIR_RECORDS, PAIRS, RATINGS, RECORDS, REPORT_CELLS, REVISIONS, SAMPLE,
-                     STRATA, TABLES, Column, Table)
+                     SLICES, STRATA, TABLES, Column, Table)
 
 __all__ = [
     "BOOSTED", "COMPARISONS", "DECISIONS", "EVAL", "EVAL_RESPONSES", "EXPORT_ACCEPTED", "EXPORT_REVISIONS",
     "JUDGE_COMPARISONS", "JUDGMENTS", "PAIR_RECORDS", "PAIRS",
-    "RATINGS", "RECORDS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "STRATA",
+    "RATINGS", "RECORDS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "SLICES", "STRATA",
     "TABLES", "Column", "Table", "TableError", "conform", "markdown", "read", "read_arrow", "render", "write",
 ]

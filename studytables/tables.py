@@ -285,6 +285,18 @@ RECORDS = Table("records", "argilla/records.parquet", "annotator", "kasauti push
     ITEM_ID,
 ))
 
+SLICES = Table("slices", "slices.parquet", "annotator", "kasauti push --random",
+               "one row per item of the study's random calibration slice: the items `kasauti push --random N` "
+               "drew, and how (issue 10: PPI counts their human labels as a uniformly random subset)", (
+    ITEM_ID,
+    Column("drawn_by", S, "`random`: the first N items of the seeded permutation of the sample (`annotator.slices`)"),
+    Column("seed", I64, "the permutation's seed: an item's place is SHA-256 of the seed and its item id"),
+    Column("rank", I64, "1-based place of the item in that permutation of the sample"),
+    Column("inclusion_probability", F64, "N / the sample's items: every item of the sample had this chance to be drawn"),
+    Column("stratum", S, "the item's `sample.stratum`"),
+    Column("drawn_at", UTC, "when the push that first drew the item ran"),
+))
+
 PAIR_RECORDS = Table("pair_records", "argilla/pair_records.parquet", "annotator", "kasauti push --pairs",
                      "the map from each pair to its opaque Argilla record id (as `argilla/records.parquet`, for pairs)", (
     Column("record_id", S, "the record's external id in Argilla: 32 random hex characters"),
@@ -391,6 +403,6 @@ EVAL = Table("eval", "eval/eval.parquet", "training", "kasauti eval",
     Column("criterion", S, "the pairwise criterion (`overall`, or a metric); null for lm-evaluation-harness rows", True),
 ))
 
-TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, PAIR_RECORDS, REPORT_CELLS,
-                                                PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
+TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, SLICES,
+                                                PAIR_RECORDS, REPORT_CELLS, PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
                                                 EXPORT_REVISIONS, BOOSTED, EVAL_RESPONSES, EVAL)}

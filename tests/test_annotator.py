@@ -360,3 +360,100 @@ def test_python_api_provision_push_pull(study, tmp_path):
     assert len(ratings) == len(pulled.ratings) == 3 and set(ratings["rater"]) == {"nila"}
     assert list(revisions["item_id"]) == [rmap(tmp_path).item_of(r) for r in rated] and pulled.stale == []
     assert dict(zip(ratings["metric"], ratings["score"])) == values
+
+
+def _pushed(client, root: Path, name: str) -> dict[str, dict]:
+    """Item id -> record (as the server holds it) of every record of study `name`'s datasets."""
+    records = rmap(root)
+    return {records.item_of(r["external_id"]): r for sd in study_datasets(client, name, RS)
+            for r in iter_records(client, sd.id)}
+
+
+def test_push_random_slice_through_the_cli(study, tmp_path, monkeypatch):
+    """`kasauti push --random N --seed S`: only the slice's items reach Argilla, as blind as a full push, and
+    slices.parquet records them; the same push sends nothing new, a larger N only the new items, a smaller
+    N or another seed is refused in one line."""
+    _, srv = study
+    client = owner(srv)
+    root = tmp_path / "sliced"
+    root.mkdir()
+    (root / "kasauti.yaml").write_text(yaml.safe_dump({"name": "sliced", "data": {"path": "unused.jsonl"},
+                                                       "annotation": {"url": srv.url, "api_key_env": "SLICED_KEY"}}))
+    monkeypatch.setenv("SLICED_KEY", srv.api_key)
+    sample = make_sample(per_language=3)
+    studytables.write(studytables.SAMPLE, sample, root / studytables.SAMPLE.file)
+
+    out = kasauti("push", str(root), "--random", "6", "--seed", "3").stdout
+    slices = studytables.read(studytables.SLICES, root / studytables.SLICES.file)
+    pushed = _pushed(client, root, "sliced")
+    assert len(slices) == 6 and sorted(pushed) == sorted(slices["item_id"])
+    assert (slices["seed"] == 3).all() and (slices["inclusion_probability"] == 6 / len(sample)).all()
+    assert f"random slice of 6 items (seed 3, inclusion probability {6 / len(sample):.4g})" in out
+    for item, rec in pushed.items():  # blind: texts and visible metadata only
+        assert rec["metadata"] == {"language": sample.set_index("item_id").loc[item, "language"],
+                                   "task": sample.set_index("item_id").loc[item, "task"]}
+        assert item not in json.dumps(rec, ensure_ascii=False) and "stratum" not in json.dumps(rec)
+
+    again = kasauti("push", str(root), "--random", "6").stdout  # the slice's seed by default
+    assert again.count(" 0 added, 0 updated") == len(study_datasets(client, "sliced", RS)) and "added" in again
+    pd.testing.assert_frame_equal(studytables.read(studytables.SLICES, root / studytables.SLICES.file), slices)
+
+    kasauti("push", str(root), "--random", "10")
+    grown = studytables.read(studytables.SLICES, root / studytables.SLICES.file)
+    now = _pushed(client, root, "sliced")
+    assert sorted(now) == sorted(grown["item_id"]) and len(now) == 10 and set(slices["item_id"]) < set(now)
+    assert {item: now[item]["id"] for item in pushed} == {item: rec["id"] for item, rec in pushed.items()}  # not re-sent
+    assert grown.set_index("item_id").loc[slices["item_id"], "drawn_at"].tolist() == slices["drawn_at"].tolist()
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for args, says in ((["--random", "4"], "already holds 10 items"), (["--random", "12", "--seed", "5"], "push with --seed 3")):
+        bad = subprocess.run([sys.executable, "-m", "kasauti", "push", str(root), *args], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+    assert len(_pushed(client, root, "sliced")) == 10
+
+
+def test_python_api_push_random_slice_resumes_after_a_crash(study, tmp_path):
+    """`annotator.push_study(..., random=N)`: slices.parquet is written before anything is sent, so a push
+    interrupted after its first batch sends the rest of the same slice when run again."""
+    import annotator
+    from annotator.config import AnnotationConfig
+
+    _, srv = study
+    client = owner(srv)
+    sample = make_sample(per_language=3, hindi=False)
+    studytables.write(studytables.SAMPLE, sample, tmp_path / studytables.SAMPLE.file)
+    cfg = AnnotationConfig(min_submitted=1)
+
+    class Stop(Exception):
+        pass
+
+    def stop(name, done, todo):
+        raise Stop
+
+    with pytest.raises(Stop):
+        annotator.push_study(client, tmp_path, "pyslice", RS, cfg, random=5, seed=2, batch_size=1, progress=stop)
+    drawn = studytables.read(studytables.SLICES, tmp_path / studytables.SLICES.file)
+    assert len(drawn) == 5 and len(_pushed(client, tmp_path, "pyslice")) == 1
+    done = annotator.push_study(client, tmp_path, "pyslice", RS, cfg, random=5)
+    assert done.push.added == 4 and sorted(_pushed(client, tmp_path, "pyslice")) == sorted(drawn["item_id"])
+    pd.testing.assert_frame_equal(done.slice, drawn)
+    with pytest.raises(ValueError, match="draws a random slice of the sample's items, not pairs"):
+        annotator.push_study(client, tmp_path, "pyslice", RS, cfg, random=5, pairs=True)
+
+
+def test_escalated_items_pushed_later_fit_their_datasets_form(study, tmp_path):
+    """An escalation dataset's form has the optional fields of every sample item of its language and family:
+    an item with a conversation escalated after one without is pushed, not refused."""
+    from annotator.escalate import escalate, escalation_study
+
+    _, srv = study
+    client = owner(srv)
+    sample = make_sample(per_language=1)
+    records = RecordMap(tmp_path / RECORD_MAP)
+    assert escalate(client, sample, ["hi-001|hand"], RS, "late", records).added == 1
+    assert escalate(client, sample, ["hi-000|hand"], RS, "late", records).added == 1  # has a conversation
+    ds = client.datasets(dataset_name(escalation_study("late"), "hi", "general"), workspace="hi")
+    assert "conversation" in [f.name for f in ds.settings.fields]
+    assert sorted(records.item_of(r["external_id"]) for r in iter_records(client, ds.id)) == ["hi-000|hand", "hi-001|hand"]

@@ -154,3 +154,48 @@ def test_ratings_of_escalated_items_fill_the_consensus_but_never_calibrate(tmp_p
     filled = after.table[after.table["item_id"].isin(todo[:5])]
     assert (filled["human_consensus"] == 1).all()
     assert after.cells["escalated"].sum() == before.cells["escalated"].sum() - (filled["decided_by"] == "humans").sum()
+
+
+def test_with_a_random_slice_only_its_labels_calibrate(tmp_path):
+    """bn: items 0..89 are the random slice (slices.parquet); the rated items 90..99 are of unknown
+    provenance, so they fill the human consensus but do not calibrate; or (no slice item): its labels
+    calibrate as before."""
+    write_study(tmp_path)
+    drawn = [f"bn-{i:03d}" for i in range(90)]
+    studytables.write(studytables.SLICES, pd.DataFrame({
+        "item_id": drawn, "drawn_by": "random", "seed": 0, "rank": range(1, 91), "inclusion_probability": 90 / 240,
+        "stratum": "bn/culture", "drawn_at": pd.Timestamp(NOW)}), tmp_path / "slices.parquet")
+    before = run(tmp_path)
+    d = run(tmp_path, slices_path=tmp_path / "slices.parquet")
+    t = d.table
+    for metric in METRICS:
+        cell = t[(t["metric"] == metric) & (t["language"] == "bn")]
+        cal = cell[cell["item_id"].isin(drawn) & cell["human_consensus"].notna()]
+        todo = cell[~cell["item_id"].isin(cal["item_id"])]
+        expected = choose_threshold(cal["confidence"], (cal["judge_score"] == cal["human_consensus"]).astype(int),
+                                    0.9, 0.05, coverage_grid(todo["confidence"], start=2 * 29 / len(cal)))
+        prov = json.loads(cell["provenance"].iloc[0])
+        assert prov["n_calibration"] == len(cal) == (89 if metric == "task_quality" else 90)
+        assert prov["n_left_out"] == 10 and expected.threshold is not None and cell["threshold"].iloc[0] == expected.threshold
+        assert cell["human_consensus"].notna().sum() == (99 if metric == "task_quality" else 100)  # all rated items
+    odia = ["threshold", "guaranteed_agreement", "decided_by"]
+    pd.testing.assert_frame_equal(t[t["language"] == "or"][odia], before.table[before.table["language"] == "or"][odia])
+    assert not set(d.escalated()) & {f"bn-{i:03d}" for i in range(90, 100)}  # left out, but rated: never escalated
+
+
+def test_ratings_of_escalated_items_in_the_study_ratings_never_calibrate(tmp_path):
+    """Five rated bn items were also escalated (in ratings_escalated.parquet): chosen by the judge, so their
+    ratings in ratings.parquet decide them but leave the calibration."""
+    write_study(tmp_path)
+    chosen = [f"bn-{i:03d}" for i in range(1, 6)]
+    rows = [{"item_id": item, "metric": metric, "rater": "h9", "rater_kind": "human", "score": 0.0, "status": "submitted"}
+            for item in chosen for metric in METRICS]
+    studytables.write(studytables.RATINGS, pd.DataFrame(rows), tmp_path / "ratings_escalated.parquet")
+    before = run(tmp_path).table
+    after = run(tmp_path, escalated_ratings_path=tmp_path / "ratings_escalated.parquet").table
+    for metric in METRICS:
+        prov = [json.loads(c[(c["metric"] == metric) & (c["language"] == "bn")]["provenance"].iloc[0]) for c in (before, after)]
+        assert prov[1]["n_calibration"] == prov[0]["n_calibration"] - 5 and prov[1]["n_left_out"] == 5
+    key = ["item_id", "metric"]
+    mine = before.set_index(key).loc[after.set_index(key).index]
+    pd.testing.assert_series_equal(after.set_index(key)["human_consensus"], mine["human_consensus"])  # their ratings still decide

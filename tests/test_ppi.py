@@ -8,7 +8,7 @@ import pytest
 from ppi_py import classical_mean_ci, ppi_mean_ci
 from scipy.stats import norm
 
-from reports.ppi import at_least, ppi_means
+from reports.ppi import at_least, ppi_by_provenance, ppi_means
 
 Z = norm.ppf(0.975)
 
@@ -94,6 +94,40 @@ def test_judge_selected_labels_are_refused():
     lab, unl = cells_frame(np.random.default_rng(4), n_cells=1)
     with pytest.raises(ValueError, match="chosen by the judge.*not at random"):
         ppi_means(lab, unl, design="judge-selected")
+
+
+def test_provenance_uses_the_random_slice_and_refuses_escalated_labels():
+    """Cell l0: a random slice plus labels of unknown provenance and of escalated items (both left out, as
+    unlabelled rows); cell l1: unknown provenance only (used, and the selection check tests them)."""
+    rng = np.random.default_rng(11)
+    lab, unl = cells_frame(rng, n_cells=2)
+    lab = lab.assign(language=lab["metric"].map({"m0": "l0", "m1": "l1"}), metric="m", drawn_by=None)
+    unl = unl.assign(language=unl["metric"].map({"m0": "l0", "m1": "l1"}), metric="m")
+    l0 = np.flatnonzero(lab["language"] == "l0")
+    lab.loc[l0[:30], "drawn_by"] = "random"
+    lab.loc[l0[30:35], "drawn_by"] = "escalated"  # l0[35:]: unknown, beside a random slice
+    res = ppi_by_provenance(lab, unl, by=["metric", "language"]).cells.set_index("language")
+    used = lab.index.isin(l0[:30]) | (lab["language"] == "l1")
+    expect = ppi_means(lab[used], pd.concat([unl, lab[~used]], ignore_index=True), by=["metric", "language"]).cells
+    for col in ("estimate", "ci_low", "ci_high", "n_labelled", "n_unlabelled", "n_effective"):
+        np.testing.assert_allclose(res[col].to_numpy(float), expect[col].to_numpy(float), rtol=1e-12)
+    assert res.loc["l0", "n_labelled"] == 30 and res.loc["l0", "n_unlabelled"] == (unl["language"] == "l0").sum() + len(l0) - 30
+    assert "5 labels of escalated items not used: the human-labelled items were chosen by the judge" in res.loc["l0", "note"]
+    assert f"{len(l0) - 35} labels outside the random slice not used" in res.loc["l0", "note"]
+    assert res.loc["l1", "note"] == expect.set_index("language").loc["l1", "note"]  # unknown only: as before
+    with pytest.raises(ValueError, match=r"labelled: row 1, column 'drawn_by': expected one of random, escalated or null"):
+        ppi_by_provenance(lab.assign(drawn_by="judge"), unl, by=["metric", "language"])
+
+
+def test_unknown_provenance_keeps_the_selection_check():
+    """Labels of unknown provenance on the items the judge scores highest: used, and flagged as chosen."""
+    rng = np.random.default_rng(12)
+    y, f = judged(rng, 2000)
+    order = np.argsort(-f, kind="stable")
+    lab = pd.DataFrame({"y": y[order[:200]], "f": f[order[:200]], "drawn_by": None})
+    unl = pd.DataFrame({"f": f[order[200:]]})
+    cells = ppi_by_provenance(lab, unl).cells
+    assert cells["n_labelled"].iloc[0] == 200 and "were the labelled items really drawn at random" in cells["note"].iloc[0]
 
 
 def test_stratified_needs_a_weight_for_every_stratum():

@@ -302,3 +302,48 @@ def test_system_agreement_section_equals_system_agreement(demo_report, tmp_path)
     humans_only = reports.build_report(ratings[ratings["rater_kind"] == "human"], RUBRIC, tmp_path / "h", items, imp,
                                        reports.ReportConfig(n_boot=5))
     assert "no judge ratings" in json.loads(humans_only["json"].read_text())["system"]["note"]
+
+
+def test_study_report_ppi_uses_the_random_slice_and_refuses_escalated_labels(tmp_path):
+    """A study whose humans rated its random slice (`kasauti push --random`), the judge's 40 top-scored items
+    (unknown provenance) and 10 escalated items: PPI uses only the slice's labels, the others count as
+    judge-only items, and the cell's note says why; the escalation threshold calibrates on the slice alone."""
+    import studytables
+    from annotator.slices import draw_random
+
+    rng = np.random.default_rng(21)
+    n = 300
+    sample = pd.DataFrame({"item_id": [f"i{k:03d}" for k in range(n)], "language": "bn", "task": "qa",
+                           "length_bin": rng.integers(1, 6, n), "stratum": "bn/qa", "prompt": "p", "response": "r"})
+    sample.to_parquet(tmp_path / "sample.parquet")
+    y = rng.choice(3, n, p=[0.2, 0.3, 0.5])
+    f = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+    conf = rng.uniform(0.34, 1.0, n)
+    probs = [json.dumps({str(v): c if v == s else (1 - c) / 2 for v in range(3)}) for s, c in zip(f, conf)]
+    pd.DataFrame({"judge": "j1", "model": "m", "prompt_hash": "abc", "item_id": sample["item_id"], "metric": "task_quality",
+                  "score": f, "human_score": f, "probs": probs, "status": "ok", "repeat": 0}).to_parquet(tmp_path / "judgments.parquet")
+    drawn = draw_random(sample, 60, seed=4)
+    studytables.write(studytables.SLICES, drawn, tmp_path / "slices.parquet")
+    rest = sample.loc[~sample["item_id"].isin(drawn["item_id"]), "item_id"].to_numpy()
+    top = rest[np.argsort(-f[~sample["item_id"].isin(drawn["item_id"]).to_numpy()], kind="stable")]
+    chosen, escalated = top[:40], top[40:50]
+    rated = np.concatenate([drawn["item_id"].to_numpy(), chosen, escalated])
+    truth = dict(zip(sample["item_id"], y.astype(float)))
+    ratings = pd.DataFrame({"item_id": rated, "metric": "task_quality", "rater": "h1", "rater_kind": "human",
+                            "score": [truth[i] for i in rated], "status": "submitted"})
+    ratings.to_parquet(tmp_path / "ratings.parquet")
+    ratings[ratings["item_id"].isin(escalated)].to_parquet(tmp_path / "ratings_escalated.parquet")
+
+    paths, _ = reports.report_study(tmp_path, RUBRIC, reports.ReportConfig(n_boot=N_BOOT))
+    doc = json.loads(paths["json"].read_text())
+    got = next(r for r in doc["decisions"]["ppi"] if r["target"] == "mean score" and r["metric"] == "task_quality")
+    scores = sample.assign(judge="j1", metric="task_quality", f=f.astype(float),
+                           y=[truth[i] if i in set(drawn["item_id"]) else np.nan for i in sample["item_id"]])
+    expect = ppi_means(scores[scores["y"].notna()], scores[scores["y"].isna()], by=["judge", "metric", "language"]).cells.iloc[0]
+    assert got["n_labelled"] == 60 and got["n_unlabelled"] == n - 60
+    for col in ("estimate", "ci_low", "ci_high", "classical", "n_effective"):
+        assert got[col] == pytest.approx(expect[col], rel=1e-9)
+    assert "10 labels of escalated items not used: the human-labelled items were chosen by the judge" in got["note"]
+    assert "40 labels outside the random slice not used" in got["note"]
+    esc = doc["decisions"]["escalation"][0]  # the threshold calibrates on the slice's labels alone, too
+    assert (esc["metric"], esc["n_calibration"], esc["n_left_out"]) == ("task_quality", 60, 50)
