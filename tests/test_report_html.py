@@ -123,13 +123,14 @@ def test_no_text_from_the_data_is_markup(pages):
     outside_scripts = re.sub(r"<script\b.*?</script>", "", html, flags=re.S)
     assert not re.findall(r"&(?!(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);)", outside_scripts), "a bare '&' in the page"
     text = "".join(page.text) + " ".join(v or "" for _, attrs in page.tags for v in attrs.values())
-    as_text = {"title": "report", "rubric set name and version": "set", "metric title": "Quality", "language": "lang",
+    as_text = {"title": "report", "rubric set name": "set", "rubric set version": "v1", "metric title": "Quality", "language": "lang",
                "judge": "judge", "source model": "model 0", "item id (an import example)": "item 0",
                "unused column": "column", "pairwise criterion": "overall", "file path": "ratings"}
     missing = [what for what, prefix in as_text.items() if f"{prefix} {PAYLOAD}" not in text]
     assert not missing, f"not on the page as text: {missing}"
-    in_json = json.dumps(f"task {PAYLOAD}")[1:-1].replace("<", "\\u003c").replace(">", "\\u003e").replace("/", "\\u002f")
-    assert in_json in "".join(page.scripts)  # the task and the level labels are only in the charts
+    scripts = "".join(page.scripts)
+    for only_in_charts in (f"task {PAYLOAD}", f"level 0 {PAYLOAD}"):
+        assert json.dumps(only_in_charts)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e").replace("/", "\\u002f") in scripts
     assert [h.replace(PAYLOAD, PLAIN) for h in page.headings] == plain.headings
     assert [t for t, _ in page.tags] == [t for t, _ in plain.tags]
     assert len(page.scripts) == len(plain.scripts) == doc["meta"]["n_charts"] + 2  # plotly.js (two) and one per chart
