@@ -13,6 +13,7 @@ import pytest
 
 from reports import ImportReport, ReportConfig, build_report
 from rubrics import RubricSet
+from tests.test_report_cli import open_in_chromium
 
 PAYLOAD = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>&"
 PLAIN = "plain"
@@ -137,6 +138,17 @@ def test_no_text_from_the_data_is_markup(pages):
     assert len(page.tables) == len(plain.tables) > 20
     for (_, head, rows), (_, plain_head, plain_rows) in zip(page.tables, plain.tables):
         assert head.replace(PAYLOAD, PLAIN) == plain_head and [len(r) for r in rows] == [len(r) for r in plain_rows]
+
+
+def test_the_page_with_markup_in_every_name_renders_in_chromium(pages, tmp_path):
+    """In headless chromium the page asks for nothing but itself (an injected <img src=x> would ask for x), raises no
+    error and renders every chart."""
+    html, doc = pages[PAYLOAD]
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    result = open_in_chromium(page, tmp_path / "report.png")
+    assert result["requested"] == [page.as_uri()] and result["consoleErrors"] == [] and result["pageErrors"] == []
+    assert result["charts"] == result["rendered"] == doc["meta"]["n_charts"]
 
 
 def same_number(text: str, value) -> bool:
