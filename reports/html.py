@@ -2,7 +2,8 @@
 
 The page is rendered from the Jinja2 templates in ``reports/templates/`` with autoescape on, so every
 text from the data (rubric set, metric, level, language, task, judge and model names, notes, paths)
-is escaped there; the one insertion taken as is is plotly's own chart HTML (:meth:`_Charts.add`).
+is escaped there. Taken as is: plotly's own chart HTML (:meth:`_Charts.add`) and the verdict rule's
+wording (code, with the config's numbers).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), a
 _ENV.filters.update(fmt=fmt, value=_value)
 _ENV.tests["missing"] = _missing
 _ENV.globals.update(zip=zip, columns_of=lambda records: list(dict.fromkeys(k for r in records for k in r)),
-                    # the cells' texts in one call: a Jinja call per cell doubled the page's rendering at Updesh scale
+                    # all cells' texts in one call: a Jinja call per cell was the slowest part of the page at Updesh scale
                     texts_of=lambda records, cols, digits: [[_value(r.get(c), digits) for c in cols] for r in records],
                     VERDICT_COLOURS=VERDICT_COLOURS, GLOSSARY=GLOSSARY, CAL_STATS=CAL_STATS)
 
@@ -89,7 +90,7 @@ class _Charts:
         div = pio.to_html(fig, full_html=False, include_plotlyjs=self.count == 0,
                           config={"displaylogo": False, "responsive": True}, div_id=f"chart-{self.count}")
         self.count += 1
-        # plotly's own generated HTML, the one markup trusted as is: its JSON escapes <, > and / in every string
+        # plotly's own generated HTML, trusted as is: its JSON escapes <, > and / in every string from the data
         return {"html": Markup(div), "caption": caption}
 
 
@@ -292,8 +293,8 @@ def _length(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) ->
 
 
 def _calibration(charts: _Charts, jc: _JudgeCells, cc: _JudgeCells, metrics: list[str], meta: dict, info: list[dict]) -> dict:
-    """The chart of Gwet's AC before and after calibration and the rows of the before / after table (None without a
-    calibrated judge); ``info``: the fitted maps or why there is none."""
+    """The chart of Gwet's AC before and after calibration (None without a calibrated judge), the rows of the
+    before / after table, and ``info``: the fitted maps or why there is none."""
     if cc.empty:
         return {"chart": None, "info": info}
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
