@@ -5,8 +5,11 @@ from __future__ import annotations
 import ast
 import importlib.metadata as md
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,3 +110,19 @@ def test_ci_runs_the_readmes_two_commands_in_a_new_virtualenv():
         assert block, f"README.md lost its '## {heading}' bash block, which .ci/run runs"
         assert f'"{heading}"' in ci
     assert "python3 -m venv" in ci and '. "$venv/bin/activate"' in ci
+
+
+def test_the_wheel_ships_every_data_file_of_the_packages(tmp_path):
+    """A wheel built from this checkout holds every non-Python file of the packages: the report's and the
+    rubrics' templates, the rubric sets, the study template and the demo data (package-data in pyproject.toml)."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "node_modules", "build", "dist", "*.egg-info", "__pycache__",
+                                                             ".pytest_cache", "*.study", "kasauti-demo", "_data"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    shipped = set(zipfile.ZipFile(next((tmp_path / "dist").glob("kasauti-*.whl"))).namelist())
+    data = {str(p.relative_to(src)) for package in PACKAGES for p in (src / package).rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc")}
+    assert "reports/templates/report.html.j2" in data and "rubrics/sets/pariksha.yaml" in data
+    assert not sorted(data - shipped), f"not in the wheel (add to [tool.setuptools.package-data]): {sorted(data - shipped)}"

@@ -81,22 +81,28 @@ def _browser_ready() -> str | None:
     return None
 
 
-def test_report_renders_offline_in_headless_chromium(tmp_path):
+def open_in_chromium(page: Path, shot: Path) -> dict:
+    """What tests/browser/report_screenshot.js saw opening ``page`` (skipped without the browser, failed then
+    under KASAUTI_REQUIRE_BROWSER)."""
     missing = _browser_ready()
     if missing:
         if os.environ.get("KASAUTI_REQUIRE_BROWSER"):
             pytest.fail(missing)
         pytest.skip(missing)
+    res = subprocess.run(["node", str(BROWSER_DIR / "report_screenshot.js"), str(page), str(shot)],
+                         capture_output=True, text=True, timeout=300, cwd=BROWSER_DIR)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_report_renders_offline_in_headless_chromium(tmp_path):
     paths, _ = reports.report_pariksha(DEMO, tmp_path, rubrics.load_rubric_set("pariksha"), reports.ReportConfig(n_boot=100))
     expected = json.loads(paths["json"].read_text())["meta"]["n_charts"]
     html = paths["html"].read_text()
     assert "<script src" not in html and "<link" not in html  # nothing external is loaded
     assert html.count("window.PlotlyConfig") == 1  # plotly.js embedded once, not per chart
     shot = tmp_path / "report.png"
-    res = subprocess.run(["node", str(BROWSER_DIR / "report_screenshot.js"), str(paths["html"]), str(shot)],
-                         capture_output=True, text=True, timeout=180, cwd=BROWSER_DIR)
-    assert res.returncode == 0, res.stderr
-    result = json.loads(res.stdout.strip().splitlines()[-1])
+    result = open_in_chromium(paths["html"], shot)
     assert result["consoleErrors"] == [] and result["pageErrors"] == []
     assert result["blocked"] == [], "the report tried to reach the network"
     assert all(u.startswith("file://") for u in result["requested"])

@@ -23,14 +23,13 @@ from reports.pairwise.pariksha import from_pariksha_pairwise
 from reports.pairwise.report import pairwise_report
 from reports.ppi import ppi_means
 from tests.test_pariksha_pairwise import release
-from tests.test_report_cli import _browser_ready
+from tests.test_report_cli import open_in_chromium
 
 # pandas' deprecations (Pandas4Warning: errors in pandas 4) and FutureWarnings fail these tests
 pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning", "error::FutureWarning")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "kasauti" / "demo_data" / "pariksha"
-BROWSER_DIR = ROOT / "tests" / "browser"
 RUBRIC = rubrics.load_rubric_set("pariksha")
 N_BOOT = 20
 
@@ -194,16 +193,8 @@ def test_escalation_thresholds_and_a_panel_with_two_judges_with_probabilities(tm
 
 def test_report_with_pairwise_renders_in_headless_chromium(cli_report):
     """Every chart, the rank chart included, renders offline (tests/browser, `npm ci` once)."""
-    missing = _browser_ready()
-    if missing:
-        if os.environ.get("KASAUTI_REQUIRE_BROWSER"):
-            pytest.fail(missing)
-        pytest.skip(missing)
     expected = json.loads((cli_report / "report.json").read_text())["meta"]["n_charts"]
-    res = subprocess.run(["node", str(BROWSER_DIR / "report_screenshot.js"), str(cli_report / "report.html"),
-                          str(cli_report / "shot.png")], capture_output=True, text=True, timeout=300, cwd=BROWSER_DIR)
-    assert res.returncode == 0, res.stderr
-    result = json.loads(res.stdout.strip().splitlines()[-1])
+    result = open_in_chromium(cli_report / "report.html", cli_report / "shot.png")
     assert result["consoleErrors"] == [] and result["pageErrors"] == [] and result["blocked"] == []
     assert result["charts"] == expected and result["rendered"] == expected
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 
 import numpy as np
 import pandas as pd
@@ -146,7 +147,7 @@ def test_consensus_from_one_human_is_counted_and_can_be_required(tmp_path):
     df = pd.DataFrame(rows, columns=["item_id", "rater", "rater_kind", "score"]).assign(metric="task_quality", language="ta", task="qa")
     rs = rubrics.load_rubric_set("pariksha")
     paths = build_report(df, rs, tmp_path / "a", config=ReportConfig(n_boot=0))
-    assert "Task quality n=100 (60 with a single human's rating as the consensus)" in paths["html"].read_text()
+    assert "Task quality n=100 (60 with a single human's rating as the consensus)" in unescape(paths["html"].read_text())
     default = cell(paths, "hj_exact")
     assert default["n_items"] == 100 and "40 of 100 items have a consensus of >= 2 humans; on 60 it is one human's rating" in default["note"]
     strict = cell(build_report(df, rs, tmp_path / "b", config=ReportConfig(n_boot=0, consensus_min_humans=2)), "hj_exact")
