@@ -4,9 +4,10 @@ Input ``pairs``: one row per (item, human rating) with the judge's score on that
 (``item_id``, ``judge``, ``human``) and the grouping columns; an item may have several rows
 (several humans, or several metrics on one scale). Bias in a group = mean(judge - human) over
 its rows. Confidence intervals are percentile intervals of an item-clustered bootstrap: within
-each group, items are drawn with replacement (a multinomial count per item, all rows of a drawn
-item come along), so replicating an item's rows never narrows an interval. One resample set
-serves every figure, so differences (trend slope, self-preference) get joint intervals.
+each group, items are drawn with replacement (all rows of a drawn item come along), so replicating
+an item's rows never narrows an interval. Items with the same sums are exchangeable, so the draw is
+a multinomial count per distinct item (the same distribution as a count per item, far fewer draws).
+One resample set serves every figure, so differences (trend slope, self-preference) get joint intervals.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def _boot_means(pairs: pd.DataFrame, group: str, groups: Sequence, n_boot: int, 
         sums = np.c_[s[:, 0], s[:, 1], s[:, 0] - s[:, 1]]
         point[g] = sums.sum(0) / s[:, 2].sum()
         if len(s) >= 2:
-            w = rng.multinomial(len(s), np.full(len(s), 1 / len(s)), size=n_boot).astype(float)
-            draws[:, g] = (w @ sums) / (w @ s[:, 2])[:, None]
+            # items with the same row are exchangeable: drawing I items is drawing counts of the distinct rows
+            rows, freq = np.unique(s, axis=0, return_counts=True)
+            w = rng.multinomial(len(s), freq / len(s), size=n_boot).astype(float)
+            draws[:, g] = (w @ np.c_[rows[:, :2], rows[:, 0] - rows[:, 1]]) / (w @ rows[:, 2])[:, None]
     return point, draws
 
 
