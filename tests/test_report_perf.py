@@ -162,3 +162,17 @@ def test_report_with_many_metrics_builds(tmp_path):
     df = pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"])
     page = build_report(df, rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
     assert "metric 24" in page
+
+
+def test_summed_parts_are_contiguous_blocks_with_the_resamples_innermost():
+    """_sums lays each part out as one block with the resamples (rows of weights) innermost, so the statistics'
+    elementwise work over a part reads contiguous memory (not a strided slice of a wide product); values unchanged."""
+    from reports.agreement import _sums
+
+    rng = np.random.default_rng(0)
+    parts = {"coinc": rng.random((7, 3, 3)), "n": rng.random(7), "pi": rng.random((7, 3))}
+    weights = rng.integers(0, 5, (50, 7)).astype(float)
+    out = _sums(parts, weights)
+    for name, arr in parts.items():
+        np.testing.assert_allclose(out[name], np.tensordot(weights, arr, 1), rtol=1e-13)
+        assert np.moveaxis(out[name], 0, -1).flags.c_contiguous, name
