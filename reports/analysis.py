@@ -65,43 +65,57 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
             consensus_min_humans: int = 1) -> tuple[list[dict], list[dict]]:
     """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras.
 
-    BLAS runs on one thread here: its products are small, and extra threads only wait for cores.
+    Each metric x judge resamples from its own random stream (``seed``, metric, judge), so its
+    intervals do not depend on the other metrics and judges in the table, and the metrics are
+    analysed in parallel, one thread per CPU core (numpy releases the GIL in its loops). BLAS runs
+    on one thread: its products are small, and extra threads only wait for cores.
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"):
-        return _analyse(ratings, specs, n_boot, seed, min_items, consensus_min_humans)
-
-
-def _analyse(ratings: pd.DataFrame, specs: dict, n_boot: int, seed: int, min_items: int,
-             consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
-    rng = np.random.default_rng(seed)
-    rows_out, extras_out = [], []
     by_metric = dict(tuple(ratings.groupby("metric", sort=False)))
-    for metric in [m for m in specs if m in by_metric]:
-        scale = scale_of(specs[metric])
-        sub = by_metric[metric]
-        items, counts, idx, cat = _item_arrays(sub, scale)
-        judge_rows = (sub["rater_kind"] == "judge").to_numpy()
-        rater_code, rater_names = pd.factorize(sub["rater"])
-        judges = sorted(sub.loc[judge_rows, "rater"].unique()) or [None]
-        facet_levels = {"overall": [("all", np.ones(len(items), bool))]}
-        for facet in FACETS[1:]:
-            codes, names = pd.factorize(items[facet], sort=True)
-            facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
-        cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
-        for judge in judges:
-            j = np.full(len(items), -1)
-            if judge is not None:
-                sel = judge_rows & (rater_code == rater_names.get_loc(judge))
-                j[idx[sel]] = cat[sel]
-            results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
-            for (facet, level, _), (stats, extras) in zip(cells, results):
-                key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
-                       "facet": facet, "level": str(level)}
-                extras_out.append({**key, **extras})
-                for stat, e in stats.items():
-                    rows_out.append({**key, "statistic": stat, **e})
+    metrics = [m for m in specs if m in by_metric]
+
+    def one(metric: str) -> tuple[list[dict], list[dict]]:
+        return _analyse_metric(metric, by_metric[metric], scale_of(specs[metric]), n_boot, seed, min_items,
+                               consensus_min_humans)
+
+    rows_out, extras_out = [], []
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        for rows, extras in pool.map(one, metrics):
+            rows_out += rows
+            extras_out += extras
+    return rows_out, extras_out
+
+
+def _analyse_metric(metric: str, sub: pd.DataFrame, scale: Scale, n_boot: int, seed: int, min_items: int,
+                    consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
+    """:func:`analyse` for one metric's rating rows."""
+    rows_out, extras_out = [], []
+    items, counts, idx, cat = _item_arrays(sub, scale)
+    judge_rows = (sub["rater_kind"] == "judge").to_numpy()
+    rater_code, rater_names = pd.factorize(sub["rater"])
+    judges = sorted(sub.loc[judge_rows, "rater"].unique()) or [None]
+    facet_levels = {"overall": [("all", np.ones(len(items), bool))]}
+    for facet in FACETS[1:]:
+        codes, names = pd.factorize(items[facet], sort=True)
+        facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
+    cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
+    for judge in judges:
+        j = np.full(len(items), -1)
+        if judge is not None:
+            sel = judge_rows & (rater_code == rater_names.get_loc(judge))
+            j[idx[sel]] = cat[sel]
+        rng = np.random.default_rng([seed, *f"{metric}\0{judge or ''}".encode()])
+        results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
+        for (facet, level, _), (stats, extras) in zip(cells, results):
+            key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
+                   "facet": facet, "level": str(level)}
+            extras_out.append({**key, **extras})
+            for stat, e in stats.items():
+                rows_out.append({**key, "statistic": stat, **e})
     return rows_out, extras_out
 
 
