@@ -129,26 +129,26 @@ def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list
     if not sel.any():
         return []
     keys = ["metric", "judge", "facet", "level"]
-    stat = {name: g.set_index(keys) for name, g in cells[sel].groupby("statistic")}
-    kappa = pd.concat([stat[s] for s in ("hj_kappa", "hj_kappa_quadratic") if s in stat])
-    kappa = kappa[~kappa.index.duplicated(keep="last")]  # quadratic where there is one
+    stat = {name: {tuple(r[k] for k in keys): r for r in g.to_dict("records")}  # statistic -> cell key -> row
+            for name, g in cells[sel].groupby("statistic")}
+    kappa = {**stat.get("hj_kappa", {}), **stat.get("hj_kappa_quadratic", {})}  # quadratic where there is one
     dist = {tuple(e[k] for k in keys): e for e in extras if e["facet"] in ("overall", "language")}
-    d = cells[sel & (cells["statistic"] == "delta_alpha")]
+    delta = stat.get("delta_alpha", {})
     out = []
-    for (metric, judge, facet, level), raw in d[~d["calibrated"]].groupby(keys, sort=False):
-        r = raw.iloc[0]
-        cal = d[(d["judge"] == judge + CALIBRATED_SUFFIX) & (d["metric"] == metric) & (d["facet"] == facet) & (d["level"] == level)]
-        c = cal.iloc[0] if len(cal) else None
+    for (metric, judge, facet, level), r in delta.items():
+        if r["calibrated"]:
+            continue
+        c = delta.get((metric, judge + CALIBRATED_SUFFIX, facet, level))
 
         def passes(e) -> bool:
             if e is None or _num(e["value"]) is None:
                 return False
-            k = kappa.loc[(metric, e["judge"], facet, level)]
+            k = kappa[(metric, e["judge"], facet, level)]
             return e["value"] >= cfg.verdict_tolerance and _bound(e, "ci_high") >= 0 and (_bound(k, "ci_low") or 0) > 0
 
         key = (metric, judge, facet, level)
-        human_alpha = _num(stat["hh_alpha_judged"].loc[key, "value"])
-        human_ac = _num(stat["hh_ac_judged"].loc[key, "value"])
+        human_alpha = _num(stat["hh_alpha_judged"][key]["value"])
+        human_ac = _num(stat["hh_ac_judged"][key]["value"])
         basis = "Delta-alpha (Krippendorff's alpha, judge replacing a human vs humans) and Cohen's kappa against the human consensus"
         prevalence = None
         if r["n_items"] < cfg.verdict_min_items or _num(r["value"]) is None:
