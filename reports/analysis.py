@@ -83,7 +83,8 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
                                consensus_min_humans)
 
     rows_out, extras_out = [], []
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # (not on macOS)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(cores) as pool:
         for rows, extras in pool.map(one, metrics):
             rows_out += rows
             extras_out += extras
