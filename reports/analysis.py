@@ -75,7 +75,8 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
 
     from threadpoolctl import threadpool_limits
 
-    by_metric = dict(tuple(ratings.groupby("metric", sort=False)))
+    used = ["item_id", "rater", "rater_kind", "score", *FACETS[1:]]  # only these columns are split by metric
+    by_metric = dict(tuple(ratings[["metric", *used]].groupby("metric", sort=False)))
     metrics = [m for m in specs if m in by_metric]
 
     def one(metric: str) -> tuple[list[dict], list[dict]]:
