@@ -103,6 +103,17 @@ def make_ratings(items: int, metrics: int, judges: int, humans: int, human_items
     return pd.concat(frames, ignore_index=True)
 
 
+def n_levels(shape: dict) -> int:
+    """Facet levels per metric x judge: overall, each language, task and length bin."""
+    return 1 + shape["languages"] + shape["tasks"] + 5
+
+
+def n_cells(shape: dict) -> int:
+    """Cells analysed: metric x judge x facet level, the judges being the raw ones, their panel (when two or more
+    judges score the same items, as here) and each one calibrated."""
+    return shape["metrics"] * 2 * (shape["judges"] + (shape["judges"] >= 2)) * n_levels(shape)
+
+
 def run_once(ratings: Path, rubric_path: Path, out: Path, n_boot: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
@@ -129,9 +140,8 @@ def bench(name: str, shape: dict, runs: int, cli: bool, tmp: Path) -> dict:
     path, rubric_path = tmp / f"{name}.parquet", tmp / f"{name}.yaml"
     ratings.to_parquet(path, index=False)
     rubric_path.write_text(yaml.safe_dump(rubric(shape["metrics"])), encoding="utf-8")
-    levels = 1 + shape["languages"] + shape["tasks"] + 5
     print(f"\n[{name}] {len(ratings):,} ratings, {shape['items']:,} items, {shape['metrics']} metrics, {shape['judges']} judges "
-          f"(+ as many calibrated), {levels} facet levels: {shape['metrics'] * 2 * shape['judges'] * levels:,} cells; "
+          f"(+ their panel, + as many calibrated), {n_levels(shape)} facet levels: {n_cells(shape):,} cells; "
           f"n_boot {shape['n_boot']}; load average before {os.getloadavg()[0]:.2f}")
     results = [run_once(path, rubric_path, tmp / f"{name}-out", shape["n_boot"]) for _ in range(runs)]
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
@@ -158,7 +168,7 @@ def main() -> None:
             rows = []
             for metrics in args.sweep_metrics:
                 med = bench(f"updesh-{metrics}-metrics", {**SHAPES["updesh"], "metrics": metrics}, args.runs, False, Path(tmp))
-                rows.append((metrics * 2 * SHAPES["updesh"]["judges"] * 35, med["total (process)"], med["statistics"]))
+                rows.append((n_cells({**SHAPES["updesh"], "metrics": metrics}), med["total (process)"], med["statistics"]))
             print("\ncells, total s, statistics s, statistics ms per cell:")
             for cells, total, stat in rows:
                 print(f"  {cells:6,}  {total:6.2f}  {stat:6.2f}  {1000 * stat / cells:.2f}")

@@ -142,13 +142,17 @@ class PatternFeatures:
 
 
 def _sums(parts: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Weighted sums over patterns: weights (N, P) -> each part with a leading N axis (one matmul)."""
+    """Weighted sums over patterns: weights (N, P) -> each part with a leading N axis (one matmul).
+
+    The product is laid out part by part with N innermost, so each part is one contiguous block
+    and the statistics' elementwise work on it runs over contiguous memory.
+    """
     flat = np.hstack([arr.reshape(arr.shape[0], -1) for arr in parts.values()])
-    total = weights @ flat
+    total = flat.T @ weights.T
     out, start = {}, 0
     for name, arr in parts.items():
         size = int(np.prod(arr.shape[1:], dtype=int))
-        out[name] = total[:, start:start + size].reshape((weights.shape[0],) + arr.shape[1:])
+        out[name] = total[start:start + size].T.reshape((weights.shape[0],) + arr.shape[1:])
         start += size
     return out
 

@@ -65,43 +65,59 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
             consensus_min_humans: int = 1) -> tuple[list[dict], list[dict]]:
     """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras.
 
-    BLAS runs on one thread here: its products are small, and extra threads only wait for cores.
+    Each metric x judge resamples from its own random stream (``seed``, metric, judge), so its
+    intervals do not depend on the other metrics and judges in the table, and the metrics are
+    analysed in parallel, one thread per CPU core (numpy releases the GIL in its loops). BLAS runs
+    on one thread: its products are small, and extra threads only wait for cores.
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"):
-        return _analyse(ratings, specs, n_boot, seed, min_items, consensus_min_humans)
+    used = ["item_id", "rater", "rater_kind", "score", *FACETS[1:]]  # only these columns are split by metric
+    by_metric = dict(tuple(ratings[["metric", *used]].groupby("metric", sort=False)))
+    metrics = [m for m in specs if m in by_metric]
 
+    def one(metric: str) -> tuple[list[dict], list[dict]]:
+        return _analyse_metric(metric, by_metric[metric], scale_of(specs[metric]), n_boot, seed, min_items,
+                               consensus_min_humans)
 
-def _analyse(ratings: pd.DataFrame, specs: dict, n_boot: int, seed: int, min_items: int,
-             consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
-    rng = np.random.default_rng(seed)
     rows_out, extras_out = [], []
-    by_metric = dict(tuple(ratings.groupby("metric", sort=False)))
-    for metric in [m for m in specs if m in by_metric]:
-        scale = scale_of(specs[metric])
-        sub = by_metric[metric]
-        items, counts, idx, cat = _item_arrays(sub, scale)
-        judge_rows = (sub["rater_kind"] == "judge").to_numpy()
-        rater_code, rater_names = pd.factorize(sub["rater"])
-        judges = sorted(sub.loc[judge_rows, "rater"].unique()) or [None]
-        facet_levels = {"overall": [("all", np.ones(len(items), bool))]}
-        for facet in FACETS[1:]:
-            codes, names = pd.factorize(items[facet], sort=True)
-            facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
-        cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
-        for judge in judges:
-            j = np.full(len(items), -1)
-            if judge is not None:
-                sel = judge_rows & (rater_code == rater_names.get_loc(judge))
-                j[idx[sel]] = cat[sel]
-            results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
-            for (facet, level, _), (stats, extras) in zip(cells, results):
-                key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
-                       "facet": facet, "level": str(level)}
-                extras_out.append({**key, **extras})
-                for stat, e in stats.items():
-                    rows_out.append({**key, "statistic": stat, **e})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # (not on macOS)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(cores) as pool:
+        for rows, extras in pool.map(one, metrics):
+            rows_out += rows
+            extras_out += extras
+    return rows_out, extras_out
+
+
+def _analyse_metric(metric: str, sub: pd.DataFrame, scale: Scale, n_boot: int, seed: int, min_items: int,
+                    consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
+    """:func:`analyse` for one metric's rating rows."""
+    rows_out, extras_out = [], []
+    items, counts, idx, cat = _item_arrays(sub, scale)
+    judge_rows = (sub["rater_kind"] == "judge").to_numpy()
+    rater_code, rater_names = pd.factorize(sub["rater"])
+    judges = sorted(sub.loc[judge_rows, "rater"].unique()) or [None]
+    facet_levels = {"overall": [("all", np.ones(len(items), bool))]}
+    for facet in FACETS[1:]:
+        codes, names = pd.factorize(items[facet], sort=True)
+        facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
+    cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
+    for judge in judges:
+        j = np.full(len(items), -1)
+        if judge is not None:
+            sel = judge_rows & (rater_code == rater_names.get_loc(judge))
+            j[idx[sel]] = cat[sel]
+        rng = np.random.default_rng([seed, *f"{metric}\0{judge or ''}".encode()])
+        results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
+        for (facet, level, _), (stats, extras) in zip(cells, results):
+            key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
+                   "facet": facet, "level": str(level)}
+            extras_out.append({**key, **extras})
+            for stat, e in stats.items():
+                rows_out.append({**key, "statistic": stat, **e})
     return rows_out, extras_out
 
 
@@ -115,26 +131,26 @@ def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list
     if not sel.any():
         return []
     keys = ["metric", "judge", "facet", "level"]
-    stat = {name: g.set_index(keys) for name, g in cells[sel].groupby("statistic")}
-    kappa = pd.concat([stat[s] for s in ("hj_kappa", "hj_kappa_quadratic") if s in stat])
-    kappa = kappa[~kappa.index.duplicated(keep="last")]  # quadratic where there is one
+    stat = {name: {tuple(r[k] for k in keys): r for r in g.to_dict("records")}  # statistic -> cell key -> row
+            for name, g in cells[sel].groupby("statistic")}
+    kappa = {**stat.get("hj_kappa", {}), **stat.get("hj_kappa_quadratic", {})}  # quadratic where there is one
     dist = {tuple(e[k] for k in keys): e for e in extras if e["facet"] in ("overall", "language")}
-    d = cells[sel & (cells["statistic"] == "delta_alpha")]
+    delta = stat.get("delta_alpha", {})
     out = []
-    for (metric, judge, facet, level), raw in d[~d["calibrated"]].groupby(keys, sort=False):
-        r = raw.iloc[0]
-        cal = d[(d["judge"] == judge + CALIBRATED_SUFFIX) & (d["metric"] == metric) & (d["facet"] == facet) & (d["level"] == level)]
-        c = cal.iloc[0] if len(cal) else None
+    for (metric, judge, facet, level), r in delta.items():
+        if r["calibrated"]:
+            continue
+        c = delta.get((metric, judge + CALIBRATED_SUFFIX, facet, level))
 
         def passes(e) -> bool:
             if e is None or _num(e["value"]) is None:
                 return False
-            k = kappa.loc[(metric, e["judge"], facet, level)]
+            k = kappa[(metric, e["judge"], facet, level)]
             return e["value"] >= cfg.verdict_tolerance and _bound(e, "ci_high") >= 0 and (_bound(k, "ci_low") or 0) > 0
 
         key = (metric, judge, facet, level)
-        human_alpha = _num(stat["hh_alpha_judged"].loc[key, "value"])
-        human_ac = _num(stat["hh_ac_judged"].loc[key, "value"])
+        human_alpha = _num(stat["hh_alpha_judged"][key]["value"])
+        human_ac = _num(stat["hh_ac_judged"][key]["value"])
         basis = "Delta-alpha (Krippendorff's alpha, judge replacing a human vs humans) and Cohen's kappa against the human consensus"
         prevalence = None
         if r["n_items"] < cfg.verdict_min_items or _num(r["value"]) is None:

@@ -4,9 +4,10 @@ Input ``pairs``: one row per (item, human rating) with the judge's score on that
 (``item_id``, ``judge``, ``human``) and the grouping columns; an item may have several rows
 (several humans, or several metrics on one scale). Bias in a group = mean(judge - human) over
 its rows. Confidence intervals are percentile intervals of an item-clustered bootstrap: within
-each group, items are drawn with replacement (a multinomial count per item, all rows of a drawn
-item come along), so replicating an item's rows never narrows an interval. One resample set
-serves every figure, so differences (trend slope, self-preference) get joint intervals.
+each group, items are drawn with replacement (all rows of a drawn item come along), so replicating
+an item's rows never narrows an interval. Items with the same sums are exchangeable, so the draw is
+a multinomial count per distinct item (the same distribution as a count per item, far fewer draws).
+One resample set serves every figure, so differences (trend slope, self-preference) get joint intervals.
 """
 
 from __future__ import annotations
@@ -20,37 +21,63 @@ FIGURES = ("judge_mean", "human_mean", "bias")
 
 
 def _boot_means(pairs: pd.DataFrame, group: str, groups: Sequence, n_boot: int, seed: int):
-    """Point (G, 3) and bootstrap (B, G, 3) means of judge, human and judge - human per group."""
+    """Point (G, 3) and bootstrap (B, G, 3) means of judge, human and judge - human per group, and the
+    items and rows per group (G, 2)."""
     missing = [c for c in ("item_id", "judge", "human", group) if c not in pairs.columns]
     if missing:
         raise ValueError(f"pairs: missing column(s) {missing}; expected item_id, judge, human and {group!r}")
+    scores = {}
     for col in ("judge", "human"):
-        bad = np.flatnonzero(~np.isfinite(pd.to_numeric(pairs[col], errors="coerce").to_numpy(float)))
+        scores[col] = pd.to_numeric(pairs[col], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~np.isfinite(scores[col]))
         if len(bad):
             raise ValueError(f"pairs: row {bad[0] + 1}, column {col!r}: expected a finite score, got {pairs[col].iloc[bad[0]]!r}")
     no_group = np.flatnonzero(pairs[group].isna().to_numpy())
     if len(no_group):
         raise ValueError(f"pairs: row {no_group[0] + 1}, column {group!r}: no group ({len(no_group)} such rows); "
                          "give every row its group (e.g. 'unknown')")
-    split = pairs.groupby(["item_id"], sort=False)[group].nunique()
-    if (split > 1).any():
-        raise ValueError(f"pairs: item {split[split > 1].index[0]!r} lies in more than one {group!r} group; "
+    item, item_ids = pd.factorize(pairs["item_id"])  # codes in order of first appearance
+    code, values = pd.factorize(pairs[group])
+    split = code != _first_per_item(code, item, len(item_ids))[item]
+    if split.any():
+        raise ValueError(f"pairs: item {item_ids[item[split].min()]!r} lies in more than one {group!r} group; "
                          "an item must belong to one group for the item-clustered bootstrap")
     rng = np.random.default_rng(seed)
-    items = pairs.assign(judge=pairs["judge"].astype(float), human=pairs["human"].astype(float), m=1.0)
-    items = items.groupby([group, "item_id"], sort=False)[["judge", "human", "m"]].sum()
+    level = _first_per_item(pd.Index(groups).get_indexer(values)[code], item, len(item_ids))  # -1: not among groups
+    per_item = np.c_[np.bincount(item, scores["judge"]), np.bincount(item, scores["human"]), np.bincount(item).astype(float)]
     point = np.full((len(groups), 3), np.nan)
     draws = np.full((n_boot, len(groups), 3), np.nan)
-    for g, level in enumerate(groups):
-        if level not in items.index.get_level_values(0):
+    counts = np.zeros((len(groups), 2), int)
+    for g in range(len(groups)):
+        s = per_item[level == g]  # (I, 3): sum judge, sum human, rows
+        counts[g] = len(s), s[:, 2].sum()
+        if not len(s):
             continue
-        s = items.loc[level].to_numpy()  # (I, 3): sum judge, sum human, rows
         sums = np.c_[s[:, 0], s[:, 1], s[:, 0] - s[:, 1]]
         point[g] = sums.sum(0) / s[:, 2].sum()
         if len(s) >= 2:
-            w = rng.multinomial(len(s), np.full(len(s), 1 / len(s)), size=n_boot).astype(float)
-            draws[:, g] = (w @ sums) / (w @ s[:, 2])[:, None]
-    return point, draws
+            # items with the same row are exchangeable: drawing I items is drawing counts of the distinct rows
+            rows, freq = _distinct_rows(s)
+            w = rng.multinomial(len(s), freq / len(s), size=n_boot).astype(float)
+            draws[:, g] = (w @ np.c_[rows[:, :2], rows[:, 0] - rows[:, 1]]) / (w @ rows[:, 2])[:, None]
+    return point, draws, counts
+
+
+def _first_per_item(values: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
+    """Each item's value on its first row."""
+    out = np.empty(n_items, np.asarray(values).dtype)
+    out[item[::-1]] = np.asarray(values)[::-1]  # the last assignment to an index wins: the item's first row
+    return out
+
+
+def _distinct_rows(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of s and how often each occurs (hashed one column at a time, no sort of rows)."""
+    key = np.zeros(len(s), np.int64)
+    for col in s.T:
+        code = pd.factorize(col)[0]
+        key = pd.factorize(key * (code.max() + 1) + code)[0]  # stays below the number of rows
+    _, first, freq = np.unique(key, return_index=True, return_counts=True)
+    return s[first], freq
 
 
 def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = False, n_boot: int = 2000,
@@ -67,10 +94,9 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
     if unlisted:
         raise ValueError(f"ordered: group {unlisted[0]!r} of column {group!r} is not among the ordered levels {levels}; "
                          "list every group")
-    point, draws = _boot_means(pairs, group, levels, n_boot, seed)
+    point, draws, counts = _boot_means(pairs, group, levels, n_boot, seed)
     lo, hi = np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)  # NaN for one-item groups
-    counts = pairs.groupby(group)["item_id"].agg(["nunique", "size"]).reindex(levels).fillna(0).astype(int)
-    table = pd.DataFrame({group: levels, "n_items": counts["nunique"].to_numpy(), "n_pairs": counts["size"].to_numpy()})
+    table = pd.DataFrame({group: levels, "n_items": counts[:, 0], "n_pairs": counts[:, 1]})
     for f, name in enumerate(FIGURES):
         table[name], table[f"{name}_ci_low"], table[f"{name}_ci_high"] = point[:, f], lo[:, f], hi[:, f]
     table["significant"] = (table["bias_ci_low"] > 0) | (table["bias_ci_high"] < 0)
@@ -104,15 +130,14 @@ def self_preference(pairs: pd.DataFrame, own: str, n_boot: int = 2000, seed: int
     flags = pairs[own]
     if not flags.isin([True, False]).all():
         raise ValueError(f"pairs: column {own!r} must be True/False (response by the judge's own model family)")
-    point, draws = _boot_means(pairs, own, [True, False], n_boot, seed)
+    point, draws, counts = _boot_means(pairs, own, [True, False], n_boot, seed)
+    n_own, n_other = counts[:, 0]
     if not np.isfinite(draws).all():
-        n_own, n_other = (pairs.loc[flags == v, "item_id"].nunique() for v in (True, False))
         return {"self_preference": None, "note": f"needs at least two items from the judge's family ({n_own}) and "
                                                  f"two from others ({n_other})"}
     gap, gap_draws = point[0] - point[1], draws[:, 0] - draws[:, 1]
     lo, hi = np.percentile(gap_draws, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
-    out = {"n_items_own": int(pairs.loc[flags, "item_id"].nunique()),
-           "n_items_other": int(pairs.loc[~flags.astype(bool), "item_id"].nunique())}
+    out = {"n_items_own": int(n_own), "n_items_other": int(n_other)}
     for f, name in enumerate(["judge_gap", "human_gap", "self_preference"]):
         out[name], out[f"{name}_ci"] = float(gap[f]), [float(lo[f]), float(hi[f])]
     out["significant"] = bool(lo[2] > 0 or hi[2] < 0)

@@ -99,20 +99,21 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
                          "method": None, "note": f"not calibrated: only {len(jr)} items with a judge score and a human rating (need {min_items})"})
             continue
         x = judge_input(jr).to_numpy()
-        y = target.reindex(jr["item_id"]).to_numpy()
-        pred = pd.Series(cross_validated(x, y, levels, monotone, folds, seed), index=jr.index)
+        y = target.to_numpy()[target.index.get_indexer(jr["item_id"])]
+        pred = cross_validated(x, y, levels, monotone, folds, seed)
         method = "isotonic regression" if monotone else "majority human level per judge answer"
         info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(jr), "method": method,
                      "mapping": _mapping(x, y, levels, monotone), "note": "pooled over languages"})
-        for lang, idx in jr.groupby("language").groups.items():
-            if len(idx) < min_items_language:
-                info.append({"judge": judge, "metric": metric, "language": lang, "n_items": len(idx), "method": method,
-                             "note": f"pooled map used: only {len(idx)} items (need {min_items_language} for a per-language fit)"})
+        lang_code, langs = pd.factorize(jr["language"], sort=True)  # positions per language (no index lookups)
+        for c, lang in enumerate(langs):
+            pos = np.flatnonzero(lang_code == c)
+            if len(pos) < min_items_language:
+                info.append({"judge": judge, "metric": metric, "language": lang, "n_items": len(pos), "method": method,
+                             "note": f"pooled map used: only {len(pos)} items (need {min_items_language} for a per-language fit)"})
                 continue
-            pos = jr.index.get_indexer(idx)
             xl, yl = x[pos], y[pos]
-            pred.loc[idx] = cross_validated(xl, yl, levels, monotone, folds, seed)
-            info.append({"judge": judge, "metric": metric, "language": lang, "n_items": len(idx), "method": method,
+            pred[pos] = cross_validated(xl, yl, levels, monotone, folds, seed)
+            info.append({"judge": judge, "metric": metric, "language": lang, "n_items": len(pos), "method": method,
                          "mapping": _mapping(xl, yl, levels, monotone), "note": "fitted on this language"})
         out = jr.copy()
         out["rater"] = judge + CALIBRATED_SUFFIX

@@ -138,3 +138,18 @@ def test_ordered_levels_must_list_every_group():
         bias_by_group(pairs, "length_bin", ordered=[0, 1])
     table, trend = bias_by_group(pairs, "length_bin", ordered=[2, 1, 0], n_boot=200)
     assert table["length_bin"].tolist() == [2, 1, 0] and trend["levels"] == ["2", "1", "0"]
+
+
+def test_a_million_items_are_resampled_through_their_distinct_score_rows():
+    """Identical items are exchangeable, so the bootstrap draws counts of distinct (judge, human) rows, not of items:
+    half a million items per group with 8,000 resamples need no (resamples x items) matrix (32 GB), and the
+    interval still has the width of the item bootstrap's: 2 x 1.96 x sd(judge - human) / sqrt(items per group)."""
+    rng = np.random.default_rng(5)
+    n = 1_000_000
+    pairs = pd.DataFrame({"item_id": np.arange(n), "g": np.arange(n) % 2,
+                          "judge": rng.integers(0, 3, n).astype(float), "human": rng.integers(0, 3, n).astype(float)})
+    table, _ = bias_by_group(pairs, "g", n_boot=8000, seed=1)
+    expected = 2 * 1.96 * np.sqrt(2 * 2 / 3) / np.sqrt(n / 2)  # judge and human independent, uniform on 0..2
+    width = (table["bias_ci_high"] - table["bias_ci_low"]).to_numpy()
+    assert np.all(np.abs(width / expected - 1) < 0.1), width / expected
+    assert np.all((table["bias_ci_low"] < table["bias"]) & (table["bias"] < table["bias_ci_high"]))

@@ -162,3 +162,35 @@ def test_report_with_many_metrics_builds(tmp_path):
     df = pd.DataFrame(rows, columns=["item_id", "metric", "rater", "rater_kind", "score", "language", "task", "length_bin"])
     page = build_report(df, rs, tmp_path, config=ReportConfig(n_boot=0))["html"].read_text()
     assert "metric 24" in page
+
+
+def test_summed_parts_are_contiguous_blocks_with_the_resamples_innermost():
+    """_sums lays each part out as one block with the resamples (rows of weights) innermost, so the statistics'
+    elementwise work over a part reads contiguous memory (not a strided slice of a wide product); values unchanged."""
+    from reports.agreement import _sums
+
+    rng = np.random.default_rng(0)
+    parts = {"coinc": rng.random((7, 3, 3)), "n": rng.random(7), "pi": rng.random((7, 3))}
+    weights = rng.integers(0, 5, (50, 7)).astype(float)
+    out = _sums(parts, weights)
+    for name, arr in parts.items():
+        np.testing.assert_allclose(out[name], np.tensordot(weights, arr, 1), rtol=1e-13)
+        assert np.moveaxis(out[name], 0, -1).flags.c_contiguous, name
+
+
+def test_a_judges_intervals_do_not_depend_on_the_other_metrics_and_judges():
+    """Each metric x judge draws its resamples from its own stream (seed, metric, judge): removing other metrics
+    and judges from the table leaves its rows, CIs included, unchanged (and the metrics can be analysed in parallel)."""
+    import pandas as pd
+    import rubrics
+    from reports.analysis import analyse
+    from tests.test_report_verdicts import synthetic
+
+    one = synthetic(np.random.default_rng(4), n=60)
+    other_judge = one[one["rater"] == "j"].assign(rater="k", score=lambda d: (d["score"] + 1) % 3)
+    both = pd.concat([one, other_judge, one.assign(metric="linguistic_acceptability")], ignore_index=True)
+    specs = rubrics.load_rubric_set("pariksha").metrics
+    alone, _ = analyse(one, specs, n_boot=50, seed=3)
+    together, _ = analyse(both, specs, n_boot=50, seed=3)
+    mine = [r for r in together if r["metric"] == "task_quality" and r["judge"] == "j"]
+    assert len(mine) == len(alone) and mine == alone
