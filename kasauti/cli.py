@@ -769,6 +769,24 @@ train_app = typer.Typer(help="Train models on the study's data (the booster, a s
 app.add_typer(train_app, name="train")
 
 
+def _train(study_dir: Path, section: str, run, errors: tuple[type[Exception], ...], what: str) -> None:
+    """Run `run(cfg, study)` on the study's `training.<section>` and print what the training did (`what`: a
+    template over its metrics saying what it trained on)."""
+    study = _study(study_dir)
+    cfg = getattr(study.config.training, section)
+    if cfg is None:
+        fail(f"{study.config_path}: no `training: {section}:` section; add one, e.g. `training: {{{section}: {{base: "
+             "smollm2}}}}` (README.md)")
+    try:
+        result = run(cfg, study)
+    except errors as exc:
+        fail(str(exc))
+    m = result.metrics
+    console.print(f"{result.out_dir}: {what.format(**m)}, {m['eval_examples']} held out, "
+                  f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
+                  f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+
+
 @train_app.command("booster")
 def train_booster_cmd(
     study_dir: Path = typer.Argument(..., help="The study directory (`training.booster:` in its kasauti.yaml)."),
@@ -778,19 +796,8 @@ def train_booster_cmd(
     from training import MidbError, TrainingError, train_booster
     from training.train import booster_pairs
 
-    study = _study(study_dir)
-    cfg = study.config.training.booster
-    if cfg is None:
-        fail(f"{study.config_path}: no `training: booster:` section; add one, e.g. `training: {{booster: {{base: "
-             "smollm2}}` (README.md)")
-    try:
-        result = train_booster(cfg, booster_pairs(study.root, pairs), study.root / "booster")
-    except (TrainingError, MidbError, OSError) as exc:
-        fail(str(exc))
-    m = result.metrics
-    console.print(f"{result.out_dir}: {m['train_examples']} training pairs, {m['eval_examples']} held out, "
-                  f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
-                  f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+    _train(study_dir, "booster", lambda cfg, study: train_booster(cfg, booster_pairs(study.root, pairs), study.root / "booster"),
+           (TrainingError, MidbError, OSError), "{train_examples} training pairs")
 
 
 @train_app.command("sft")
@@ -801,20 +808,8 @@ def train_sft_cmd(
     import studytables as st
     from training import TrainingError, train_sft
 
-    study = _study(study_dir)
-    cfg = study.config.training.sft
-    if cfg is None:
-        fail(f"{study.config_path}: no `training: sft:` section; add one, e.g. `training: {{sft: {{base: smollm2}}}}` "
-             "(README.md)")
-    try:
-        result = train_sft(cfg, study.root)
-    except (TrainingError, st.TableError, OSError) as exc:
-        fail(str(exc))
-    m = result.metrics
-    console.print(f"{result.out_dir}: {m['accepted_items']} accepted items ({m['boosted_items']} boosted, "
-                  f"{m['original_items']} as accepted): {m['train_examples']} training, {m['eval_examples']} held out, "
-                  f"{len(m['set_aside_too_long'])} set aside (too long); {m['global_step']} steps; eval loss "
-                  f"{m['eval_loss_before']} -> {m['eval_loss_after']}", highlight=False)
+    _train(study_dir, "sft", lambda cfg, study: train_sft(cfg, study.root), (TrainingError, st.TableError, OSError),
+           "{accepted_items} accepted items ({boosted_items} boosted, {original_items} as accepted): {train_examples} training")
 
 
 @app.command("eval")
