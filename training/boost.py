@@ -1,7 +1,7 @@
 """Boosting: the booster rewrites items (instruction = prompt, input = context, response) into improved ones.
 
-Generation is batched: transformers on CPU (left padding, greedy unless a temperature is set) or
-vLLM on a GPU (``pip install 'kasauti[vllm]'``, the base model with the booster's LoRA adapter
+Generation is batched: transformers (left padding, greedy unless a temperature is set, prompts of
+similar token counts in one batch; on a CUDA GPU when there is one, else the CPU) or vLLM on a GPU (``pip install 'kasauti[vllm]'``, the base model with the booster's LoRA adapter
 through ``LoRARequest``). Every output goes into a SQLite ledger (``boost.sqlite`` beside the
 boosted table) as its batch finishes, keyed by item id + item text + model hash + generation
 parameters, so a second run generates only what is missing. Outputs are parsed strictly
