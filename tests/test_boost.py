@@ -135,6 +135,27 @@ def test_unparseable_outputs_are_recorded_with_status_and_raw_text(tiny, tmp_pat
     assert st.read(st.BOOSTED, study / st.BOOSTED.file).empty
 
 
+def test_batches_hold_prompts_of_similar_token_counts(tiny, tmp_path):
+    """Batches follow the prompts' token counts (not their characters): the ledger records them in
+    generation order, shortest prompt first."""
+    from training.boost import TransformersGenerator, plan_batches
+    from training.examples import booster_prompt
+
+    assert plan_batches([5, 100, 6, 101, 5], 2) == [[0, 4], [2, 1], [3]]
+    # Devanagari the tokenizer knows: many characters, few tokens; unseen Han: few characters, many byte tokens
+    items = [BoostItem("known", "hi", None, Triple("भारत की राजधानी नई दिल्ली है। " * 2, "", "दिल्ली")),
+             BoostItem("unseen", "hi", None, Triple("漢字" * 8, "", "zz")),
+             BoostItem("short", "hi", None, Triple("", "", "x"))]
+    lengths = TransformersGenerator(tiny, GenerationParams(max_new_tokens=2)).prompt_tokens(
+        [booster_prompt(it.original) for it in items])
+    chars = [len(it.original.joined()) for it in items]
+    assert lengths[0] < lengths[1] and chars[0] > chars[1]
+    boost(tiny, items, tmp_path / "boosted.parquet", batch_size=1, params=GenerationParams(max_new_tokens=2))
+    with sqlite3.connect(tmp_path / LEDGER_NAME) as db:
+        order = [i for (i,) in db.execute("SELECT item_id FROM outputs ORDER BY rowid")]
+    assert order == [items[i].item_id for i in sorted(range(3), key=lengths.__getitem__)]
+
+
 def test_a_killed_boost_resumes_exactly_the_missing_items(tiny, tmp_path):
     data = write_items(tmp_path / "items.jsonl", RANDOM_ITEMS)
     study = make_study(tmp_path / "study", data)

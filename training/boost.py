@@ -1,7 +1,7 @@
 """Boosting: the booster rewrites items (instruction = prompt, input = context, response) into improved ones.
 
-Generation is batched: transformers on CPU (left padding, greedy unless a temperature is set) or
-vLLM on a GPU (``pip install 'kasauti[vllm]'``, the base model with the booster's LoRA adapter
+Generation is batched: transformers (left padding, greedy unless a temperature is set, prompts of
+similar token counts in one batch; on a CUDA GPU when there is one, else the CPU) or vLLM on a GPU (``pip install 'kasauti[vllm]'``, the base model with the booster's LoRA adapter
 through ``LoRARequest``). Every output goes into a SQLite ledger (``boost.sqlite`` beside the
 boosted table) as its batch finishes, keyed by item id + item text + model hash + generation
 parameters, so a second run generates only what is missing. Outputs are parsed strictly
@@ -148,6 +148,11 @@ class TransformersGenerator:
         self.device = "cuda" if cuda else "cpu"
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
 
+    def prompt_tokens(self, conversations: Sequence[list[dict]]) -> list[int]:
+        """Tokens of each conversation's prompt as generation sees it."""
+        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
     def __call__(self, conversations: Sequence[list[dict]]) -> list[str]:
         p, tok = self.params, self.tokenizer
         texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
@@ -190,6 +195,13 @@ def _outcome(text: str) -> tuple[str, str | None, Triple | None]:
         return UNPARSEABLE, str(exc), None
 
 
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices of `lengths` in batches of `batch_size`, shortest prompts first: prompts of similar token
+    counts share a batch, so left padding wastes little of the prefill (stable for equal lengths)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | Path, *, batch_size: int = 8,
           params: GenerationParams = GenerationParams(), backend: str = "transformers") -> BoostResult:
     """Rewrite `items` with the booster into the boosted table at `out_path`, resuming from its ledger.
@@ -215,15 +227,19 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
     try:
         keys = [item_key(it, model, params) for it in items]
         done = ledger.rows(keys)
-        # similar lengths share a batch: less left padding
-        todo = sorted(((k, it) for k, it in zip(keys, items) if k not in done), key=lambda t: len(t[1].original.joined()))
+        todo = [(k, it) for k, it in zip(keys, items) if k not in done]
+        batches = []
         if todo:
             generator = (VLLMGenerator(model_dir, adapter, base, params) if backend == "vllm"
                          else TransformersGenerator(model_dir, params))
+            prompts = [booster_prompt(it.original) for _, it in todo]
+            # vLLM schedules its own batches: the input order
+            lengths = generator.prompt_tokens(prompts) if backend == "transformers" else [0] * len(todo)
+            batches = plan_batches(lengths, batch_size)
         param_text = json.dumps(asdict(params))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            texts = generator([booster_prompt(it.original) for _, it in batch])
+        for rows_of in batches:
+            batch = [todo[i] for i in rows_of]
+            texts = generator([prompts[i] for i in rows_of])
             rows = []
             for (key, it), text in zip(batch, texts, strict=True):
                 status, error, triple = _outcome(text)
