@@ -52,13 +52,25 @@ def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd
                                       "systems": _records(systems)}
 
 
-def _item_scores(clean: pd.DataFrame) -> pd.DataFrame:
+def _item_keys(clean: pd.DataFrame) -> np.ndarray:
+    """Each row's metric x item as an integer code 0, 1, ... (in order of first appearance)."""
+    metric, _ = pd.factorize(clean["metric"])
+    item, items = pd.factorize(clean["item_id"])
+    return pd.factorize(metric.astype(np.int64) * len(items) + item)[0]
+
+
+def _item_scores(clean: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
     """One row per judge x item x metric: the judge's score ``f``, the mean human score ``y`` (NaN: no
-    human) and, for a study, how the item came to humans (``drawn_by``)."""
-    y = clean[clean["rater_kind"] == "human"].groupby(["metric", "item_id"])["score"].mean().rename("y")
-    j = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge", "score": "f"})
+    human) and, for a study, how the item came to humans (``drawn_by``); ``keys``: :func:`_item_keys`."""
+    score = clean["score"].to_numpy(float)
+    human = (clean["rater_kind"] == "human").to_numpy() & np.isfinite(score)
+    judge = (clean["rater_kind"] == "judge").to_numpy()
+    n_keys = int(keys.max()) + 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.bincount(keys[human], score[human], n_keys) / np.bincount(keys[human], minlength=n_keys)
+    j = clean[judge].rename(columns={"rater": "judge", "score": "f"})
     keep = ["judge", "item_id", "metric", "language", "f"] + (["drawn_by"] if "drawn_by" in j.columns else [])
-    return j[keep].join(y, on=["metric", "item_id"])
+    return j[keep].assign(y=y[keys[judge]])
 
 
 def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
@@ -67,13 +79,14 @@ def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
     for target in ("mean score", "share acceptable"):
         s = scores
         if target == "share acceptable":
-            levels = s["metric"].map(lambda m: cfg.acceptable.get(m, specs[m].human.values[-1]))
-            s = s.assign(y=(s["y"] >= levels).where(s["y"].notna()).astype(float), f=(s["f"] >= levels).astype(float),
-                         level=levels)
+            codes, metrics = pd.factorize(s["metric"])
+            at = np.asarray([cfg.acceptable.get(m, specs[m].human.values[-1]) for m in metrics])
+            levels = at[codes]
+            s = s.assign(y=(s["y"] >= levels).where(s["y"].notna()).astype(float), f=(s["f"] >= levels).astype(float))
         estimate = ppi_by_provenance if "drawn_by" in s.columns else ppi_means
         res = estimate(s[s["y"].notna()], s[s["y"].isna()], by=CELL).cells
         if target == "share acceptable":
-            res = res.merge(s.groupby(CELL)["level"].first().rename("acceptable_at").reset_index(), on=CELL)
+            res["acceptable_at"] = res["metric"].map(dict(zip(metrics, at)))
         parts.append(res.assign(target=target))
     out = pd.concat(parts, ignore_index=True)
     out["labels_saved"] = out["n_effective"] - out["n_labelled"]
@@ -114,14 +127,46 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     return out, None
 
 
-def _bias(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    """Bias by length bin (table + trend) and self-preference, per judge x metric."""
-    humans = clean[clean["rater_kind"] == "human"][["item_id", "metric", "score"]].rename(columns={"score": "human"})
-    judged = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge_name", "score": "judge"})
-    pairs = judged.merge(humans, on=["item_id", "metric"])  # bias.py's columns: judge and human scores
+def _pairs(clean: pd.DataFrame, keys: np.ndarray) -> tuple[pd.DataFrame, list[tuple[str, str, slice]]]:
+    """bias.py's pairs: one row per judge row x human row of its item and metric (``judge`` and
+    ``human`` scores, ``item_id`` as a categorical, ``length_bin``, ``source_model`` where given), in
+    blocks per judge x metric (sorted; within a block, the judge rows' order, then the humans');
+    returns them and (judge, metric, rows) per block."""
+    is_judge = (clean["rater_kind"] == "judge").to_numpy()
+    human = np.flatnonzero((clean["rater_kind"] == "human").to_numpy())
+    judge = np.flatnonzero(is_judge)
+    raters, judges = pd.factorize(clean["rater"].to_numpy()[judge], sort=True)
+    metric, metrics = pd.factorize(clean["metric"].to_numpy()[judge], sort=True)
+    block = raters.astype(np.int64) * len(metrics) + metric
+    order = np.argsort(block, kind="stable")
+    judge, block = judge[order], block[order]
+    by_key = human[np.argsort(keys[human], kind="stable")]  # the human rows grouped by item x metric, in row order
+    n_humans = np.bincount(keys[human], minlength=int(keys.max()) + 1)
+    first = np.cumsum(n_humans) - n_humans
+    reps = n_humans[keys[judge]]
+    left = np.repeat(judge, reps)
+    offset = np.arange(len(left)) - np.repeat(np.cumsum(reps) - reps, reps)  # each pair's place among its item's humans
+    right = by_key[np.repeat(first[keys[judge]], reps) + offset]
+    item, items = pd.factorize(clean["item_id"])
+    score = clean["score"].to_numpy(float)
+    pairs = pd.DataFrame({"item_id": pd.Categorical.from_codes(item[left], categories=items), "judge": score[left],
+                          "human": score[right]})
+    for col in ("length_bin", "source_model"):
+        if col in clean.columns:
+            pairs[col] = clean[col].take(left).to_numpy()
+    block = np.repeat(block, reps)
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(block) else np.array([], int)
+    ends = np.r_[starts[1:], len(block)]
+    return pairs, [(judges[block[a] // len(metrics)], metrics[block[a] % len(metrics)], slice(a, b)) for a, b in zip(starts, ends)]
+
+
+def _bias(clean: pd.DataFrame, keys: np.ndarray, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """Bias by length bin (table + trend) and self-preference, per judge x metric; ``keys``: :func:`_item_keys`."""
+    pairs, blocks = _pairs(clean, keys)
     fam = cfg.model_families
     tables, trends, selfpref = [], [], []
-    for (judge, metric), sub in pairs.groupby(["judge_name", "metric"], sort=True):
+    for judge, metric, rows in blocks:
+        sub = pairs.iloc[rows]
         key = {"judge": judge, "metric": metric}
         lengths = sub.dropna(subset=["length_bin"])
         if lengths["length_bin"].nunique() >= 2:
@@ -154,10 +199,11 @@ def decisions_section(clean: pd.DataFrame, specs: dict, cfg: ReportConfig, panel
     judged = clean[clean["rater_kind"] == "judge"]
     if judged.empty:
         return {}, {"note": "no judge ratings: no decision statistics"}
-    scores = _item_scores(clean)
+    keys = _item_keys(clean)
+    scores = _item_scores(clean, keys)
     ppi = _ppi(scores, specs, cfg)
     esc, esc_note = _escalation(clean, specs, cfg)
-    length_bias, trends, selfpref = _bias(clean, cfg)
+    length_bias, trends, selfpref = _bias(clean, keys, cfg)
     frames = {"ppi": ppi, "escalation": esc, "length_bias": length_bias, "length_trend": pd.DataFrame(trends),
               "self_preference": pd.DataFrame(selfpref)}
     summary = {"escalation_target": cfg.escalation_target, "escalation_delta": cfg.escalation_delta,
