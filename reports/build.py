@@ -112,7 +112,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
                "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras,
                "pairwise": pairwise, "decisions": decisions, "system": system}
-        paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        paths["json"].write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")  # compact: C encoder
     return paths
 
 
