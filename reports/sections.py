@@ -24,8 +24,11 @@ CELL = ["judge", "metric", "language"]
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null)."""
+    values = frame.astype(object).to_numpy(copy=True)
+    values[frame.isna().to_numpy(bool)] = None
+    return [dict(zip(frame.columns, row)) for row in values.tolist()]
 
 
 def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -48,8 +51,8 @@ def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd
     if agreement.empty:
         return {}, {"note": "fewer than 3 source models with human and judge scores in every judge x metric x language "
                             "cell, so no system-level agreement", "counts": counts}
-    return {"agreement": agreement}, {"n_boot": cfg.n_boot, "counts": counts, "agreement": _records(agreement),
-                                      "systems": _records(systems)}
+    return {"agreement": agreement}, {"n_boot": cfg.n_boot, "counts": counts, "agreement": records(agreement),
+                                      "systems": records(systems)}
 
 
 def _item_keys(clean: pd.DataFrame) -> np.ndarray:
@@ -208,7 +211,7 @@ def decisions_section(clean: pd.DataFrame, specs: dict, cfg: ReportConfig, panel
               "self_preference": pd.DataFrame(selfpref)}
     summary = {"escalation_target": cfg.escalation_target, "escalation_delta": cfg.escalation_delta,
                "escalation_note": esc_note, "panel": panel or {"note": "fewer than two judges scored the same items"},
-               **{name: _records(f) for name, f in frames.items()}}
+               **{name: records(f) for name, f in frames.items()}}
     return frames, summary
 
 

@@ -235,3 +235,19 @@ def test_decision_pairs_and_item_scores_equal_string_key_merges():
         for col, ref in (("judge", "score"), ("human", "human"), ("length_bin", "length_bin"), ("source_model", "source_model")):
             assert got[col].tolist() == sub[ref].tolist(), col
     assert len(pairs) == len(merged)
+
+
+def test_records_equal_pandas_records_with_nulls():
+    """sections.records: pandas' records with every missing value (NaN, NA, None) as None, Python types kept."""
+    import pandas as pd
+
+    from reports.sections import records
+
+    frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
+                          "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
+                          "o": [[1.0, 2.0], None, "x"]})
+    want = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    got = records(frame)
+    assert got == want
+    assert [[type(v) for v in r.values()] for r in got] == [[type(v) for v in r.values()] for r in want]
+    assert records(pd.DataFrame()) == []
