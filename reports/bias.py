@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .ppi import row_codes
+
 FIGURES = ("judge_mean", "human_mean", "bias")
 
 
@@ -72,11 +74,7 @@ def _first_per_item(values: np.ndarray, item: np.ndarray, n_items: int) -> np.nd
 
 def _distinct_rows(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of s and how often each occurs (hashed one column at a time, no sort of rows)."""
-    key = np.zeros(len(s), np.int64)
-    for col in s.T:
-        code = pd.factorize(col)[0]
-        key = pd.factorize(key * (code.max() + 1) + code)[0]  # stays below the number of rows
-    _, first, freq = np.unique(key, return_index=True, return_counts=True)
+    _, first, freq = np.unique(row_codes(list(s.T)), return_index=True, return_counts=True)
     return s[first], freq
 
 
