@@ -240,7 +240,8 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
     unlabelled = _separate(labelled, unlabelled, ["item_id", *by], whole_set)
     keys = pd.concat([labelled[group_cols], unlabelled[group_cols]], ignore_index=True)
     codes = row_codes([keys[c] for c in group_cols]) if group_cols else np.zeros(len(keys), np.int64)
-    groups = keys.iloc[np.unique(codes, return_index=True)[1]].reset_index(drop=True) if group_cols else pd.DataFrame(index=[0])
+    first = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())  # each group's first row, in code order
+    groups = keys.iloc[first].reset_index(drop=True) if group_cols else pd.DataFrame(index=[0])
     g = len(groups)
     lab_codes, unl_codes = codes[: len(labelled)], codes[len(labelled):]
     y, f, u = (pd.to_numeric(labelled["y"]).to_numpy(float), pd.to_numeric(labelled["f"]).to_numpy(float),

@@ -28,7 +28,8 @@ def records(frame: pd.DataFrame) -> list[dict]:
     """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null)."""
     values = frame.astype(object).to_numpy(copy=True)
     values[frame.isna().to_numpy(bool)] = None
-    return [dict(zip(frame.columns, row)) for row in values.tolist()]
+    columns = frame.columns.tolist()
+    return [dict(zip(columns, row)) for row in values.tolist()]
 
 
 def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -138,9 +139,9 @@ def _pairs(clean: pd.DataFrame, keys: np.ndarray) -> tuple[pd.DataFrame, list[tu
     is_judge = (clean["rater_kind"] == "judge").to_numpy()
     human = np.flatnonzero((clean["rater_kind"] == "human").to_numpy())
     judge = np.flatnonzero(is_judge)
-    raters, judges = pd.factorize(clean["rater"].to_numpy()[judge], sort=True)
-    metric, metrics = pd.factorize(clean["metric"].to_numpy()[judge], sort=True)
-    block = raters.astype(np.int64) * len(metrics) + metric
+    raters, judges = pd.factorize(clean["rater"], sort=True)
+    metric, metrics = pd.factorize(clean["metric"], sort=True)
+    block = (raters.astype(np.int64) * len(metrics) + metric)[judge]
     order = np.argsort(block, kind="stable")
     judge, block = judge[order], block[order]
     by_key = human[np.argsort(keys[human], kind="stable")]  # the human rows grouped by item x metric, in row order
@@ -234,6 +235,9 @@ def bias_notes(summary: dict) -> dict[tuple[str, str], list[str]]:
 
 def judges_sharing_items(clean: pd.DataFrame) -> list[str]:
     """Judges that scored at least one item x metric some other judge scored too (panel members)."""
-    j = clean[clean["rater_kind"] == "judge"]
-    shared = j.groupby(["metric", "item_id"])["rater"].transform("nunique") >= 2
-    return sorted(np.unique(j.loc[shared, "rater"]).tolist())
+    judge = (clean["rater_kind"] == "judge").to_numpy()
+    keys = _item_keys(clean)[judge]
+    rater, raters = pd.factorize(clean["rater"])
+    rater = rater[judge]
+    judges = np.bincount(pd.unique(keys * len(raters) + rater) // len(raters))  # distinct judges per item x metric
+    return sorted(raters[pd.unique(rater[judges[keys] >= 2])].tolist())

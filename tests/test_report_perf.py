@@ -251,3 +251,18 @@ def test_records_equal_pandas_records_with_nulls():
     assert got == want
     assert [[type(v) for v in r.values()] for r in got] == [[type(v) for v in r.values()] for r in want]
     assert records(pd.DataFrame()) == []
+
+
+def test_judges_sharing_items_equal_a_grouped_count_of_distinct_judges():
+    """judges_sharing_items by integer codes names the judges a groupby nunique on (metric, item_id) names;
+    a judge alone on its items is no panel member."""
+    import pandas as pd
+
+    from reports.sections import judges_sharing_items
+
+    clean = _long_ratings()
+    alone = clean[clean["rater"] == "j0"].assign(rater="solo", item_id=lambda d: d["item_id"] + "-solo")
+    clean = pd.concat([clean, alone], ignore_index=True)
+    judged = clean[clean["rater_kind"] == "judge"]
+    shared = judged.groupby(["metric", "item_id"])["rater"].transform("nunique") >= 2
+    assert judges_sharing_items(clean) == sorted(set(judged.loc[shared, "rater"])) == ["j0", "j1", "j2"]
