@@ -72,9 +72,8 @@ def _item_scores(clean: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
     n_keys = int(keys.max()) + 1
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.bincount(keys[human], score[human], n_keys) / np.bincount(keys[human], minlength=n_keys)
-    j = clean[judge].rename(columns={"rater": "judge", "score": "f"})
-    keep = ["judge", "item_id", "metric", "language", "f"] + (["drawn_by"] if "drawn_by" in j.columns else [])
-    return j[keep].assign(y=y[keys[judge]])
+    keep = ["rater", "item_id", "metric", "language", "score"] + (["drawn_by"] if "drawn_by" in clean.columns else [])
+    return clean.loc[judge, keep].rename(columns={"rater": "judge", "score": "f"}).assign(y=y[keys[judge]])
 
 
 def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
@@ -99,9 +98,10 @@ def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
 
 def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd.DataFrame, str | None]:
     """Thresholds per judge x metric x language from the judges' probabilities, or why there are none."""
-    j = clean[clean["rater_kind"] == "judge"]
-    if "probs" not in j.columns or not j["probs"].notna().any():
+    judge = (clean["rater_kind"] == "judge").to_numpy()
+    if "probs" not in clean.columns or not (judge & clean["probs"].notna().to_numpy()).any():
         return pd.DataFrame(), "no judge confidence: the judges gave no probabilities (judge.logprobs), so no threshold"
+    j = clean[judge]
     answers = j.drop(columns="status").rename(columns={"rater": "judge"})  # joined rows are answers (status: submitted)
     conf = confidence(answers.assign(human_score=j["score"], score=j["raw_score"]), "probs")
     cons = human_consensus(clean, specs)
@@ -157,7 +157,7 @@ def _pairs(clean: pd.DataFrame, keys: np.ndarray) -> tuple[pd.DataFrame, list[tu
                           "human": score[right]})
     for col in ("length_bin", "source_model"):
         if col in clean.columns:
-            pairs[col] = clean[col].take(left).to_numpy()
+            pairs[col] = clean[col].array.take(left)
     block = np.repeat(block, reps)
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(block) else np.array([], int)
     ends = np.r_[starts[1:], len(block)]
