@@ -88,7 +88,7 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
     Groups with one item get no CI (bias ``significant`` only when the CI excludes 0).
     """
     levels = list(ordered) if not isinstance(ordered, bool) else sorted(pairs[group].dropna().unique())
-    unlisted = sorted(set(pairs[group].dropna().unique()) - set(levels), key=str)
+    unlisted = sorted(set(pairs[group].dropna().unique().tolist()) - set(levels), key=str)
     if unlisted:
         raise ValueError(f"ordered: group {unlisted[0]!r} of column {group!r} is not among the ordered levels {levels}; "
                          "list every group")
