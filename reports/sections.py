@@ -18,7 +18,7 @@ from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
-from .ppi import left_out, ppi_by_provenance, ppi_means
+from .ppi import left_out, ppi_by_provenance, ppi_means, row_codes
 
 CELL = ["judge", "metric", "language"]
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
@@ -58,9 +58,7 @@ def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd
 
 def _item_keys(clean: pd.DataFrame) -> np.ndarray:
     """Each row's metric x item as an integer code 0, 1, ... (in order of first appearance)."""
-    metric, _ = pd.factorize(clean["metric"])
-    item, items = pd.factorize(clean["item_id"])
-    return pd.factorize(metric.astype(np.int64) * len(items) + item)[0]
+    return row_codes([clean["metric"], clean["item_id"]])
 
 
 def _item_scores(clean: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
@@ -136,12 +134,11 @@ def _pairs(clean: pd.DataFrame, keys: np.ndarray) -> tuple[pd.DataFrame, list[tu
     ``human`` scores, ``item_id`` as a categorical, ``length_bin``, ``source_model`` where given), in
     blocks per judge x metric (sorted; within a block, the judge rows' order, then the humans');
     returns them and (judge, metric, rows) per block."""
-    is_judge = (clean["rater_kind"] == "judge").to_numpy()
     human = np.flatnonzero((clean["rater_kind"] == "human").to_numpy())
-    judge = np.flatnonzero(is_judge)
-    raters, judges = pd.factorize(clean["rater"], sort=True)
+    judge = np.flatnonzero((clean["rater_kind"] == "judge").to_numpy())
+    rater, raters = pd.factorize(clean["rater"], sort=True)
     metric, metrics = pd.factorize(clean["metric"], sort=True)
-    block = (raters.astype(np.int64) * len(metrics) + metric)[judge]
+    block = (rater.astype(np.int64) * len(metrics) + metric)[judge]
     order = np.argsort(block, kind="stable")
     judge, block = judge[order], block[order]
     by_key = human[np.argsort(keys[human], kind="stable")]  # the human rows grouped by item x metric, in row order
@@ -161,7 +158,7 @@ def _pairs(clean: pd.DataFrame, keys: np.ndarray) -> tuple[pd.DataFrame, list[tu
     block = np.repeat(block, reps)
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(block) else np.array([], int)
     ends = np.r_[starts[1:], len(block)]
-    return pairs, [(judges[block[a] // len(metrics)], metrics[block[a] % len(metrics)], slice(a, b)) for a, b in zip(starts, ends)]
+    return pairs, [(raters[block[a] // len(metrics)], metrics[block[a] % len(metrics)], slice(a, b)) for a, b in zip(starts, ends)]
 
 
 def _bias(clean: pd.DataFrame, keys: np.ndarray, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
@@ -200,8 +197,7 @@ def _bias(clean: pd.DataFrame, keys: np.ndarray, cfg: ReportConfig) -> tuple[pd.
 def decisions_section(clean: pd.DataFrame, specs: dict, cfg: ReportConfig, panel: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
     """The decision statistics of the joined long ratings (module doc); ``panel``: the panel's
     counts when a panel of judges was added. Returns frames (for CSV) and the JSON dict."""
-    judged = clean[clean["rater_kind"] == "judge"]
-    if judged.empty:
+    if not (clean["rater_kind"] == "judge").any():
         return {}, {"note": "no judge ratings: no decision statistics"}
     keys = _item_keys(clean)
     scores = _item_scores(clean, keys)
