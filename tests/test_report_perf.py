@@ -266,3 +266,17 @@ def test_judges_sharing_items_equal_a_grouped_count_of_distinct_judges():
     judged = clean[clean["rater_kind"] == "judge"]
     shared = judged.groupby(["metric", "item_id"])["rater"].transform("nunique") >= 2
     assert judges_sharing_items(clean) == sorted(set(judged.loc[shared, "rater"])) == ["j0", "j1", "j2"]
+
+
+def test_row_codes_equal_a_multiindex_factorize():
+    """ppi.row_codes: the codes (first-appearance order) pandas gives the rows' tuples."""
+    import pandas as pd
+
+    from reports.ppi import row_codes
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 500), "b": rng.integers(0, 7, 500),
+                          "c": pd.array(rng.choice(["p", "q"], 500), dtype="str")})
+    want = pd.MultiIndex.from_frame(frame).factorize()[0]
+    np.testing.assert_array_equal(row_codes([frame[c] for c in frame.columns]), want)
+    np.testing.assert_array_equal(row_codes([frame["b"]]), pd.factorize(frame["b"])[0])
