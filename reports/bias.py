@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .ppi import row_codes
+
 FIGURES = ("judge_mean", "human_mean", "bias")
 
 
@@ -72,11 +74,7 @@ def _first_per_item(values: np.ndarray, item: np.ndarray, n_items: int) -> np.nd
 
 def _distinct_rows(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of s and how often each occurs (hashed one column at a time, no sort of rows)."""
-    key = np.zeros(len(s), np.int64)
-    for col in s.T:
-        code = pd.factorize(col)[0]
-        key = pd.factorize(key * (code.max() + 1) + code)[0]  # stays below the number of rows
-    _, first, freq = np.unique(key, return_index=True, return_counts=True)
+    _, first, freq = np.unique(row_codes(list(s.T)), return_index=True, return_counts=True)
     return s[first], freq
 
 
@@ -90,7 +88,7 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
     Groups with one item get no CI (bias ``significant`` only when the CI excludes 0).
     """
     levels = list(ordered) if not isinstance(ordered, bool) else sorted(pairs[group].dropna().unique())
-    unlisted = sorted(set(pairs[group].dropna()) - set(levels), key=str)
+    unlisted = sorted(set(pairs[group].dropna().unique().tolist()) - set(levels), key=str)
     if unlisted:
         raise ValueError(f"ordered: group {unlisted[0]!r} of column {group!r} is not among the ordered levels {levels}; "
                          "list every group")

@@ -60,7 +60,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
                          "check the input against the rubric set")
     from .panel import panel_rows  # scipy: only when a report is built
-    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section, system_section
+    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section, records, system_section
 
     specs = rubric_set.metrics
     panel = None
@@ -110,9 +110,9 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
                     paths[f"{prefix}_{name}"] = out / f"{prefix}_{name}.csv"
                     frame.to_csv(paths[f"{prefix}_{name}"], index=False)
         doc = {"meta": meta, "import": imp.to_dict(), "verdicts": verdict_rows, "calibration": cal_info,
-               "cells": cells.astype(object).where(cells.notna(), None).to_dict("records"), "tables": extras,
+               "cells": records(cells), "tables": extras,
                "pairwise": pairwise, "decisions": decisions, "system": system}
-        paths["json"].write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        paths["json"].write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")  # compact: C encoder
     return paths
 
 

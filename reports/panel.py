@@ -33,7 +33,7 @@ def panel_rows(ratings: pd.DataFrame, judges: list[str], specs: dict, how: str =
     if len(set(judges)) < 2:
         raise ValueError(f"a panel needs at least two judges, got {judges!r}")
     rows = ratings[(ratings["rater_kind"] == "judge") & ratings["rater"].isin(judges)]
-    absent = sorted(set(judges) - set(rows["rater"]))
+    absent = sorted(set(judges) - set(rows["rater"].unique()))
     if absent:
         raise ValueError(f"panel judge(s) {absent} have no ratings; judges present: {sorted(ratings.loc[ratings['rater_kind'] == 'judge', 'rater'].unique())}")
     rows = rows.assign(expected=judge_input(rows).to_numpy())

@@ -68,6 +68,16 @@ def at_least(frame: pd.DataFrame, level: float, columns: Sequence[str] = ("y", "
     return out
 
 
+def row_codes(columns: Sequence) -> np.ndarray:
+    """An integer code per row for its tuple of ``columns`` (equal arrays or series): 0, 1, ... in order
+    of first appearance, hashed one column at a time (no tuples, no sort)."""
+    code = np.zeros(len(columns[0]) if len(columns) else 0, np.int64)
+    for col in columns:
+        c, uniques = pd.factorize(col)
+        code = pd.factorize(code * len(uniques) + c)[0]  # stays below the number of rows
+    return code
+
+
 def _check_numbers(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
     for col in columns:
         if col not in frame.columns:
@@ -150,12 +160,13 @@ def _separate(labelled: pd.DataFrame, unlabelled: pd.DataFrame, keys: list[str],
         if whole_set:
             raise ValueError(f"whole_set=True needs {keys} in both tables to find the labelled items in the whole set")
         return unlabelled
-    lab_keys = pd.MultiIndex.from_frame(labelled[keys])
-    in_lab = pd.MultiIndex.from_frame(unlabelled[keys]).isin(lab_keys)
+    code = row_codes([pd.concat([labelled[k], unlabelled[k]], ignore_index=True) for k in keys])
+    lab_code, unl_code = code[: len(labelled)], code[len(labelled):]
+    in_lab = np.isin(unl_code, lab_code)
     if whole_set:
-        absent = np.flatnonzero(~lab_keys.isin(pd.MultiIndex.from_frame(unlabelled[keys])))
+        absent = np.flatnonzero(~np.isin(lab_code, unl_code))
         if len(absent):
-            raise ValueError(f"labelled: row {absent[0] + 1}, {dict(zip(keys, lab_keys[absent[0]]))} is not in the whole set "
+            raise ValueError(f"labelled: row {absent[0] + 1}, {dict(zip(keys, labelled[keys].iloc[absent[0]]))} is not in the whole set "
                              f"({len(absent)} such rows); give the judge's score on every item of the set")
         return unlabelled[~in_lab]
     if in_lab.any():
@@ -228,11 +239,9 @@ def ppi_means(labelled: pd.DataFrame, unlabelled: pd.DataFrame, by: Sequence[str
                                  "every row needs its cell and stratum")
     unlabelled = _separate(labelled, unlabelled, ["item_id", *by], whole_set)
     keys = pd.concat([labelled[group_cols], unlabelled[group_cols]], ignore_index=True)
-    if group_cols:
-        codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
-        groups = pd.MultiIndex.from_tuples(list(uniques), names=group_cols).to_frame(index=False)
-    else:
-        codes, groups = np.zeros(len(keys), np.int64), pd.DataFrame(index=[0])
+    codes = row_codes([keys[c] for c in group_cols]) if group_cols else np.zeros(len(keys), np.int64)
+    first = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())  # each group's first row, in code order
+    groups = keys.iloc[first].reset_index(drop=True) if group_cols else pd.DataFrame(index=[0])
     g = len(groups)
     lab_codes, unl_codes = codes[: len(labelled)], codes[len(labelled):]
     y, f, u = (pd.to_numeric(labelled["y"]).to_numpy(float), pd.to_numeric(labelled["f"]).to_numpy(float),
@@ -262,14 +271,14 @@ def _combine(strata: pd.DataFrame, by: list[str], alpha: float) -> pd.DataFrame:
         "var_classical": w**2 * strata["var_classical"], "judge_only": w * strata["judge_only"],
         "lam": strata["lam"], "note": strata["note"], "shift": w * strata["shift"], "var_shift": w**2 * strata["var_shift"],
     })
-    agg = {"n_labelled": "sum", "n_unlabelled": "sum", "estimate": _nan_sum, "var": _nan_sum,
-           "classical": _nan_sum, "var_classical": _nan_sum, "judge_only": _nan_sum, "shift": _nan_sum, "var_shift": _nan_sum,
-           "lam": lambda s: s.iloc[0] if len(s) == 1 else np.nan,
-           "note": lambda s: _join(*sorted(set(s)))}
-    if by:
-        cells = parts.groupby([strata[c] for c in by], sort=True).agg(agg).reset_index()
-    else:
-        cells = parts.agg(agg).to_frame().T
+    grouped = parts.groupby([strata[c] for c in by] if by else np.zeros(len(parts), int), sort=True)
+    sums = ["estimate", "var", "classical", "var_classical", "judge_only", "shift", "var_shift"]
+    size = grouped.size()
+    cells = grouped[["n_labelled", "n_unlabelled"]].sum()
+    cells[sums] = grouped[sums].sum().mask(grouped[sums].count().lt(size, axis=0))  # NaN in a stratum: NaN in the cell
+    cells["lam"] = grouped["lam"].first().where(size == 1)
+    cells["note"] = grouped["note"].agg(lambda s: _join(*sorted(set(s))))
+    cells = cells.reset_index(drop=not by)
     z = norm.ppf(1 - alpha / 2)
     se = np.sqrt(cells["var"].astype(float))
     se_c = np.sqrt(cells["var_classical"].astype(float))
@@ -290,8 +299,3 @@ def _combine(strata: pd.DataFrame, by: list[str], alpha: float) -> pd.DataFrame:
 
 def _join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
-
-
-def _nan_sum(s: pd.Series) -> float:
-    """Sum that stays NaN when any stratum has no estimate (a cell is never silently partial)."""
-    return float(s.sum()) if s.notna().all() else np.nan

@@ -369,7 +369,8 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
         report.counts["ratings whose metric is given by an alias"] = int(aliased.sum())
         df["metric"] = df["metric"].mask(aliased, df["metric"].map(rubric_set.aliases))
     specs = rubric_set.metrics
-    metric_code = pd.Index(list(specs)).get_indexer(df["metric"])  # -1: not in the rubric set
+    metric, metrics = pd.factorize(df["metric"])  # looked up once per distinct metric
+    metric_code = np.where(metric < 0, -1, pd.Index(list(specs)).get_indexer(metrics)[metric])  # -1: not in the rubric set
     invalid(metric_code < 0, f"ratings of metrics not in rubric set {rubric_set.name!r}", ["metric", "rater"])
     human = (df["rater_kind"] == "human").to_numpy()
     submitted = (df["status"] == "submitted").to_numpy()
@@ -408,7 +409,7 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     drop(dup, "raters who rated the same item twice (extra rows)", ["rater", "item_id", "metric", "score"], "first rating kept")
     for col in ("language", "task"):
         absent = _absent(df[col])
-        df[col] = df[col].astype(object).mask(absent, "unknown").astype(str)
+        df[col] = df[col].astype(str).mask(absent, "unknown")
         if items is None:
             report.add(f"ratings with no {col}", int((absent & keep).sum()), "kept, as 'unknown'", _examples(df.assign(**{col: None}), absent & keep, [col, "item_id"]))
     df = df.assign(score=score, raw_score=raw_score)[keep].drop(columns=WHERE)

@@ -18,14 +18,18 @@ from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
-from .ppi import left_out, ppi_by_provenance, ppi_means
+from .ppi import left_out, ppi_by_provenance, ppi_means, row_codes
 
 CELL = ["judge", "metric", "language"]
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null)."""
+    values = frame.astype(object).to_numpy(copy=True)
+    values[frame.isna().to_numpy(bool)] = None
+    columns = frame.columns.tolist()
+    return [dict(zip(columns, row)) for row in values.tolist()]
 
 
 def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -48,17 +52,26 @@ def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd
     if agreement.empty:
         return {}, {"note": "fewer than 3 source models with human and judge scores in every judge x metric x language "
                             "cell, so no system-level agreement", "counts": counts}
-    return {"agreement": agreement}, {"n_boot": cfg.n_boot, "counts": counts, "agreement": _records(agreement),
-                                      "systems": _records(systems)}
+    return {"agreement": agreement}, {"n_boot": cfg.n_boot, "counts": counts, "agreement": records(agreement),
+                                      "systems": records(systems)}
 
 
-def _item_scores(clean: pd.DataFrame) -> pd.DataFrame:
+def _item_keys(clean: pd.DataFrame) -> np.ndarray:
+    """Each row's metric x item as an integer code 0, 1, ... (in order of first appearance)."""
+    return row_codes([clean["metric"], clean["item_id"]])
+
+
+def _item_scores(clean: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
     """One row per judge x item x metric: the judge's score ``f``, the mean human score ``y`` (NaN: no
-    human) and, for a study, how the item came to humans (``drawn_by``)."""
-    y = clean[clean["rater_kind"] == "human"].groupby(["metric", "item_id"])["score"].mean().rename("y")
-    j = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge", "score": "f"})
-    keep = ["judge", "item_id", "metric", "language", "f"] + (["drawn_by"] if "drawn_by" in j.columns else [])
-    return j[keep].join(y, on=["metric", "item_id"])
+    human) and, for a study, how the item came to humans (``drawn_by``); ``keys``: :func:`_item_keys`."""
+    score = clean["score"].to_numpy(float)
+    human = (clean["rater_kind"] == "human").to_numpy() & np.isfinite(score)
+    judge = (clean["rater_kind"] == "judge").to_numpy()
+    n_keys = int(keys.max()) + 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.bincount(keys[human], score[human], n_keys) / np.bincount(keys[human], minlength=n_keys)
+    keep = ["rater", "item_id", "metric", "language", "score"] + (["drawn_by"] if "drawn_by" in clean.columns else [])
+    return clean.loc[judge, keep].rename(columns={"rater": "judge", "score": "f"}).assign(y=y[keys[judge]])
 
 
 def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
@@ -67,13 +80,14 @@ def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
     for target in ("mean score", "share acceptable"):
         s = scores
         if target == "share acceptable":
-            levels = s["metric"].map(lambda m: cfg.acceptable.get(m, specs[m].human.values[-1]))
-            s = s.assign(y=(s["y"] >= levels).where(s["y"].notna()).astype(float), f=(s["f"] >= levels).astype(float),
-                         level=levels)
+            codes, metrics = pd.factorize(s["metric"])
+            at = np.asarray([cfg.acceptable.get(m, specs[m].human.values[-1]) for m in metrics])
+            levels = at[codes]
+            s = s.assign(y=(s["y"] >= levels).where(s["y"].notna()).astype(float), f=(s["f"] >= levels).astype(float))
         estimate = ppi_by_provenance if "drawn_by" in s.columns else ppi_means
         res = estimate(s[s["y"].notna()], s[s["y"].isna()], by=CELL).cells
         if target == "share acceptable":
-            res = res.merge(s.groupby(CELL)["level"].first().rename("acceptable_at").reset_index(), on=CELL)
+            res["acceptable_at"] = res["metric"].map(dict(zip(metrics, at)))
         parts.append(res.assign(target=target))
     out = pd.concat(parts, ignore_index=True)
     out["labels_saved"] = out["n_effective"] - out["n_labelled"]
@@ -82,9 +96,10 @@ def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
 
 def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd.DataFrame, str | None]:
     """Thresholds per judge x metric x language from the judges' probabilities, or why there are none."""
-    j = clean[clean["rater_kind"] == "judge"]
-    if "probs" not in j.columns or not j["probs"].notna().any():
+    judge = (clean["rater_kind"] == "judge").to_numpy()
+    if "probs" not in clean.columns or not (judge & clean["probs"].notna().to_numpy()).any():
         return pd.DataFrame(), "no judge confidence: the judges gave no probabilities (judge.logprobs), so no threshold"
+    j = clean[judge]
     answers = j.drop(columns="status").rename(columns={"rater": "judge"})  # joined rows are answers (status: submitted)
     conf = confidence(answers.assign(human_score=j["score"], score=j["raw_score"]), "probs")
     cons = human_consensus(clean, specs)
@@ -114,14 +129,45 @@ def _escalation(clean: pd.DataFrame, specs: dict, cfg: ReportConfig) -> tuple[pd
     return out, None
 
 
-def _bias(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    """Bias by length bin (table + trend) and self-preference, per judge x metric."""
-    humans = clean[clean["rater_kind"] == "human"][["item_id", "metric", "score"]].rename(columns={"score": "human"})
-    judged = clean[clean["rater_kind"] == "judge"].rename(columns={"rater": "judge_name", "score": "judge"})
-    pairs = judged.merge(humans, on=["item_id", "metric"])  # bias.py's columns: judge and human scores
+def _pairs(clean: pd.DataFrame, keys: np.ndarray) -> tuple[pd.DataFrame, list[tuple[str, str, slice]]]:
+    """bias.py's pairs: one row per judge row x human row of its item and metric (``judge`` and
+    ``human`` scores, ``item_id`` as a categorical, ``length_bin``, ``source_model`` where given), in
+    blocks per judge x metric (sorted; within a block, the judge rows' order, then the humans');
+    returns them and (judge, metric, rows) per block."""
+    human = np.flatnonzero((clean["rater_kind"] == "human").to_numpy())
+    judge = np.flatnonzero((clean["rater_kind"] == "judge").to_numpy())
+    rater, raters = pd.factorize(clean["rater"], sort=True)
+    metric, metrics = pd.factorize(clean["metric"], sort=True)
+    block = (rater.astype(np.int64) * len(metrics) + metric)[judge]
+    order = np.argsort(block, kind="stable")
+    judge, block = judge[order], block[order]
+    by_key = human[np.argsort(keys[human], kind="stable")]  # the human rows grouped by item x metric, in row order
+    n_humans = np.bincount(keys[human], minlength=int(keys.max()) + 1)
+    first = np.cumsum(n_humans) - n_humans
+    reps = n_humans[keys[judge]]
+    left = np.repeat(judge, reps)
+    offset = np.arange(len(left)) - np.repeat(np.cumsum(reps) - reps, reps)  # each pair's place among its item's humans
+    right = by_key[np.repeat(first[keys[judge]], reps) + offset]
+    item, items = pd.factorize(clean["item_id"])
+    score = clean["score"].to_numpy(float)
+    pairs = pd.DataFrame({"item_id": pd.Categorical.from_codes(item[left], categories=items), "judge": score[left],
+                          "human": score[right]})
+    for col in ("length_bin", "source_model"):
+        if col in clean.columns:
+            pairs[col] = clean[col].array.take(left)
+    block = np.repeat(block, reps)
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(block) else np.array([], int)
+    ends = np.r_[starts[1:], len(block)]
+    return pairs, [(raters[block[a] // len(metrics)], metrics[block[a] % len(metrics)], slice(a, b)) for a, b in zip(starts, ends)]
+
+
+def _bias(clean: pd.DataFrame, keys: np.ndarray, cfg: ReportConfig) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """Bias by length bin (table + trend) and self-preference, per judge x metric; ``keys``: :func:`_item_keys`."""
+    pairs, blocks = _pairs(clean, keys)
     fam = cfg.model_families
     tables, trends, selfpref = [], [], []
-    for (judge, metric), sub in pairs.groupby(["judge_name", "metric"], sort=True):
+    for judge, metric, rows in blocks:
+        sub = pairs.iloc[rows]
         key = {"judge": judge, "metric": metric}
         lengths = sub.dropna(subset=["length_bin"])
         if lengths["length_bin"].nunique() >= 2:
@@ -151,18 +197,18 @@ def _bias(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[pd.DataFrame, list[di
 def decisions_section(clean: pd.DataFrame, specs: dict, cfg: ReportConfig, panel: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
     """The decision statistics of the joined long ratings (module doc); ``panel``: the panel's
     counts when a panel of judges was added. Returns frames (for CSV) and the JSON dict."""
-    judged = clean[clean["rater_kind"] == "judge"]
-    if judged.empty:
+    if not (clean["rater_kind"] == "judge").any():
         return {}, {"note": "no judge ratings: no decision statistics"}
-    scores = _item_scores(clean)
+    keys = _item_keys(clean)
+    scores = _item_scores(clean, keys)
     ppi = _ppi(scores, specs, cfg)
     esc, esc_note = _escalation(clean, specs, cfg)
-    length_bias, trends, selfpref = _bias(clean, cfg)
+    length_bias, trends, selfpref = _bias(clean, keys, cfg)
     frames = {"ppi": ppi, "escalation": esc, "length_bias": length_bias, "length_trend": pd.DataFrame(trends),
               "self_preference": pd.DataFrame(selfpref)}
     summary = {"escalation_target": cfg.escalation_target, "escalation_delta": cfg.escalation_delta,
                "escalation_note": esc_note, "panel": panel or {"note": "fewer than two judges scored the same items"},
-               **{name: _records(f) for name, f in frames.items()}}
+               **{name: records(f) for name, f in frames.items()}}
     return frames, summary
 
 
@@ -185,6 +231,9 @@ def bias_notes(summary: dict) -> dict[tuple[str, str], list[str]]:
 
 def judges_sharing_items(clean: pd.DataFrame) -> list[str]:
     """Judges that scored at least one item x metric some other judge scored too (panel members)."""
-    j = clean[clean["rater_kind"] == "judge"]
-    shared = j.groupby(["metric", "item_id"])["rater"].transform("nunique") >= 2
-    return sorted(np.unique(j.loc[shared, "rater"]).tolist())
+    judge = (clean["rater_kind"] == "judge").to_numpy()
+    keys = _item_keys(clean)[judge]
+    rater, raters = pd.factorize(clean["rater"])
+    rater = rater[judge]
+    judges = np.bincount(pd.unique(keys * len(raters) + rater) // len(raters))  # distinct judges per item x metric
+    return sorted(raters[pd.unique(rater[judges[keys] >= 2])].tolist())

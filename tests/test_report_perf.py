@@ -194,3 +194,89 @@ def test_a_judges_intervals_do_not_depend_on_the_other_metrics_and_judges():
     together, _ = analyse(both, specs, n_boot=50, seed=3)
     mine = [r for r in together if r["metric"] == "task_quality" and r["judge"] == "j"]
     assert len(mine) == len(alone) and mine == alone
+
+
+def _long_ratings(seed: int = 5):
+    """Shuffled long ratings: 3 judges and 0-3 humans per item x metric, a length bin and a source model."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for metric in ("m1", "m0"):
+        for i in range(60):
+            meta = {"item_id": f"i{i}", "metric": metric, "language": f"l{i % 3}", "length_bin": i % 4,
+                    "source_model": None if i % 7 == 0 else f"s{i % 2}"}
+            rows += [{**meta, "rater": f"j{j}", "rater_kind": "judge", "score": float(rng.integers(0, 5))} for j in (2, 0, 1)]
+            rows += [{**meta, "rater": f"h{h}", "rater_kind": "human", "score": float(rng.integers(0, 5))}
+                     for h in range(rng.integers(0, 4))]
+    return pd.DataFrame(rows).sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def test_decision_pairs_and_item_scores_equal_string_key_merges():
+    """The decisions' integer-code joins give the rows the pandas merges on (item_id, metric) give, in
+    the same order per judge x metric (the bootstrap's draws depend on it)."""
+    from reports.sections import _item_keys, _item_scores, _pairs
+
+    clean = _long_ratings()
+    keys = _item_keys(clean)
+    humans = clean[clean["rater_kind"] == "human"]
+    judged = clean[clean["rater_kind"] == "judge"]
+    y = humans.groupby(["metric", "item_id"])["score"].mean().rename("y")
+    want = judged.join(y, on=["metric", "item_id"])["y"].to_numpy()
+    np.testing.assert_array_equal(_item_scores(clean, keys)["y"].to_numpy(), want)
+
+    pairs, blocks = _pairs(clean, keys)
+    merged = judged.merge(humans[["item_id", "metric", "score"]].rename(columns={"score": "human"}), on=["item_id", "metric"])
+    expected = list(merged.groupby(["rater", "metric"], sort=True))
+    assert [(j, m) for j, m, _ in blocks] == [key for key, _ in expected]
+    for (_, _, rows), (_, sub) in zip(blocks, expected):
+        got = pairs.iloc[rows]
+        assert got["item_id"].astype(str).tolist() == sub["item_id"].tolist()
+        for col, ref in (("judge", "score"), ("human", "human"), ("length_bin", "length_bin"), ("source_model", "source_model")):
+            assert got[col].tolist() == sub[ref].tolist(), col
+    assert len(pairs) == len(merged)
+
+
+def test_records_equal_pandas_records_with_nulls():
+    """sections.records: pandas' records with every missing value (NaN, NA, None) as None, Python types kept."""
+    import pandas as pd
+
+    from reports.sections import records
+
+    frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
+                          "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
+                          "o": [[1.0, 2.0], None, "x"]})
+    want = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    got = records(frame)
+    assert got == want
+    assert [[type(v) for v in r.values()] for r in got] == [[type(v) for v in r.values()] for r in want]
+    assert records(pd.DataFrame()) == []
+
+
+def test_judges_sharing_items_equal_a_grouped_count_of_distinct_judges():
+    """judges_sharing_items by integer codes names the judges a groupby nunique on (metric, item_id) names;
+    a judge alone on its items is no panel member."""
+    import pandas as pd
+
+    from reports.sections import judges_sharing_items
+
+    clean = _long_ratings()
+    alone = clean[clean["rater"] == "j0"].assign(rater="solo", item_id=lambda d: d["item_id"] + "-solo")
+    clean = pd.concat([clean, alone], ignore_index=True)
+    judged = clean[clean["rater_kind"] == "judge"]
+    shared = judged.groupby(["metric", "item_id"])["rater"].transform("nunique") >= 2
+    assert judges_sharing_items(clean) == sorted(set(judged.loc[shared, "rater"])) == ["j0", "j1", "j2"]
+
+
+def test_row_codes_equal_a_multiindex_factorize():
+    """ppi.row_codes: the codes (first-appearance order) pandas gives the rows' tuples."""
+    import pandas as pd
+
+    from reports.ppi import row_codes
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 500), "b": rng.integers(0, 7, 500),
+                          "c": pd.array(rng.choice(["p", "q"], 500), dtype="str")})
+    want = pd.MultiIndex.from_frame(frame).factorize()[0]
+    np.testing.assert_array_equal(row_codes([frame[c] for c in frame.columns]), want)
+    np.testing.assert_array_equal(row_codes([frame["b"]]), pd.factorize(frame["b"])[0])
