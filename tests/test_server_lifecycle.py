@@ -91,11 +91,13 @@ def test_port_in_use_reports_only_the_current_failure(server_python, tmp_path):
 
 
 def _serve(study: Path) -> subprocess.Popen:
-    """`kasauti serve` on a new study, once it says the server is up."""
+    """`kasauti serve` on a new study, once it says the server is up. Its Ctrl-C works as in a terminal even
+    when this process ignores SIGINT (an ignored signal is inherited through exec)."""
     study.mkdir()
     (study / "kasauti.yaml").write_text("name: t\ndata:\n  path: items.jsonl\nannotation:\n  port: 0\n")
     proc = subprocess.Popen([sys.executable, "-m", "kasauti", "serve", str(study)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO)
+                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if "Ctrl-C" in line:
             break
