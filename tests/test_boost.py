@@ -23,6 +23,7 @@ import yaml
 import studytables as st
 from sampling.pairs import boosted_pairs
 from tests.judge_support import ROOT, cli_env, kasauti_cmd
+from tests.vllm_shapes import CompletionOutput, RequestOutput
 from training.boost import LEDGER_NAME, UNPARSEABLE, BoostItem, GenerationParams, boost
 from training.pairs import Triple, edit_distance
 
@@ -248,26 +249,6 @@ def test_the_study_template_shows_a_training_section_that_validates_once_uncomme
 
 
 @dataclass
-class CompletionOutput:
-    index: int
-    text: str
-    token_ids: list[int]
-    cumulative_logprob: float | None
-    logprobs: None
-    finish_reason: str | None = "stop"
-
-
-@dataclass
-class RequestOutput:
-    request_id: str
-    prompt: str | None
-    prompt_token_ids: list[int]
-    prompt_logprobs: None
-    outputs: list[CompletionOutput]
-    finished: bool
-
-
-@dataclass
 class LoRARequest:
     lora_name: str
     lora_int_id: int
@@ -297,7 +278,7 @@ class FakeLLM:
         for conv in messages:
             known = [r for k, r in self.answers.items() if k in conv[-1]["content"]]
             text = json.dumps(known[0].__dict__, ensure_ascii=False) if known else "I cannot improve this."
-            outs.append(RequestOutput(str(len(outs)), None, [1, 2], None, [CompletionOutput(0, text, [3], None, None)], True))
+            outs.append(RequestOutput(str(len(outs)), None, [1, 2], None, [CompletionOutput(0, text, [3], None, None, "stop")], True))
         return outs
 
 

@@ -9,7 +9,6 @@ StructuredOutputsParams / the older GuidedDecodingParams) field for field; the f
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -18,39 +17,12 @@ from judge import JudgeConfig, Ledger, run_judge
 from judge.prompts import hash_messages
 from judge.testing import FakeJudgeServer, Faults
 from tests.judge_support import demo_sample
+from tests.vllm_shapes import CompletionOutput, Logprob, RequestOutput
 
 from .test_judge_faults import check_every_call_once
 
 RS = rubrics.load_rubric_set("pariksha")
 SAMPLE = demo_sample(3)
-
-
-@dataclass
-class Logprob:
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclass
-class CompletionOutput:
-    index: int
-    text: str
-    token_ids: list[int]
-    cumulative_logprob: float | None
-    logprobs: list[dict[int, Logprob]] | None
-    finish_reason: str | None = None
-    stop_reason: int | str | None = None
-
-
-@dataclass
-class RequestOutput:
-    request_id: str
-    prompt: str | None
-    prompt_token_ids: list[int] | None
-    prompt_logprobs: Any
-    outputs: list[CompletionOutput]
-    finished: bool
 
 
 @dataclass
