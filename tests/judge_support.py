@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,3 +58,12 @@ def cli_env() -> dict:
 
 def kasauti_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "kasauti", *args]
+
+
+def modules_loaded(code: str, names) -> list[str]:
+    """Which of `names` (modules) are in ``sys.modules`` after `code` runs in a fresh interpreter on this checkout."""
+    probe = f"{code}\nimport sys; print('\\n'.join(m for m in {list(names)!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    return sorted(out.stdout.split())

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import choix
 import numpy as np
 import pandas as pd
@@ -19,6 +14,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from reports.pairwise import bt, corr, pairs
 from reports.pairwise import leaderboard as lb
 from reports.pairwise.system import system_agreement
+from tests.judge_support import modules_loaded
 
 COLS = ["pair_id", "prompt_id", "model_a", "model_b", "outcome", "rater", "rater_kind", "language", "shown_order"]
 
@@ -247,15 +243,11 @@ def test_leaderboard_path_imports_only_what_it_needs():
     scipy.sparse.csgraph or sklearn: they cost seconds of a fresh process and it does not need them."""
     heavy = ("scipy.stats", "scipy.special", "scipy.optimize", "scipy.sparse.csgraph", "scipy.sparse.linalg",
              "sklearn", "statsmodels", "plotly")
-    code = ("import sys; import pandas as pd; from reports.pairwise.leaderboard import leaderboard, agreement; "
+    code = ("import pandas as pd; from reports.pairwise.leaderboard import leaderboard, agreement; "
             "rows = [('p%d' % i, a, b, 'a' if (i + j) % 3 else 'b') for i in range(30) for j, (a, b) in "
             "enumerate([('x', 'y'), ('y', 'z'), ('z', 'x')])]; "
-            "leaderboard(pd.DataFrame(rows, columns=['prompt_id', 'model_a', 'model_b', 'outcome']), n_boot=20); "
-            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                         env={**os.environ, "PYTHONPATH": str(root)}).stdout
-    assert out.strip() == "[]"
+            "leaderboard(pd.DataFrame(rows, columns=['prompt_id', 'model_a', 'model_b', 'outcome']), n_boot=20)")
+    assert modules_loaded(code, heavy) == []
 
 
 # ---------------------------------------------------------------- leaderboard agreement

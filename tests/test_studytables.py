@@ -14,6 +14,7 @@ import pytest
 
 import studytables as st
 from sampling import DataSource, SamplingConfig, draw
+from tests.judge_support import modules_loaded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,11 +227,8 @@ def test_regenerating_architecture_md(tmp_path):
 
 def test_studytables_imports_no_stage_and_not_pandas():
     """Every stage may import it: it imports only pyarrow (pandas when a DataFrame is read or written)."""
-    code = ("import sys, studytables; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('pandas', 'kasauti', 'rubrics', 'sampling', 'judge', 'annotator', 'reports', 'training')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert modules_loaded("import studytables", ("pandas", "kasauti", "rubrics", "sampling", "judge", "annotator",
+                                                  "reports", "training")) == []
 
 
 def test_conform_checks_a_frame_in_memory():
