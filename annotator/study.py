@@ -28,7 +28,6 @@ from .slices import draw_random, read_slices
 
 HOME = "argilla"  # the study's Argilla directory (the embedded server's state, the record map, passwords)
 PASSWORD_FILE = "annotators.csv"
-ESCALATED_RATINGS, ESCALATED_REVISIONS = "ratings_escalated.parquet", "revisions_escalated.parquet"  # RATINGS, REVISIONS
 
 
 @dataclass
@@ -120,5 +119,6 @@ def pull_study(client: rg.Argilla, root: str | Path, study: str, rs: RubricSet) 
         done.comparisons = pull_comparisons(client, study, rs, RecordMap(root / HOME / PAIR_MAP, "pair_id"),
                                             read_pairs(root / studytables.PAIRS.file), read_sample(path),
                                             root / studytables.COMPARISONS.file, read_boosted(root))
-    done.escalated = pull_escalated(client, study, rs, records, sample, root / ESCALATED_RATINGS, root / ESCALATED_REVISIONS)
+    done.escalated = pull_escalated(client, study, rs, records, sample, root / studytables.RATINGS_ESCALATED_FILE,
+                                   root / studytables.REVISIONS_ESCALATED_FILE)
     return done

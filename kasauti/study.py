@@ -126,8 +126,8 @@ class Study:
     ratings = property(lambda self: self.root / studytables.RATINGS.file)
     decisions = property(lambda self: self.root / studytables.DECISIONS.file)
     slices = property(lambda self: self.root / studytables.SLICES.file)
-    ratings_escalated = property(lambda self: self.root / "ratings_escalated.parquet")  # RATINGS, of escalated items
-    revisions_escalated = property(lambda self: self.root / "revisions_escalated.parquet")
+    ratings_escalated = property(lambda self: self.root / studytables.RATINGS_ESCALATED_FILE)
+    revisions_escalated = property(lambda self: self.root / studytables.REVISIONS_ESCALATED_FILE)
     revisions = property(lambda self: self.root / studytables.REVISIONS.file)
     report_dir = property(lambda self: self.root / "report")
     argilla_dir = property(lambda self: self.root / "argilla")

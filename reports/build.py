@@ -21,7 +21,6 @@ from .config import ReportConfig
 from .ratings import ImportReport, from_pariksha, from_study, prepare
 
 REPORT_DIR = Path(studytables.REPORT_CELLS.file).parent  # the study's report directory: report/
-ESCALATED_RATINGS = "ratings_escalated.parquet"  # RATINGS of escalated items (`annotator.study`, which needs argilla)
 
 log = logging.getLogger(__name__)
 # PARIKSHA's judge and its GPT source models (the part of an item id after "|"): the judge's own family
@@ -145,7 +144,7 @@ def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig |
 
         return write_pairwise(*pairwise_section(comparisons, config or ReportConfig()), out), imp
     ratings, items = from_study(sample, root / studytables.RATINGS.file, root / studytables.JUDGMENTS.file,
-                                root / studytables.SLICES.file, root / ESCALATED_RATINGS)
+                                root / studytables.SLICES.file, root / studytables.RATINGS_ESCALATED_FILE)
     return build_report(ratings, rubric_set, out, items, imp, config, comparisons=comparisons), imp
 
 

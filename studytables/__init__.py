@@ -9,12 +9,13 @@ Imports only pyarrow (pandas when a DataFrame is read or written).
 from .docs import markdown, render
 from .io import TableError, conform, read, read_arrow, write
 from .tables import (BOOSTED, COMPARISONS, DECISIONS, EVAL, EVAL_RESPONSES, EXPORT_ACCEPTED, EXPORT_REVISIONS,
-                     JUDGE_COMPARISONS, JUDGMENTS, PAIR_RECORDS, PAIRS, RATINGS, RECORDS, REPORT_CELLS, REVISIONS, SAMPLE,
-                     SLICES, STRATA, TABLES, Column, Table)
+                     JUDGE_COMPARISONS, JUDGMENTS, PAIR_RECORDS, PAIRS, RATINGS, RATINGS_ESCALATED_FILE, RECORDS,
+                     REPORT_CELLS, REVISIONS, REVISIONS_ESCALATED_FILE, SAMPLE, SLICES, STRATA, TABLES, Column, Table)
 
 __all__ = [
     "BOOSTED", "COMPARISONS", "DECISIONS", "EVAL", "EVAL_RESPONSES", "EXPORT_ACCEPTED", "EXPORT_REVISIONS",
     "JUDGE_COMPARISONS", "JUDGMENTS", "PAIR_RECORDS", "PAIRS",
-    "RATINGS", "RECORDS", "REPORT_CELLS", "REVISIONS", "SAMPLE", "SLICES", "STRATA",
+    "RATINGS", "RATINGS_ESCALATED_FILE", "RECORDS", "REPORT_CELLS", "REVISIONS", "REVISIONS_ESCALATED_FILE", "SAMPLE",
+    "SLICES", "STRATA",
     "TABLES", "Column", "Table", "TableError", "conform", "markdown", "read", "read_arrow", "render", "write",
 ]

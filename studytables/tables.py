@@ -403,6 +403,10 @@ EVAL = Table("eval", "eval/eval.parquet", "training", "kasauti eval",
     Column("criterion", S, "the pairwise criterion (`overall`, or a metric); null for lm-evaluation-harness rows", True),
 ))
 
+# the ratings and revisions of escalated items (`kasauti pull`): RATINGS and REVISIONS in files of their own, kept
+# apart from the random calibration ratings
+RATINGS_ESCALATED_FILE, REVISIONS_ESCALATED_FILE = "ratings_escalated.parquet", "revisions_escalated.parquet"
+
 TABLES: dict[str, Table] = {t.name: t for t in (SAMPLE, STRATA, JUDGMENTS, RATINGS, REVISIONS, RECORDS, SLICES,
                                                 PAIR_RECORDS, REPORT_CELLS, PAIRS, COMPARISONS, JUDGE_COMPARISONS, DECISIONS, EXPORT_ACCEPTED,
                                                 EXPORT_REVISIONS, BOOSTED, EVAL_RESPONSES, EVAL)}
