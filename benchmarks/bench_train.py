@@ -17,11 +17,16 @@ greedily with ``--boost-model`` (``smollm2``, or ``tiny``: the test suite's rand
 which never stops early), batched (``--boost-batch``) and then one prompt at a time, each with a
 fresh ledger: items/s and generated tokens/s of each and the speed-up (goal >= 3x), by wall time
 and by the process's CPU time (steadier on a shared machine, with ``--threads 1``: no threads
-spinning at barriers).
+spinning at barriers). Two output regimes (``--boost-mode``): ``fixed``, every output exactly
+``--boost-tokens`` long (``min_new_tokens = max_new_tokens``, as vLLM's throughput benchmark
+ignores EOS): the workload of a booster, which writes the whole revised item (the subset's
+revised items are printed in tokens for comparison); ``natural``, the model's own stops (SmolLM2 is
+not a booster: it stops early, and a batch waits for its longest output).
 
 usage: python benchmarks/bench_train.py --midb ../shared/data/midb [--language Spanish] [--pairs 40]
        [--steps 3] [--batch 2] [--max-length 1536] [--padding-free] [--threads N]
-       [--boost-model smollm2|tiny] [--boost-items 16] [--boost-batch 8[,16,...]] [--boost-tokens 64] [--skip-training]
+       [--boost-model smollm2|tiny] [--boost-items 16] [--boost-batch 16[,8,...]] [--boost-tokens 128]
+       [--boost-mode fixed,natural] [--skip-training]
        (needs kasauti[train,smollm2])
 """
 
@@ -52,8 +57,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--boost-model", choices=["smollm2", "tiny"], default="smollm2")
     ap.add_argument("--boost-items", type=int, default=16)
-    ap.add_argument("--boost-batch", default="8", help="batch size(s), comma-separated, each against batch size 1")
-    ap.add_argument("--boost-tokens", type=int, default=64, help="max new tokens per item")
+    ap.add_argument("--boost-batch", default="16", help="batch size(s), comma-separated, each against batch size 1")
+    ap.add_argument("--boost-tokens", type=int, default=128, help="max new tokens per item")
+    ap.add_argument("--boost-mode", default="fixed,natural", help="fixed (outputs of --boost-tokens), natural, or both")
     ap.add_argument("--skip-training", action="store_true", help="only the boosting benchmark")
     args = ap.parse_args()
 
@@ -127,26 +133,37 @@ def boost_model(name: str, directory: Path) -> Path:
 
 def bench_boost(args, subset) -> None:
     from training.boost import LEDGER_NAME, BoostItem, GenerationParams, boost
+    from training.examples import render_triple
 
     items = [BoostItem(p.item_id, p.language, None, p.original) for p in subset[:args.boost_items]]
-    params = GenerationParams(max_new_tokens=args.boost_tokens)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = boost_model(args.boost_model, Path(tmp) / "model")
-        rates = {}
+        if args.boost_model == "smollm2":
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(model_dir)
+            sizes = sorted(len(tok(render_triple(p.revised))["input_ids"]) for p in subset[:args.boost_items])
+            print(f"the {len(sizes)} items' revised versions (what a booster writes): median {sizes[len(sizes) // 2]} "
+                  f"tokens, range {sizes[0]}-{sizes[-1]}")
+        boost(model_dir, items[:1], Path(tmp) / "warm-up" / "boosted.parquet", params=GenerationParams(max_new_tokens=1))
         batches = [int(b) for b in args.boost_batch.split(",")]
-        for batch in [*batches, 1]:
-            out = Path(tmp) / f"batch{batch}" / "boosted.parquet"
-            start, cpu = time.perf_counter(), time.process_time()
-            result = boost(model_dir, items, out, batch_size=batch, params=params)
-            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-            tokens = generated_tokens(model_dir, out.with_name(LEDGER_NAME))
-            rates[batch] = (len(items) / wall, len(items) / cpu)
-            print(f"boost {args.boost_model}, batch {batch}: {len(items)} items ({result.boosted} boosted, "
-                  f"{result.unparseable} unparseable), {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tokens/s "
-                  f"({rates[batch][0]:.3f} items/s; {cpu:.1f} CPU s = {rates[batch][1]:.3f} items per CPU s)", flush=True)
-    for batch in batches:
-        print(f"boost items/s batch {batch} / one at a time: {rates[batch][0] / rates[1][0]:.2f}x wall, "
-              f"{rates[batch][1] / rates[1][1]:.2f}x per CPU second (goal >= 3x)")
+        for mode in args.boost_mode.split(","):
+            fixed = args.boost_tokens if mode == "fixed" else 0
+            params = GenerationParams(max_new_tokens=args.boost_tokens, min_new_tokens=fixed)
+            rates = {}
+            for batch in [*batches, 1]:
+                out = Path(tmp) / f"{mode}-batch{batch}" / "boosted.parquet"
+                start, cpu = time.perf_counter(), time.process_time()
+                result = boost(model_dir, items, out, batch_size=batch, params=params)
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                tokens = generated_tokens(model_dir, out.with_name(LEDGER_NAME))
+                rates[batch] = (len(items) / wall, len(items) / cpu)
+                print(f"boost {args.boost_model} ({mode}), batch {batch}: {len(items)} items ({result.boosted} boosted, "
+                      f"{result.unparseable} unparseable), {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tokens/s "
+                      f"({rates[batch][0]:.3f} items/s; {cpu:.1f} CPU s = {rates[batch][1]:.3f} items per CPU s)", flush=True)
+            for batch in batches:
+                print(f"boost ({mode}) items/s batch {batch} / one at a time: {rates[batch][0] / rates[1][0]:.2f}x wall, "
+                      f"{rates[batch][1] / rates[1][1]:.2f}x per CPU second (goal >= 3x)", flush=True)
 
 
 def generated_tokens(model_dir: Path, ledger: Path) -> int:

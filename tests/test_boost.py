@@ -157,6 +157,34 @@ def test_batches_hold_prompts_of_similar_token_counts(tiny, tmp_path):
     assert order == [items[i].item_id for i in sorted(range(3), key=lengths.__getitem__)]
 
 
+def test_min_new_tokens_holds_off_the_end_of_sequence(tiny, tmp_path):
+    """A booster whose first greedy token ends the sequence writes one token; with min_new_tokens it writes
+    exactly max_new_tokens (fixed-length outputs, as throughput benchmarks need); min above max is refused."""
+    import shutil
+
+    from training.boost import BoostError, TransformersGenerator
+    from training.examples import booster_prompt
+
+    model = shutil.copytree(tiny, tmp_path / "model")
+    prompt = booster_prompt(RANDOM_ITEMS[0][1])
+    gen = TransformersGenerator(model, GenerationParams(max_new_tokens=1))
+    enc = gen.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    first = int(gen.model.generate(**enc, max_new_tokens=1, do_sample=False)[0, -1])
+    config = json.loads((model / "generation_config.json").read_text(encoding="utf-8"))
+    (model / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": [first]}), encoding="utf-8")
+
+    def generated(params: GenerationParams) -> list[int]:
+        g = TransformersGenerator(model, params)
+        return g.tokenizer(g([prompt])[0], add_special_tokens=False)["input_ids"]
+
+    assert generated(GenerationParams(max_new_tokens=6)) == [first]
+    fixed = generated(GenerationParams(max_new_tokens=6, min_new_tokens=6))
+    assert first not in fixed[:1] and len(gen.tokenizer.decode(fixed)) > len(gen.tokenizer.decode([first]))
+    with pytest.raises(BoostError, match="min_new_tokens must be between 0 and max_new_tokens"):
+        boost(tiny, [BoostItem("a", "hi", None, RANDOM_ITEMS[0][1])], tmp_path / "b.parquet",
+              params=GenerationParams(max_new_tokens=4, min_new_tokens=5))
+
+
 def test_a_killed_boost_resumes_exactly_the_missing_items(tiny, tmp_path):
     data = write_items(tmp_path / "items.jsonl", RANDOM_ITEMS)
     study = make_study(tmp_path / "study", data)
@@ -257,7 +285,7 @@ class LoRARequest:
 
 class SamplingParams:
     def __init__(self, **kw):
-        assert set(kw) <= {"max_tokens", "temperature", "top_p", "seed"}, kw
+        assert set(kw) <= {"max_tokens", "min_tokens", "temperature", "top_p", "seed"}, kw
         self.__dict__.update(kw)
 
 
@@ -305,12 +333,12 @@ def test_vllm_backend_serves_the_base_with_the_booster_lora(tiny, tmp_path, fake
     items = [BoostItem(p.item_id, p.language, None, p.original) for p in pairs] + [
         BoostItem("new", "hi", None, Triple("नया", "", "नहीं"))]
     result = boost(booster, items, tmp_path / "boosted.parquet", batch_size=4, backend="vllm",
-                   params=GenerationParams(max_new_tokens=256))
+                   params=GenerationParams(max_new_tokens=256, min_new_tokens=8))
     (llm,) = FakeLLM.instances
     assert llm.model == str(tiny) and llm.engine_args == {"enable_lora": True, "max_lora_rank": 64}
     assert [len(m) for m, _, _ in llm.calls] == [4, 2]
     _, sampling, lora = llm.calls[0]
-    assert vars(sampling) == {"max_tokens": 256, "temperature": 0.0, "top_p": 1.0, "seed": 0}
+    assert vars(sampling) == {"max_tokens": 256, "min_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0}
     assert lora == LoRARequest("booster", 1, str(booster / "adapter"))
     assert (result.boosted, result.unparseable, result.generated) == (5, 1, 6)
     out = st.read(st.BOOSTED, tmp_path / "boosted.parquet").set_index("item_id")

@@ -44,6 +44,7 @@ class BoostItem:
 @dataclass(frozen=True)
 class GenerationParams:
     max_new_tokens: int = 1024
+    min_new_tokens: int = 0  # no end of sequence before this many tokens; = max_new_tokens: fixed-length outputs (throughput benchmarks)
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     seed: int = 0
@@ -161,7 +162,8 @@ class TransformersGenerator:
         if p.temperature > 0:
             self.torch.manual_seed(p.seed)
         with self.torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=p.max_new_tokens, pad_token_id=tok.pad_token_id, **sample)
+            out = self.model.generate(**enc, max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
+                                      pad_token_id=tok.pad_token_id, **sample)
         return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
@@ -180,8 +182,8 @@ class VLLMGenerator:
             rank = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["r"]
             args = {"enable_lora": True, "max_lora_rank": min(r for r in VLLM_LORA_RANKS if r >= rank)}
         self.llm = self.vllm.LLM(model=str(base if lora else model_dir), **args)
-        self.sampling = self.vllm.SamplingParams(max_tokens=params.max_new_tokens, temperature=params.temperature,
-                                                 top_p=params.top_p, seed=params.seed)
+        self.sampling = self.vllm.SamplingParams(max_tokens=params.max_new_tokens, min_tokens=params.min_new_tokens,
+                                                 temperature=params.temperature, top_p=params.top_p, seed=params.seed)
 
     def __call__(self, conversations: Sequence[list[dict]]) -> list[str]:
         outs = self.llm.chat(list(conversations), self.sampling, use_tqdm=False, lora_request=self.lora)
@@ -216,6 +218,9 @@ def boost(booster_dir: str | Path, items: Sequence[BoostItem], out_path: str | P
         raise BoostError(f"unknown backend {backend!r}; use transformers or vllm")
     if batch_size < 1:
         raise BoostError(f"batch size must be at least 1, got {batch_size}")
+    if not 0 <= params.min_new_tokens <= params.max_new_tokens:
+        raise BoostError(f"min_new_tokens must be between 0 and max_new_tokens ({params.max_new_tokens}), "
+                         f"got {params.min_new_tokens}")
     twice = sorted(i for i, n in Counter(it.item_id for it in items).items() if n > 1)
     if twice:
         raise BoostError(f"item ids must be unique; repeated: {twice[:5]}")
