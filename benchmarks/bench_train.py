@@ -19,13 +19,13 @@ fresh ledger: items/s and generated tokens/s of each and the speed-up (goal >= 3
 and by the process's CPU time (steadier on a shared machine, with ``--threads 1``: no threads
 spinning at barriers). Two output regimes (``--boost-mode``): ``fixed``, every output exactly
 ``--boost-tokens`` long (``min_new_tokens = max_new_tokens``, as vLLM's throughput benchmark
-ignores EOS): the workload of a booster, which writes the whole revised item (the subset's
-revised items are printed in tokens for comparison); ``natural``, the model's own stops (SmolLM2 is
+ignores EOS; by default the median token count of the items' expert-revised versions): the
+workload of a booster, which writes the whole revised item; ``natural``, the model's own stops (SmolLM2 is
 not a booster: it stops early, and a batch waits for its longest output).
 
 usage: python benchmarks/bench_train.py --midb ../shared/data/midb [--language Spanish] [--pairs 40]
        [--steps 3] [--batch 2] [--max-length 1536] [--padding-free] [--threads N]
-       [--boost-model smollm2|tiny] [--boost-items 16] [--boost-batch 16[,8,...]] [--boost-tokens 128]
+       [--boost-model smollm2|tiny] [--boost-items 16] [--boost-batch 16[,8,...]] [--boost-tokens N]
        [--boost-mode fixed,natural] [--skip-training]
        (needs kasauti[train,smollm2])
 """
@@ -58,7 +58,8 @@ def main() -> None:
     ap.add_argument("--boost-model", choices=["smollm2", "tiny"], default="smollm2")
     ap.add_argument("--boost-items", type=int, default=16)
     ap.add_argument("--boost-batch", default="16", help="batch size(s), comma-separated, each against batch size 1")
-    ap.add_argument("--boost-tokens", type=int, default=128, help="max new tokens per item")
+    ap.add_argument("--boost-tokens", type=int, default=None,
+                    help="max new tokens per item (default: the median token count of the items' revised versions; tiny: 64)")
     ap.add_argument("--boost-mode", default="fixed,natural", help="fixed (outputs of --boost-tokens), natural, or both")
     ap.add_argument("--skip-training", action="store_true", help="only the boosting benchmark")
     args = ap.parse_args()
@@ -145,6 +146,8 @@ def bench_boost(args, subset) -> None:
             sizes = sorted(len(tok(render_triple(p.revised))["input_ids"]) for p in subset[:args.boost_items])
             print(f"the {len(sizes)} items' revised versions (what a booster writes): median {sizes[len(sizes) // 2]} "
                   f"tokens, range {sizes[0]}-{sizes[-1]}")
+            args.boost_tokens = args.boost_tokens or sizes[len(sizes) // 2]
+        args.boost_tokens = args.boost_tokens or 64
         boost(model_dir, items[:1], Path(tmp) / "warm-up" / "boosted.parquet", params=GenerationParams(max_new_tokens=1))
         batches = [int(b) for b in args.boost_batch.split(",")]
         for mode in args.boost_mode.split(","):
