@@ -134,7 +134,7 @@ class BoostLedger:
 
 class TransformersGenerator:
     """Batched generation with transformers: left padding, greedy when temperature is 0; on a CUDA GPU
-    when there is one (bf16 where it has it), else on the CPU in float32."""
+    when there is one (bf16 where it has it), else on the CPU in float32 with :func:`training.kvcache.growing_cache`."""
 
     def __init__(self, model_dir: Path, params: GenerationParams):
         import torch
@@ -158,12 +158,16 @@ class TransformersGenerator:
         p, tok = self.params, self.tokenizer
         texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
         enc = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self.device)
-        sample = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature > 0 else {"do_sample": False}
+        args = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature > 0 else {"do_sample": False}
         if p.temperature > 0:
             self.torch.manual_seed(p.seed)
+        if self.device == "cpu":  # a cache that does not copy itself at every step (see training.kvcache)
+            from .kvcache import growing_cache
+
+            args["cache"] = growing_cache(self.model.config)
         with self.torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
-                                      pad_token_id=tok.pad_token_id, **sample)
+                                      pad_token_id=tok.pad_token_id, **args)
         return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
