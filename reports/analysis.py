@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .agreement import Scale, analyse_cells
+from .agreement import Scale, analyse_judges
 from .calibration import CALIBRATED_SUFFIX
 from .config import ReportConfig
 
@@ -66,7 +66,8 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
     """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras.
 
     Each metric x judge resamples from its own random stream (``seed``, metric, judge), so its
-    intervals do not depend on the other metrics and judges in the table, and the metrics are
+    intervals do not depend on the other metrics and judges in the table; a calibrated judge shares its
+    raw judge's stream and resamples (:func:`~reports.agreement.analyse_judges`). The metrics are
     analysed in parallel, one thread per CPU core (numpy releases the GIL in its loops). BLAS runs
     on one thread: its products are small, and extra threads only wait for cores.
     """
@@ -105,20 +106,34 @@ def _analyse_metric(metric: str, sub: pd.DataFrame, scale: Scale, n_boot: int, s
         codes, names = pd.factorize(items[facet], sort=True)
         facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
     cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
+    results = {}
+    for base, group in _judge_groups(judges).items():
+        js = []
+        for judge in group:
+            j = np.full(len(items), -1)
+            if judge is not None:
+                sel = judge_rows & (rater_code == rater_names.get_loc(judge))
+                j[idx[sel]] = cat[sel]
+            js.append(j)
+        rng = np.random.default_rng([seed, *f"{metric}\0{base}".encode()])
+        results.update(zip(group, analyse_judges(counts, js, [mask for _, _, mask in cells], scale, n_boot, rng, min_items,
+                                                 consensus_min_humans)))
     for judge in judges:
-        j = np.full(len(items), -1)
-        if judge is not None:
-            sel = judge_rows & (rater_code == rater_names.get_loc(judge))
-            j[idx[sel]] = cat[sel]
-        rng = np.random.default_rng([seed, *f"{metric}\0{judge or ''}".encode()])
-        results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
-        for (facet, level, _), (stats, extras) in zip(cells, results):
+        for (facet, level, _), (stats, extras) in zip(cells, results[judge]):
             key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
                    "facet": facet, "level": str(level)}
             extras_out.append({**key, **extras})
             for stat, e in stats.items():
                 rows_out.append({**key, "statistic": stat, **e})
     return rows_out, extras_out
+
+
+def _judge_groups(judges: list[str | None]) -> dict[str, list[str | None]]:
+    """The judges resampled together, by their raw judge's name: a raw judge (first) and its calibrated version."""
+    groups: dict[str, list[str | None]] = {}
+    for judge in sorted(judges, key=lambda j: (j or "").endswith(CALIBRATED_SUFFIX)):
+        groups.setdefault((judge or "").removesuffix(CALIBRATED_SUFFIX), []).append(judge)
+    return groups
 
 
 def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:
