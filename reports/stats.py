@@ -24,10 +24,13 @@ _ERR = {"divide": "ignore", "invalid": "ignore"}
 
 
 def _sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """x summed over ``axis`` by adding its slices."""
+    """x summed over ``axis`` by adding its slices, in their memory layout (a C-order copy of the first slice made
+    every addition strided when the batch axis is innermost, as in the bootstrap's sums: 1.7x slower)."""
     parts = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
-    out = parts[0].copy()
-    for part in parts[1:]:
+    if len(parts) == 1:
+        return parts[0].copy()
+    out = parts[0] + parts[1]
+    for part in parts[2:]:
         out += part
     return out
 
@@ -45,6 +48,7 @@ def _total(x: np.ndarray) -> np.ndarray:
 def _quad(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sum_kl a_k w_kl b_l over the last axis of a, b (..., K), w a constant (K, K): K matrix-vector products."""
     out = np.zeros(a.shape[:-1])
+    b = np.ascontiguousarray(b)  # one layout: BLAS's order of summation (the last bits) depends on it
     for k, row in enumerate(np.asarray(w, dtype=float)):
         out += a[..., k] * (b @ row)
     return out
