@@ -84,12 +84,15 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
         return _analyse_metric(metric, by_metric[metric], scale_of(specs[metric]), n_boot, seed, min_items,
                                consensus_min_humans)
 
+    # the costliest metrics first (more levels, more ratings), so no core is left with a long one at the end
+    longest_first = sorted(metrics, key=lambda m: (scale_of(specs[m]).k, len(by_metric[m])), reverse=True)
     rows_out, extras_out = [], []
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # (not on macOS)
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(cores) as pool:
-        for rows, extras in pool.map(one, metrics):
-            rows_out += rows
-            extras_out += extras
+        done = dict(zip(longest_first, pool.map(one, longest_first)))
+    for metric in metrics:
+        rows_out += done[metric][0]
+        extras_out += done[metric][1]
     return rows_out, extras_out
 
 
