@@ -36,8 +36,8 @@ def _sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _cumsum(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Cumulative sums over ``axis`` by adding its slices."""
-    return np.stack(list(accumulate(np.moveaxis(np.asarray(x, dtype=float), axis, 0))), axis)
+    """Cumulative sums over ``axis`` by adding its slices (each sum one block, as :func:`_sum` keeps them)."""
+    return np.moveaxis(np.stack(list(accumulate(np.moveaxis(np.asarray(x, dtype=float), axis, 0)))), 0, axis)
 
 
 def _total(x: np.ndarray) -> np.ndarray:
@@ -251,7 +251,7 @@ def kendall_tau_b_table(table: np.ndarray) -> np.ndarray:
     t = np.asarray(table, dtype=float)
     k = t.shape[-1]
     conc, disc = np.zeros(t.shape[:-2]), np.zeros(t.shape[:-2])
-    below = np.zeros(t.shape[:-1])  # below[l] = sum_{k' > row} t_k'l, built from the last row up
+    below = np.zeros_like(t[..., 0, :])  # below[l] = sum_{k' > row} t_k'l, built from the last row up (t's layout)
     for row in range(k - 2, -1, -1):
         below += t[..., row + 1, :]
         upto = _cumsum(below, -1)  # sum_{l' <= l}
