@@ -173,16 +173,23 @@ def _modal(m: np.ndarray, items: np.ndarray) -> int:
     return int(per_m.argmax())
 
 
-def _statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Every statistic for a batch of summed parts (leading axis B)."""
+def _human_statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics among the humans alone (the same for every judge of the items), for a batch of summed parts."""
     v = np.asarray(scale.values, float)
-    k = scale.k
-    t = s["table"]
-    out = {
+    return {
         "hh_alpha": S.krippendorff_alpha(s["hh_coinc"], v, scale.level),
         "hh_fleiss": S.fleiss_kappa(s["fleiss_p"], s["fleiss_cat"], s["n_fleiss"]),
         "hh_pairwise": _ratio(s["pair_agree"], s["n_pairable"]),
         "hh_ac": S.gwet_ac_multi(s["gwet_pa"], s["n_pairable"], s["pi"], s["n_rated"], gwet_weights),
+    }
+
+
+def _judge_statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The other statistics (the judge's, and the humans' on the items it scored) for a batch of summed parts."""
+    v = np.asarray(scale.values, float)
+    k = scale.k
+    t = s["table"]
+    out = {
         "hj_exact": S.table_mean(t, np.eye(k)),
         "hj_kappa": S.cohen_kappa(t, S.disagreement_weights(v, "unweighted")),
         "hj_ac1": S.gwet_ac_table(t, np.eye(k)),
@@ -338,22 +345,28 @@ def analyse_judges(humans: np.ndarray, judges: list[np.ndarray], masks: list[np.
         for v in moduses[1:]:
             rows = cell_modal == v
             total[name][rows] = total.pop(f"{name}@{v}")[rows]
-    out = []
-    for g, f in enumerate(features):
-        sums = {**{name: total[key] for name, key in keys[g].items()}, **{name: total[name] for name in f.fleiss}}
-        out.append(_cells(sums, scale, f.gwet_weights, modal, n_cells, n_rows, n_boot, min_items))
-    return out
+    sums = [{**{name: total[key] for name, key in keys[g].items()}, **{name: total[name] for name in f.fleiss}}
+            for g, f in enumerate(features)]
+    human = _intervals(_human_statistics(sums[0], scale, features[0].gwet_weights), n_cells, n_rows)  # once for all judges
+    return [_cells(human, s, scale, f.gwet_weights, modal, n_cells, n_rows, n_boot, min_items) for s, f in zip(sums, features)]
 
 
-def _cells(sums: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray, modal: np.ndarray, n_cells: int,
-           n_rows: int, n_boot: int, min_items: int) -> list[tuple[dict[str, dict], dict]]:
-    """Each cell's entries and extras from one judge's sums (n_cells x n_rows leading rows, the point estimate first)."""
-    values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in _statistics(sums, scale, gwet_weights).items()}
-    s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
+def _intervals(stats: dict[str, np.ndarray], n_cells: int, n_rows: int) -> dict[str, tuple[np.ndarray, ...]]:
+    """Per statistic: its values (n_cells, n_rows; the point estimate first), percentile CIs and resamples where defined."""
+    values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in stats.items()}
     ci, n_defined = _percentile_ci(np.vstack([arr[:, 1:] for arr in values.values()]))
-    per_stat = {stat: {"value": arr[:, 0].tolist(), "n": _n_items(stat, s0).astype(int).tolist(),
-                       "ci": ci[i * n_cells:(i + 1) * n_cells].tolist(), "defined": n_defined[i * n_cells:(i + 1) * n_cells].tolist()}
-                for i, (stat, arr) in enumerate(values.items())}
+    return {stat: (arr, ci[i * n_cells:(i + 1) * n_cells], n_defined[i * n_cells:(i + 1) * n_cells])
+            for i, (stat, arr) in enumerate(values.items())}
+
+
+def _cells(human: dict[str, tuple[np.ndarray, ...]], sums: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray,
+           modal: np.ndarray, n_cells: int, n_rows: int, n_boot: int, min_items: int) -> list[tuple[dict[str, dict], dict]]:
+    """Each cell's entries and extras from the humans' :func:`_intervals` and one judge's sums (n_cells x n_rows
+    leading rows, the point estimate first)."""
+    stats = {**human, **_intervals(_judge_statistics(sums, scale, gwet_weights), n_cells, n_rows)}
+    s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
+    per_stat = {stat: {"value": arr[:, 0].tolist(), "n": _n_items(stat, s0).astype(int).tolist(), "ci": ci.tolist(),
+                       "defined": n_defined.tolist()} for stat, (arr, ci, n_defined) in stats.items()}
     return [_entries(per_stat, s0, c, int(modal[c]), n_boot, min_items) for c in range(n_cells)]
 
 
