@@ -36,8 +36,13 @@ def _sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _cumsum(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Cumulative sums over ``axis`` by adding its slices (each sum one block, as :func:`_sum` keeps them)."""
-    return np.moveaxis(np.stack(list(accumulate(np.moveaxis(np.asarray(x, dtype=float), axis, 0)))), 0, axis)
+    """Cumulative sums over ``axis`` by adding its slices, in x's memory layout (as :func:`_sum`)."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    slices = np.moveaxis(out, axis, 0)
+    for i, total in enumerate(accumulate(np.moveaxis(x, axis, 0))):
+        slices[i] = total
+    return out
 
 
 def _total(x: np.ndarray) -> np.ndarray:

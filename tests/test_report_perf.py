@@ -178,16 +178,17 @@ def test_summed_parts_are_contiguous_blocks_with_the_resamples_innermost():
 
 
 def test_short_axis_sums_keep_the_resamples_innermost():
-    """stats._sum over a category axis keeps the layout of the summed parts (resamples innermost), so every
-    addition reads and writes contiguous memory; values as numpy's sum."""
-    from reports.stats import _sum
+    """stats._sum and _cumsum over a category axis keep the layout of the summed parts (resamples innermost), so
+    every addition reads and writes contiguous memory; values as numpy's."""
+    from reports.stats import _cumsum, _sum
 
     rng = np.random.default_rng(1)
     table = np.moveaxis(rng.random((4, 4, 300)), -1, 0)  # (B, K, K) with B innermost, as _sums lays it out
     for axis in (-1, -2):
-        out = _sum(table, axis)
+        out, cum = _sum(table, axis), _cumsum(table, axis)
         np.testing.assert_allclose(out, table.sum(axis), rtol=1e-15)
-        assert np.moveaxis(out, 0, -1).flags.c_contiguous, axis
+        np.testing.assert_allclose(cum, np.cumsum(table, axis), rtol=1e-15)
+        assert np.moveaxis(out, 0, -1).flags.c_contiguous and np.moveaxis(cum, 0, -1).flags.c_contiguous, axis
 
 def test_a_judges_intervals_do_not_depend_on_the_other_metrics_and_judges():
     """Each metric x judge draws its resamples from its own stream (seed, metric, judge; a calibrated judge shares
