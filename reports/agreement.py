@@ -168,7 +168,7 @@ def _sums(parts: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.nda
 def _modal(m: np.ndarray, items: np.ndarray) -> int:
     """The most common number of human ratings among pairable items (the smallest on a tie; 0 when none):
     ``m`` per pattern (0 where not pairable), ``items`` the patterns' item counts."""
-    per_m = np.bincount(m, weights=items)
+    per_m = np.bincount(m, weights=items, minlength=1)
     per_m[0] = 0
     return int(per_m.argmax())
 
