@@ -6,6 +6,14 @@ per-pattern quantities, so a cell is summarised by its P distinct patterns and t
 Resampling I items with replacement is then exactly a multinomial draw of pattern counts
 (I trials, pattern frequencies as probabilities): the bootstrap draws a (B, P) count matrix and
 gets every statistic for all B resamples from one matrix product, never touching rating rows.
+
+A raw judge and its calibrated version rate the same items, so they are resampled together
+(:func:`analyse_judges`): one draw per cell over their joint patterns serves both, exactly (a
+multinomial's marginals are multinomial), pairs their resamples, and sums the humans' parts and
+computes the humans' statistics once. Measured on the Updesh shape (one 5-level metric, 35 cells,
+1,000 resamples, one thread): the draws cost ~80 ns per pattern and resample (~0.11 s per draw set;
+rng.poisson would take ~0.06 s but is another bootstrap, so it is not used), which pairing halves;
+the statistics of one judge take ~23 ms, the percentile intervals ~12 ms.
 """
 
 from __future__ import annotations
@@ -157,21 +165,31 @@ def _sums(parts: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.nda
     return out
 
 
-def _modal(m: np.ndarray) -> int:
-    vals, cnt = np.unique(m, return_counts=True)
-    return int(vals[cnt.argmax()])
+def _modal(m: np.ndarray, items: np.ndarray) -> int:
+    """The most common number of human ratings among pairable items (the smallest on a tie; 0 when none):
+    ``m`` per pattern (0 where not pairable), ``items`` the patterns' item counts."""
+    per_m = np.bincount(m, weights=items, minlength=1)
+    per_m[0] = 0
+    return int(per_m.argmax())
 
 
-def _statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Every statistic for a batch of summed parts (leading axis B)."""
+def _human_statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics among the humans alone (the same for every judge of the items), for a batch of summed parts."""
     v = np.asarray(scale.values, float)
-    k = scale.k
-    t = s["table"]
-    out = {
+    return {
         "hh_alpha": S.krippendorff_alpha(s["hh_coinc"], v, scale.level),
         "hh_fleiss": S.fleiss_kappa(s["fleiss_p"], s["fleiss_cat"], s["n_fleiss"]),
         "hh_pairwise": _ratio(s["pair_agree"], s["n_pairable"]),
         "hh_ac": S.gwet_ac_multi(s["gwet_pa"], s["n_pairable"], s["pi"], s["n_rated"], gwet_weights),
+    }
+
+
+def _judge_statistics(s: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The other statistics (the judge's, and the humans' on the items it scored) for a batch of summed parts."""
+    v = np.asarray(scale.values, float)
+    k = scale.k
+    t = s["table"]
+    out = {
         "hj_exact": S.table_mean(t, np.eye(k)),
         "hj_kappa": S.cohen_kappa(t, S.disagreement_weights(v, "unweighted")),
         "hj_ac1": S.gwet_ac_table(t, np.eye(k)),
@@ -274,11 +292,31 @@ def analyse_cells(humans: np.ndarray, judge: np.ndarray, masks: list[np.ndarray]
     The patterns' quantities are computed once for all cells, and one matrix product sums them for
     every cell and resample; the bootstrap draws are those of calling :func:`analyse_cell` per mask in order.
     """
-    uniq, inverse = _patterns(np.column_stack([humans, judge + 1]).astype(np.int64))
-    f = PatternFeatures(uniq[:, :-1], uniq[:, -1] - 1, scale, consensus_min_humans)
+    return analyse_judges(humans, [judge], masks, scale, n_boot, rng, min_items, consensus_min_humans)[0]
+
+
+def analyse_judges(humans: np.ndarray, judges: list[np.ndarray], masks: list[np.ndarray], scale: Scale, n_boot: int,
+                   rng: np.random.Generator, min_items: int = 10,
+                   consensus_min_humans: int = 1) -> list[list[tuple[dict[str, dict], dict]]]:
+    """:func:`analyse_cells` for several judges of the same items (a judge and its calibrated version), per judge.
+
+    The items' patterns are joint (human counts and every judge's category), so one multinomial draw per cell
+    resamples the same items for all judges: each judge's resamples are an exact item bootstrap (a multinomial's
+    marginals are multinomial) and the judges' resamples are paired. With the first judge's pattern fixing the
+    others' categories (a calibration of its scores), its draws are those of :func:`analyse_cells` on it alone.
+    Parts that are the same for two judges (those of the humans alone) are summed once.
+    """
+    # the other judges' columns first: the least significant, so the patterns keep the first judge's order
+    cols = [*(j + 1 for j in judges[1:]), *np.asarray(humans).T, judges[0] + 1]
+    uniq, inverse = _patterns(np.column_stack(cols).astype(np.int64))
+    n_other = len(judges) - 1
+    pattern_humans = uniq[:, n_other:-1]
+    features = [PatternFeatures(pattern_humans, uniq[:, col] - 1, scale, consensus_min_humans)
+                for col in (-1, *range(n_other))]
     n_pat, n_cells, n_rows = len(uniq), len(masks), n_boot + 1
     weights = np.zeros((n_cells, n_rows, n_pat))
     modal = np.zeros(n_cells, int)
+    m = features[0].m
     for c, mask in enumerate(masks):
         counts = np.bincount(inverse[np.asarray(mask)], minlength=n_pat)
         present = np.flatnonzero(counts)
@@ -286,27 +324,49 @@ def analyse_cells(humans: np.ndarray, judge: np.ndarray, masks: list[np.ndarray]
         weights[c, 0] = counts
         if n_boot:
             weights[c, 1:, present] = rng.multinomial(n_items, counts[present] / n_items, size=n_boot).T
-        pairable = f.m[present]
-        modal[c] = _modal(pairable[pairable > 0]) if (pairable > 0).any() else 0
+        modal[c] = _modal(m[present], counts[present])
     # Fleiss' kappa: items rated by the cell's most common number of humans; one set of parts per such number
-    moduses = [int(m) for m in np.unique(modal)]
-    parts = dict(f.parts)
-    for m in moduses:
-        on = (f.m == m) & (f.m > 0)
-        parts.update({f"{name}@{m}": v * (on if v.ndim == 1 else on[:, None]) for name, v in f.fleiss.items()})
-    sums = _sums(parts, weights.reshape(n_cells * n_rows, n_pat))
+    moduses = [int(v) for v in np.unique(modal)]
+    fleiss = {}
+    for v in moduses:
+        on = (m == v) & (m > 0)
+        fleiss.update({f"{name}@{v}": arr * (on if arr.ndim == 1 else on[:, None]) for name, arr in features[0].fleiss.items()})
+    parts, keys = dict(fleiss), []  # keys[g]: part name -> its key in parts (shared when the values are equal)
+    for g, f in enumerate(features):
+        keys.append({})
+        for name, arr in f.parts.items():
+            key = name if g == 0 or np.array_equal(arr, parts[name]) else f"{name}#{g}"
+            parts[key] = arr
+            keys[g][name] = key
+    total = _sums(parts, weights.reshape(n_cells * n_rows, n_pat))
     cell_modal = np.repeat(modal, n_rows)
-    for name in f.fleiss:
-        sums[name] = sums.pop(f"{name}@{moduses[0]}")
-        for m in moduses[1:]:
-            rows = cell_modal == m
-            sums[name][rows] = sums.pop(f"{name}@{m}")[rows]
-    values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in _statistics(sums, scale, f.gwet_weights).items()}
-    s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
+    for name in features[0].fleiss:
+        total[name] = total.pop(f"{name}@{moduses[0]}")
+        for v in moduses[1:]:
+            rows = cell_modal == v
+            total[name][rows] = total.pop(f"{name}@{v}")[rows]
+    sums = [{**{name: total[key] for name, key in keys[g].items()}, **{name: total[name] for name in f.fleiss}}
+            for g, f in enumerate(features)]
+    human = _intervals(_human_statistics(sums[0], scale, features[0].gwet_weights), n_cells, n_rows)  # once for all judges
+    return [_cells(human, s, scale, f.gwet_weights, modal, n_cells, n_rows, n_boot, min_items) for s, f in zip(sums, features)]
+
+
+def _intervals(stats: dict[str, np.ndarray], n_cells: int, n_rows: int) -> dict[str, tuple[np.ndarray, ...]]:
+    """Per statistic: its values (n_cells, n_rows; the point estimate first), percentile CIs and resamples where defined."""
+    values = {stat: arr.reshape(n_cells, n_rows) for stat, arr in stats.items()}
     ci, n_defined = _percentile_ci(np.vstack([arr[:, 1:] for arr in values.values()]))
-    per_stat = {stat: {"value": arr[:, 0].tolist(), "n": _n_items(stat, s0).astype(int).tolist(),
-                       "ci": ci[i * n_cells:(i + 1) * n_cells].tolist(), "defined": n_defined[i * n_cells:(i + 1) * n_cells].tolist()}
-                for i, (stat, arr) in enumerate(values.items())}
+    return {stat: (arr, ci[i * n_cells:(i + 1) * n_cells], n_defined[i * n_cells:(i + 1) * n_cells])
+            for i, (stat, arr) in enumerate(values.items())}
+
+
+def _cells(human: dict[str, tuple[np.ndarray, ...]], sums: dict[str, np.ndarray], scale: Scale, gwet_weights: np.ndarray,
+           modal: np.ndarray, n_cells: int, n_rows: int, n_boot: int, min_items: int) -> list[tuple[dict[str, dict], dict]]:
+    """Each cell's entries and extras from the humans' :func:`_intervals` and one judge's sums (n_cells x n_rows
+    leading rows, the point estimate first)."""
+    stats = {**human, **_intervals(_judge_statistics(sums, scale, gwet_weights), n_cells, n_rows)}
+    s0 = {name: arr.reshape((n_cells, n_rows) + arr.shape[1:])[:, 0] for name, arr in sums.items()}
+    per_stat = {stat: {"value": arr[:, 0].tolist(), "n": _n_items(stat, s0).astype(int).tolist(), "ci": ci.tolist(),
+                       "defined": n_defined.tolist()} for stat, (arr, ci, n_defined) in stats.items()}
     return [_entries(per_stat, s0, c, int(modal[c]), n_boot, min_items) for c in range(n_cells)]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .agreement import Scale, analyse_cells
+from .agreement import Scale, analyse_judges
 from .calibration import CALIBRATED_SUFFIX
 from .config import ReportConfig
 
@@ -66,7 +66,8 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
     """Statistic rows (one per metric x judge x facet level x statistic) and per-cell extras.
 
     Each metric x judge resamples from its own random stream (``seed``, metric, judge), so its
-    intervals do not depend on the other metrics and judges in the table, and the metrics are
+    intervals do not depend on the other metrics and judges in the table; a calibrated judge shares its
+    raw judge's stream and resamples (:func:`~reports.agreement.analyse_judges`). The metrics are
     analysed in parallel, one thread per CPU core (numpy releases the GIL in its loops). BLAS runs
     on one thread: its products are small, and extra threads only wait for cores.
     """
@@ -75,50 +76,78 @@ def analyse(ratings: pd.DataFrame, specs: dict, n_boot: int = 1000, seed: int = 
 
     from threadpoolctl import threadpool_limits
 
-    used = ["item_id", "rater", "rater_kind", "score", *FACETS[1:]]  # only these columns are split by metric
-    by_metric = dict(tuple(ratings[["metric", *used]].groupby("metric", sort=False)))
-    metrics = [m for m in specs if m in by_metric]
+    # integer codes for the whole table once (splitting the frame by metric copied every column)
+    metric_code, metric_names = pd.factorize(ratings["metric"])
+    order = np.argsort(metric_code, kind="stable")
+    bounds = np.searchsorted(metric_code[order], np.arange(len(metric_names) + 1))
+    table = {"item": pd.factorize(ratings["item_id"])[0], "rater": pd.factorize(ratings["rater"]),
+             "human": (ratings["rater_kind"] == "human").to_numpy(), "judge": (ratings["rater_kind"] == "judge").to_numpy(),
+             "score": ratings["score"].to_numpy(float), **{f: pd.factorize(ratings[f], sort=True) for f in FACETS[1:]}}
+    rows_of = {m: order[bounds[i]:bounds[i + 1]] for i, m in enumerate(metric_names)}
+    metrics = [m for m in specs if m in rows_of]
 
     def one(metric: str) -> tuple[list[dict], list[dict]]:
-        return _analyse_metric(metric, by_metric[metric], scale_of(specs[metric]), n_boot, seed, min_items,
+        return _analyse_metric(metric, table, rows_of[metric], scale_of(specs[metric]), n_boot, seed, min_items,
                                consensus_min_humans)
 
+    # the costliest metrics first (more levels, more ratings), so no core is left with a long one at the end
+    longest_first = sorted(metrics, key=lambda m: (scale_of(specs[m]).k, len(rows_of[m])), reverse=True)
     rows_out, extras_out = [], []
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # (not on macOS)
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(cores) as pool:
-        for rows, extras in pool.map(one, metrics):
-            rows_out += rows
-            extras_out += extras
+        done = dict(zip(longest_first, pool.map(one, longest_first)))
+    for metric in metrics:
+        rows_out += done[metric][0]
+        extras_out += done[metric][1]
     return rows_out, extras_out
 
 
-def _analyse_metric(metric: str, sub: pd.DataFrame, scale: Scale, n_boot: int, seed: int, min_items: int,
+def _analyse_metric(metric: str, table: dict, rows: np.ndarray, scale: Scale, n_boot: int, seed: int, min_items: int,
                     consensus_min_humans: int) -> tuple[list[dict], list[dict]]:
-    """:func:`analyse` for one metric's rating rows."""
+    """:func:`analyse` for one metric's rating rows (positions in ``table``: the ratings' columns as arrays and codes)."""
     rows_out, extras_out = [], []
-    items, counts, idx, cat = _item_arrays(sub, scale)
-    judge_rows = (sub["rater_kind"] == "judge").to_numpy()
-    rater_code, rater_names = pd.factorize(sub["rater"])
-    judges = sorted(sub.loc[judge_rows, "rater"].unique()) or [None]
-    facet_levels = {"overall": [("all", np.ones(len(items), bool))]}
+    item_ids, first, idx = np.unique(table["item"][rows], return_index=True, return_inverse=True)
+    n_items = len(item_ids)
+    cat = np.searchsorted(np.asarray(scale.values), table["score"][rows])
+    human = table["human"][rows]
+    counts = np.bincount(idx[human] * scale.k + cat[human], minlength=n_items * scale.k).reshape(n_items, scale.k)
+    judge_rows = table["judge"][rows]
+    rater_code, rater_names = table["rater"][0][rows], table["rater"][1]
+    judges = sorted(rater_names[np.unique(rater_code[judge_rows])]) or [None]
+    facet_levels = {"overall": [("all", np.ones(n_items, bool))]}
     for facet in FACETS[1:]:
-        codes, names = pd.factorize(items[facet], sort=True)
-        facet_levels[facet] = [(lvl, codes == c) for c, lvl in enumerate(names)]
+        codes, names = table[facet]
+        item_codes = codes[rows[first]]
+        facet_levels[facet] = [(names[c], item_codes == c) for c in np.unique(item_codes[item_codes >= 0])]
     cells = [(facet, level, mask) for facet in FACETS for level, mask in facet_levels[facet]]
+    results = {}
+    for base, group in _judge_groups(judges).items():
+        js = []
+        for judge in group:
+            j = np.full(n_items, -1)
+            if judge is not None:
+                sel = judge_rows & (rater_code == rater_names.get_loc(judge))
+                j[idx[sel]] = cat[sel]
+            js.append(j)
+        rng = np.random.default_rng([seed, *f"{metric}\0{base}".encode()])
+        results.update(zip(group, analyse_judges(counts, js, [mask for _, _, mask in cells], scale, n_boot, rng, min_items,
+                                                 consensus_min_humans)))
     for judge in judges:
-        j = np.full(len(items), -1)
-        if judge is not None:
-            sel = judge_rows & (rater_code == rater_names.get_loc(judge))
-            j[idx[sel]] = cat[sel]
-        rng = np.random.default_rng([seed, *f"{metric}\0{judge or ''}".encode()])
-        results = analyse_cells(counts, j, [mask for _, _, mask in cells], scale, n_boot, rng, min_items, consensus_min_humans)
-        for (facet, level, _), (stats, extras) in zip(cells, results):
+        for (facet, level, _), (stats, extras) in zip(cells, results[judge]):
             key = {"metric": metric, "judge": judge or "", "calibrated": bool(judge and judge.endswith(CALIBRATED_SUFFIX)),
                    "facet": facet, "level": str(level)}
             extras_out.append({**key, **extras})
             for stat, e in stats.items():
                 rows_out.append({**key, "statistic": stat, **e})
     return rows_out, extras_out
+
+
+def _judge_groups(judges: list[str | None]) -> dict[str, list[str | None]]:
+    """The judges resampled together, by their raw judge's name: a raw judge (first) and its calibrated version."""
+    groups: dict[str, list[str | None]] = {}
+    for judge in sorted(judges, key=lambda j: (j or "").endswith(CALIBRATED_SUFFIX)):
+        groups.setdefault((judge or "").removesuffix(CALIBRATED_SUFFIX), []).append(judge)
+    return groups
 
 
 def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:

@@ -24,17 +24,25 @@ _ERR = {"divide": "ignore", "invalid": "ignore"}
 
 
 def _sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """x summed over ``axis`` by adding its slices."""
+    """x summed over ``axis`` by adding its slices, in their memory layout (a C-order copy of the first slice made
+    every addition strided when the batch axis is innermost, as in the bootstrap's sums: 1.7x slower)."""
     parts = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
-    out = parts[0].copy()
-    for part in parts[1:]:
+    if len(parts) == 1:
+        return parts[0].copy()
+    out = parts[0] + parts[1]
+    for part in parts[2:]:
         out += part
     return out
 
 
 def _cumsum(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Cumulative sums over ``axis`` by adding its slices."""
-    return np.stack(list(accumulate(np.moveaxis(np.asarray(x, dtype=float), axis, 0))), axis)
+    """Cumulative sums over ``axis`` by adding its slices, in x's memory layout (as :func:`_sum`)."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    slices = np.moveaxis(out, axis, 0)
+    for i, total in enumerate(accumulate(np.moveaxis(x, axis, 0))):
+        slices[i] = total
+    return out
 
 
 def _total(x: np.ndarray) -> np.ndarray:
@@ -45,6 +53,7 @@ def _total(x: np.ndarray) -> np.ndarray:
 def _quad(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sum_kl a_k w_kl b_l over the last axis of a, b (..., K), w a constant (K, K): K matrix-vector products."""
     out = np.zeros(a.shape[:-1])
+    b = np.ascontiguousarray(b)  # one layout: BLAS's order of summation (the last bits) depends on it
     for k, row in enumerate(np.asarray(w, dtype=float)):
         out += a[..., k] * (b @ row)
     return out
@@ -247,7 +256,7 @@ def kendall_tau_b_table(table: np.ndarray) -> np.ndarray:
     t = np.asarray(table, dtype=float)
     k = t.shape[-1]
     conc, disc = np.zeros(t.shape[:-2]), np.zeros(t.shape[:-2])
-    below = np.zeros(t.shape[:-1])  # below[l] = sum_{k' > row} t_k'l, built from the last row up
+    below = np.zeros_like(t[..., 0, :])  # below[l] = sum_{k' > row} t_k'l, built from the last row up (t's layout)
     for row in range(k - 2, -1, -1):
         below += t[..., row + 1, :]
         upto = _cumsum(below, -1)  # sum_{l' <= l}

@@ -176,9 +176,24 @@ def test_summed_parts_are_contiguous_blocks_with_the_resamples_innermost():
         assert np.moveaxis(out[name], 0, -1).flags.c_contiguous, name
 
 
+
+def test_short_axis_sums_keep_the_resamples_innermost():
+    """stats._sum and _cumsum over a category axis keep the layout of the summed parts (resamples innermost), so
+    every addition reads and writes contiguous memory; values as numpy's."""
+    from reports.stats import _cumsum, _sum
+
+    rng = np.random.default_rng(1)
+    table = np.moveaxis(rng.random((4, 4, 300)), -1, 0)  # (B, K, K) with B innermost, as _sums lays it out
+    for axis in (-1, -2):
+        out, cum = _sum(table, axis), _cumsum(table, axis)
+        np.testing.assert_allclose(out, table.sum(axis), rtol=1e-15)
+        np.testing.assert_allclose(cum, np.cumsum(table, axis), rtol=1e-15)
+        assert np.moveaxis(out, 0, -1).flags.c_contiguous and np.moveaxis(cum, 0, -1).flags.c_contiguous, axis
+
 def test_a_judges_intervals_do_not_depend_on_the_other_metrics_and_judges():
-    """Each metric x judge draws its resamples from its own stream (seed, metric, judge): removing other metrics
-    and judges from the table leaves its rows, CIs included, unchanged (and the metrics can be analysed in parallel)."""
+    """Each metric x judge draws its resamples from its own stream (seed, metric, judge; a calibrated judge shares
+    its raw judge's): removing other metrics and judges from the table leaves its rows, CIs included, unchanged
+    (and the metrics can be analysed in parallel)."""
     import pandas as pd
     import rubrics
     from reports.analysis import analyse
@@ -193,6 +208,65 @@ def test_a_judges_intervals_do_not_depend_on_the_other_metrics_and_judges():
     mine = [r for r in together if r["metric"] == "task_quality" and r["judge"] == "j"]
     assert len(mine) == len(alone) and mine == alone
 
+
+
+def test_a_judge_and_its_calibrated_version_share_their_resamples():
+    """A raw judge and its calibrated version rate the same items and are resampled together (same item draws):
+    a calibrated judge that gives the raw judge's scores gets the raw judge's rows, CIs included, and the raw
+    judge's rows are those it gets alone."""
+    import pandas as pd
+    import rubrics
+    from reports.analysis import analyse
+    from reports.calibration import CALIBRATED_SUFFIX
+    from tests.test_report_verdicts import synthetic
+
+    one = synthetic(np.random.default_rng(4), n=60)
+    twin = one[one["rater"] == "j"].assign(rater="j" + CALIBRATED_SUFFIX)
+    specs = rubrics.load_rubric_set("pariksha").metrics
+    alone, _ = analyse(one, specs, n_boot=50, seed=3)
+    rows, _ = analyse(pd.concat([one, twin], ignore_index=True), specs, n_boot=50, seed=3)
+    raw = [r for r in rows if r["judge"] == "j"]
+    calibrated = [r for r in rows if r["judge"] == "j" + CALIBRATED_SUFFIX]
+    assert raw == alone
+    assert [{**r, "judge": "j", "calibrated": False} for r in calibrated] == raw
+    assert any(r["ci_low"] is not None and r["ci_low"] != r["ci_high"] for r in raw)
+
+
+@pytest.mark.parametrize("level,k", [("ordinal", 5), ("nominal", 2)])
+def test_judges_analysed_together_equal_each_judge_alone(level, k):
+    """analyse_judges resamples the judges' joint patterns once: each judge's values (to 1e-12), n and extras are
+    those it gets alone; the first judge's intervals too when the others' scores follow from its item pattern (a
+    calibration of its scores), and otherwise its intervals come from the same kind of draws (same widths, roughly)."""
+    from reports.agreement import analyse_judges
+
+    rng = np.random.default_rng(5)
+    n = 500
+    truth = rng.integers(0, k, n)
+    humans = np.zeros((n, k), int)
+    for i in range(n):
+        np.add.at(humans[i], np.clip(truth[i] + rng.integers(-1, 2, rng.integers(0, 4)), 0, k - 1), 1)
+    judge = np.where(rng.random(n) < 0.1, -1, np.clip(truth + rng.integers(0, 2, n), 0, k - 1))
+    follows = np.where(judge >= 0, np.minimum(judge + humans.sum(1) % 2, k - 1), -1)  # a function of the pattern
+    noisy = np.where(judge >= 0, rng.integers(0, k, n), -1)
+    masks = [np.ones(n, bool), truth == 0, np.arange(n) % 3 == 1]
+    scale = Scale(tuple(float(v) for v in range(k)), level)
+    alone = {name: analyse_cells(humans, j, masks, scale, 300, np.random.default_rng(9), 10, 1)
+             for name, j in (("judge", judge), ("follows", follows), ("noisy", noisy))}
+    for others in (["follows"], ["noisy"], ["follows", "noisy"]):
+        together = analyse_judges(humans, [judge, *(dict(follows=follows, noisy=noisy)[o] for o in others)], masks,
+                                  scale, 300, np.random.default_rng(9), 10, 1)
+        assert len(together) == 1 + len(others)
+        for name, cells in zip(["judge", *others], together):
+            for (stats, extras), (ref, ref_extras) in zip(cells, alone[name]):
+                assert extras == ref_extras
+                for stat, e in stats.items():
+                    assert e["n_items"] == ref[stat]["n_items"], (name, stat)
+                    assert e["value"] == pytest.approx(ref[stat]["value"], rel=1e-12, abs=1e-12), (name, stat)  # order of summation
+                    if name == "judge" and others == ["follows"]:
+                        assert e == ref[stat], stat
+                    elif e["ci_low"] is not None and ref[stat]["ci_high"] > ref[stat]["ci_low"]:
+                        ratio = (e["ci_high"] - e["ci_low"]) / (ref[stat]["ci_high"] - ref[stat]["ci_low"])
+                        assert 0.5 < ratio < 2, (name, stat, ratio)
 
 def _long_ratings(seed: int = 5):
     """Shuffled long ratings: 3 judges and 0-3 humans per item x metric, a length bin and a source model."""

@@ -250,3 +250,14 @@ def test_no_judge_and_no_humans():
 def test_nominal_metric_has_no_ordinal_statistics():
     stats = _cell([[2, 1, 0], [0, 3, 0]] * 10, [0, 1] * 10, level="nominal")
     assert "hj_kappa_linear" not in stats and "hj_spearman" not in stats and "hj_ac1" in stats
+
+
+def test_fleiss_kappa_is_on_the_items_with_the_most_common_number_of_humans():
+    """Fleiss' kappa is on the items rated by the most common number of humans among the items (not among the
+    distinct rating patterns), so it does not depend on the judge: 6 items have 2 ratings, 4 have 3 (all different)."""
+    counts = np.array([[2, 0, 0]] * 3 + [[0, 2, 0]] * 3 + [[3, 0, 0], [2, 1, 0], [1, 1, 1], [0, 1, 2]])
+    scale = Scale((0.0, 1.0, 2.0), "nominal")
+    for judge in (np.full(10, -1), np.arange(10) % 3):
+        stats, _ = analyse_cell(counts, judge, scale, 0, np.random.default_rng(0))
+        assert stats["hh_fleiss"]["n_items"] == 6
+        assert stats["hh_fleiss"]["note"].startswith("on the 6 items rated by exactly 2 humans")
