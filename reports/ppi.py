@@ -69,13 +69,19 @@ def at_least(frame: pd.DataFrame, level: float, columns: Sequence[str] = ("y", "
 
 
 def row_codes(columns: Sequence) -> np.ndarray:
-    """An integer code per row for its tuple of ``columns`` (equal arrays or series): 0, 1, ... in order
-    of first appearance, hashed one column at a time (no tuples, no sort)."""
+    """An integer code per row for its tuple of ``columns`` (equal arrays or series; a missing value is
+    a value of its own): 0, 1, ... in order of first appearance. Each column's codes are combined in
+    mixed radix and hashed once at the end (no tuples, no sort), re-coded in between only when the
+    product of the cardinalities would leave int64."""
     code = np.zeros(len(columns[0]) if len(columns) else 0, np.int64)
+    size = 1  # the codes lie in [0, size)
     for col in columns:
-        c, uniques = pd.factorize(col)
-        code = pd.factorize(code * len(uniques) + c)[0]  # stays below the number of rows
-    return code
+        c, uniques = pd.factorize(col, use_na_sentinel=False)
+        k = max(len(uniques), 1)
+        if size > (2**62) // k:
+            code, size = pd.factorize(code)[0], int(code.max(initial=-1)) + 1
+        code, size = code * k + c, size * k
+    return pd.factorize(code)[0]
 
 
 def _check_numbers(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:

@@ -278,3 +278,18 @@ def test_row_codes_equal_a_multiindex_factorize():
     want = pd.MultiIndex.from_frame(frame).factorize()[0]
     np.testing.assert_array_equal(row_codes([frame[c] for c in frame.columns]), want)
     np.testing.assert_array_equal(row_codes([frame["b"]]), pd.factorize(frame["b"])[0])
+
+
+def test_row_codes_keep_missing_values_apart_and_survive_wide_products():
+    """ppi.row_codes gives a missing value its own code (no collision with another tuple) and stays exact
+    when the columns' cardinalities multiply past int64 (many wide columns)."""
+    import pandas as pd
+
+    from reports.ppi import row_codes
+
+    codes = row_codes([pd.Series(["p", "q", "q", "p"]), pd.Series(["u", "v", None, "v"])])
+    assert len(set(codes.tolist())) == 4  # (q, missing) is not (p, v)
+    rng = np.random.default_rng(4)
+    wide = pd.DataFrame({f"c{i}": rng.integers(0, 1000, 3000) for i in range(8)})  # 1000**8 > 2**63
+    want = pd.MultiIndex.from_frame(wide).factorize()[0]
+    np.testing.assert_array_equal(row_codes([wide[c] for c in wide.columns]), want)
