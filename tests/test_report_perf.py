@@ -293,3 +293,56 @@ def test_row_codes_keep_missing_values_apart_and_survive_wide_products():
     wide = pd.DataFrame({f"c{i}": rng.integers(0, 1000, 3000) for i in range(8)})  # 1000**8 > 2**63
     want = pd.MultiIndex.from_frame(wide).factorize()[0]
     np.testing.assert_array_equal(row_codes([wide[c] for c in wide.columns]), want)
+
+
+def _grouped_calibration(ratings, specs, min_items, min_items_language):
+    """The reference: calibrate by pandas groupings on the string keys (human mean per metric x item, then per
+    judge x metric and language, in sorted order)."""
+    import pandas as pd
+
+    from reports.calibration import CALIBRATED_SUFFIX, cross_validated, judge_input
+
+    mean = ratings[ratings["rater_kind"] == "human"].groupby(["metric", "item_id"])["score"].mean()
+    judges = ratings[(ratings["rater_kind"] == "judge") & ~ratings["rater"].str.endswith(CALIBRATED_SUFFIX)]
+    rows, fits = [], []
+    for (judge, metric), jr in judges.groupby(["rater", "metric"], sort=True):
+        jr = jr[pd.MultiIndex.from_arrays([jr["metric"], jr["item_id"]]).isin(mean.index)]
+        if len(jr) < min_items:
+            fits.append((judge, metric, "all", len(jr)))
+            continue
+        levels = np.array(specs[metric].human.values, float)
+        x = judge_input(jr).to_numpy()
+        y = mean.loc[list(zip(jr["metric"], jr["item_id"]))].to_numpy()
+        pred = cross_validated(x, y, levels, True, 5, 0)
+        fits.append((judge, metric, "all", len(jr)))
+        for lang in sorted(jr["language"].dropna().unique()):
+            pos = np.flatnonzero((jr["language"] == lang).to_numpy())
+            if len(pos) >= min_items_language:
+                pred[pos] = cross_validated(x[pos], y[pos], levels, True, 5, 0)
+            fits.append((judge, metric, lang, len(pos)))
+        rows.append(jr.assign(rater=judge + CALIBRATED_SUFFIX, score=pred, probs=None))
+    return pd.concat(rows, ignore_index=True), fits
+
+
+def test_calibrate_by_codes_equals_grouped_calibration():
+    """calibrate's integer-coded row finding gives the rows, scores and fits pandas groupings on the string keys
+    give: judges in sorted order, items without a human left out, too-small judge x metric and language cells."""
+    import pandas as pd
+    import rubrics
+
+    from reports.calibration import calibrate
+
+    clean = _long_ratings().assign(raw_score=np.nan, probs=None)
+    clean.loc[clean.index[::5], "probs"] = '{"1": 0.5, "3": 0.5}'
+    done = clean[clean["rater"] == "j0"].assign(rater="j0 · calibrated")  # already calibrated rows: not refitted
+    clean = pd.concat([clean, done], ignore_index=True)
+    spec = rubrics.load_rubric_set("pariksha").metrics["task_quality"]
+    specs = {"m0": spec, "m1": spec}
+    notes = set()
+    for min_items in (30, 45):
+        cal, info = calibrate(clean, specs, min_items=min_items, min_items_language=15)
+        want, fits = _grouped_calibration(clean, specs, min_items, 15)
+        pd.testing.assert_frame_equal(cal, want)
+        assert [(i["judge"], i["metric"], i["language"], i["n_items"]) for i in info] == fits
+        notes |= {i["note"].split(":")[0] for i in info}
+    assert notes == {"fitted on this language", "pooled over languages", "pooled map used", "not calibrated"}
