@@ -346,3 +346,63 @@ def test_calibrate_by_codes_equals_grouped_calibration():
         assert [(i["judge"], i["metric"], i["language"], i["n_items"]) for i in info] == fits
         notes |= {i["note"].split(":")[0] for i in info}
     assert notes == {"fitted on this language", "pooled over languages", "pooled map used", "not calibrated"}
+
+
+def test_html_rows_equal_pandas_records():
+    """html._rows: pandas' to_dict("records"), missing values (NaN, NA, None) and Python types as pandas gives them."""
+    import pandas as pd
+
+    from reports.html import _rows
+
+    frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
+                          "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
+                          "o": [[1.0, 2.0], None, np.float64(3.0)]})
+    want = frame.to_dict("records")
+    got = _rows(frame)
+    assert [[type(v) for v in r.values()] for r in got] == [[type(v) for v in r.values()] for r in want]
+    assert [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA} for r in got] == \
+        [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA} for r in want]
+    assert _rows(frame.iloc[:0]) == []
+
+
+def _chart_json(html: str) -> list:
+    """The data, layout and config plotly.js gets in a chart's HTML."""
+    import json
+
+    dec, i, out = json.JSONDecoder(), html.index("[", html.index("Plotly.newPlot")), []
+    for _ in range(3):
+        while html[i] in " ,\n":
+            i += 1
+        value, i = dec.raw_decode(html, i)
+        out.append(value)
+    return out
+
+
+def test_figure_dicts_equal_plotlys_figures():
+    """The page's figures written as plain dicts (html._panels, _in_panel, _axis, _colorscale, _Charts.add) give
+    plotly.js the JSON plotly's own figures give (make_subplots, add_trace, update_axes, the white template)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.subplots import make_subplots
+
+    from reports.html import _axis, _Charts, _colorscale, _in_panel, _panels
+
+    titles = ["one", "two", "three"]
+    before = pio.templates.default
+    pio.templates.default = "plotly_white"  # as render_html sets it
+    try:
+        fig = make_subplots(rows=1, cols=3, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.05)
+        mine = _panels(titles, shared_yaxes=True, spacing=0.05)
+        for col in (1, 3):
+            fig.add_trace(go.Heatmap(z=[[1, 2]], colorscale="RdYlGn", text=[[1, 2]], texttemplate="%{text}"), row=1, col=col)
+            mine["data"].append(_in_panel({"type": "heatmap", "z": [[1, 2]], "colorscale": _colorscale("RdYlGn"),
+                                           "text": [[1, 2]], "texttemplate": "%{text}"}, col))
+            fig.update_xaxes(title_text="judge", row=1, col=col)
+            _axis(mine["layout"], "xaxis", col)["title"] = {"text": "judge"}
+        fig.update_layout(title="t", height=300, margin=dict(l=380))
+        mine["layout"].update(title={"text": "t"}, height=300, margin={"l": 380})
+        charts = _Charts()
+        charts.count = 1  # plotly.js already on the page
+        assert _chart_json(charts.add(mine, "")["html"]) == _chart_json(charts.add(fig, "")["html"])
+    finally:
+        pio.templates.default = before
