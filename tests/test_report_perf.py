@@ -406,3 +406,23 @@ def test_figure_dicts_equal_plotlys_figures():
         assert _chart_json(charts.add(mine, "")["html"]) == _chart_json(charts.add(fig, "")["html"])
     finally:
         pio.templates.default = before
+
+
+def test_build_report_logs_every_phase(tmp_path, caplog):
+    """build_report logs each phase's time at DEBUG (benchmarks/bench_report.py reads them): the panel of judges,
+    the calibrated rows joined on, and the frame of cells too, so no part of the report goes untimed."""
+    import logging
+
+    import pandas as pd
+    import rubrics
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    one = synthetic(np.random.default_rng(2), n=40)
+    other = one[one["rater_kind"] == "judge"].assign(rater="k")  # a second judge on the same items: a panel
+    with caplog.at_level(logging.DEBUG, logger="reports.build"):
+        build_report(pd.concat([one, other], ignore_index=True), rubrics.load_rubric_set("pariksha"), tmp_path,
+                     config=ReportConfig(n_boot=0))
+    phases = [r.args[0] for r in caplog.records if r.name == "reports.build" and r.msg.startswith("phase")]
+    assert phases == ["join", "panel", "calibration", "calibrated rows", "statistics", "cells", "verdicts", "decisions",
+                      "system", "pairwise", "html", "write"]
