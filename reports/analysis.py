@@ -121,6 +121,13 @@ def _analyse_metric(metric: str, sub: pd.DataFrame, scale: Scale, n_boot: int, s
     return rows_out, extras_out
 
 
+def frame_rows(frame: pd.DataFrame) -> list[dict]:
+    """``frame.to_dict("records")`` from pandas' per-column conversion (``to_dict("list")``): the same Python
+    values, without a pass over the rows' tuples."""
+    lists = frame.to_dict("list")
+    return [dict(zip(lists, row)) for row in zip(*lists.values())]
+
+
 def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:
     """Verdict per (raw) judge x metric x language (and all languages), by :data:`VERDICT_RULE`.
 
@@ -131,7 +138,7 @@ def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list
     if not sel.any():
         return []
     keys = ["metric", "judge", "facet", "level"]
-    stat = {name: {tuple(r[k] for k in keys): r for r in g.to_dict("records")}  # statistic -> cell key -> row
+    stat = {name: {tuple(r[k] for k in keys): r for r in frame_rows(g)}  # statistic -> cell key -> row
             for name, g in cells[sel].groupby("statistic")}
     kappa = {**stat.get("hj_kappa", {}), **stat.get("hj_kappa_quadratic", {})}  # quadratic where there is one
     dist = {tuple(e[k] for k in keys): e for e in extras if e["facet"] in ("overall", "language")}

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from plotly.subplots import make_subplots
 
 from .agreement import GLOSSARY
-from .analysis import fmt, verdict_rule
+from .analysis import fmt, frame_rows, verdict_rule
 from .calibration import CALIBRATED_SUFFIX
 
 VERDICT_COLOURS = {"usable as is": "#c8e6c9", "usable after calibration": "#fff59d",
@@ -188,18 +188,11 @@ def _verdict_tables(rows: list[dict], meta: dict) -> list[dict]:
     tables = []
     for judge, jd in pd.DataFrame(rows).groupby("judge", sort=True) if rows else ():
         langs = ["all languages"] + sorted(x for x in jd["language"].unique() if x != "all languages")
-        by_cell = {(r["metric"], r["language"]): r for r in _rows(jd)}
+        by_cell = {(r["metric"], r["language"]): r for r in frame_rows(jd)}
         tables.append({"judge": judge, "languages": langs,
                        "rows": [(spec["title"], spec["levels"], [by_cell.get((metric, lang)) for lang in langs])
                                 for metric, spec in meta["metrics"].items()]})
     return tables
-
-
-def _rows(frame: pd.DataFrame) -> list[dict]:
-    """``frame.to_dict("records")`` from pandas' per-column conversion (``to_dict("list")``): the same Python
-    values, without a pass over the rows' tuples."""
-    lists = frame.to_dict("list")
-    return [dict(zip(lists, row)) for row in zip(*lists.values())]
 
 
 def _ci_bar(e: dict | None) -> tuple[float, float]:
@@ -214,7 +207,7 @@ class _JudgeCells:
 
     def __init__(self, cells: pd.DataFrame):
         self.empty = cells.empty
-        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in _rows(cells)}
+        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in frame_rows(cells)}
         self._levels = {facet: sorted(levels.unique()) for facet, levels in cells.groupby("facet")["level"]}
 
     def get(self, metric: str, stat: str, facet: str = "overall", level: str = "all") -> dict | None:

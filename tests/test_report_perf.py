@@ -348,11 +348,11 @@ def test_calibrate_by_codes_equals_grouped_calibration():
     assert notes == {"fitted on this language", "pooled over languages", "pooled map used", "not calibrated"}
 
 
-def test_html_rows_equal_pandas_records():
-    """html._rows: pandas' to_dict("records"), missing values (NaN, NA, None) and Python types as pandas gives them."""
+def test_frame_rows_equal_pandas_records():
+    """analysis.frame_rows: pandas' to_dict("records"), missing values (NaN, NA, None) and Python types as pandas gives them."""
     import pandas as pd
 
-    from reports.html import _rows
+    from reports.analysis import frame_rows as _rows
 
     frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
                           "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
