@@ -426,3 +426,43 @@ def test_build_report_logs_every_phase(tmp_path, caplog):
     phases = [r.args[0] for r in caplog.records if r.name == "reports.build" and r.msg.startswith("phase")]
     assert phases == ["join", "panel", "calibration", "calibrated rows", "statistics", "cells", "verdicts", "decisions",
                       "system", "pairwise", "html", "write"]
+
+
+@pytest.mark.parametrize("how", ["mean", "majority"])
+def test_panel_rows_equal_grouped_panel(how):
+    """panel_rows by integer codes gives the rows a groupby per metric and item_id (sorted) gives: the judges' mean
+    (or majority) score, each column's first non-null value, items not scored by every judge left out and counted."""
+    import pandas as pd
+    import rubrics
+
+    from reports.agreement import consensus
+    from reports.calibration import judge_input
+    from reports.panel import panel_rows
+
+    clean = _long_ratings().assign(raw_score=np.nan, probs=None, model="m", prompt_version="1", status="submitted")
+    clean = clean[~((clean["rater"] == "j1") & (clean["item_id"] == "i3"))]  # i3: not scored by every judge
+    clean.loc[(clean["rater"] == "j2").to_numpy(), "source_model"] = None  # first non-null: another judge's row
+    clean["score"] = clean["score"].clip(0, 2)
+    spec = rubrics.load_rubric_set("pariksha").metrics["task_quality"]
+    specs = {"m0": spec, "m1": spec}
+    got, info = panel_rows(clean, ["j0", "j1", "j2"], specs, how)
+
+    rows = clean[clean["rater_kind"] == "judge"].assign(expected=lambda d: judge_input(d).to_numpy())
+    rows = rows[rows.groupby(["metric", "item_id"])["rater"].transform("nunique") == 3]
+    parts, ties = [], 0
+    for metric, sub in rows.groupby("metric", sort=True):
+        values = np.asarray(spec.human.values, float)
+        per_item = sub.groupby("item_id", sort=True)
+        score = values[np.abs(per_item["score"].mean().to_numpy()[:, None] - values).argmin(1)]
+        raw = per_item["expected"].mean().to_numpy()
+        if how == "majority":
+            counts = per_item["score"].apply(lambda s: np.bincount(np.searchsorted(values, s), minlength=len(values)))
+            top = consensus(np.stack(counts.to_list()), "nominal")
+            ties += int((top < 0).sum())
+            score = raw = np.where(top >= 0, values[np.maximum(top, 0)], score)
+        parts.append(per_item.first().reset_index().assign(score=score, raw_score=raw, probs=None, model=None, prompt_version=None))
+    want = pd.concat(parts, ignore_index=True).assign(rater=f"panel ({how}: j0 + j1 + j2)", rater_kind="judge", status="submitted")
+    pd.testing.assert_frame_equal(got, want[[c for c in clean.columns if c in want.columns]])
+    assert info == {"items scored by every panel judge": len(want), "items left out: not scored by every panel judge": 2,
+                    "items whose judges tied (majority): the mean rule decides": ties}
+    assert how == "mean" or ties > 0
