@@ -89,8 +89,10 @@ class ImportReport:
 
 
 def _located(df: pd.DataFrame, file: str | Path, rows=None) -> pd.DataFrame:
-    """``df`` with the :data:`WHERE` columns: ``file`` and 1-based ``rows`` (default: 1..len)."""
-    return df.assign(_file=str(file), _row=np.arange(1, len(df) + 1) if rows is None else rows)
+    """``df`` with the :data:`WHERE` columns: ``file`` (a categorical: one string, not one per row) and 1-based
+    ``rows`` (default: 1..len)."""
+    return df.assign(_file=pd.Categorical.from_codes(np.zeros(len(df), np.int8), [str(file)]),
+                     _row=np.arange(1, len(df) + 1) if rows is None else rows)
 
 
 # ---------------------------------------------------------------- importers
