@@ -116,7 +116,7 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
         spec = specs[metric]
         levels = np.array(spec.human.values, dtype=float)
         monotone = spec.measurement == "ordinal" or len(levels) == 2
-        at = order[a:b][rated[key[rows[order[a:b]]]]]  # positions in ``judged`` of the items humans rated
+        at = order[a:b][rated[key[rows[order[a:b]]]]]  # positions in ``rows`` of the items humans rated
         if len(at) < min_items:
             info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(at),
                          "method": None, "note": f"not calibrated: only {len(at)} items with a judge score and a human rating (need {min_items})"})
@@ -126,10 +126,9 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
         method = "isotonic regression" if monotone else "majority human level per judge answer"
         info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(at), "method": method,
                      "mapping": _mapping(x, y, levels, monotone), "note": "pooled over languages"})
-        for c in np.unique(lang_code[at]):
-            pos = np.flatnonzero(lang_code[at] == c)
-            if c < 0:  # no language: the pooled map
-                continue
+        lang = lang_code[at]
+        for c in np.unique(lang[lang >= 0]):  # (no language: the pooled map)
+            pos = np.flatnonzero(lang == c)
             if len(pos) < min_items_language:
                 info.append({"judge": judge, "metric": metric, "language": langs[c], "n_items": len(pos), "method": method,
                              "note": f"pooled map used: only {len(pos)} items (need {min_items_language} for a per-language fit)"})
