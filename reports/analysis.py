@@ -122,10 +122,12 @@ def _analyse_metric(metric: str, sub: pd.DataFrame, scale: Scale, n_boot: int, s
 
 
 def frame_rows(frame: pd.DataFrame) -> list[dict]:
-    """``frame.to_dict("records")`` from pandas' per-column conversion (``to_dict("list")``): the same Python
-    values, without a pass over the rows' tuples."""
-    lists = frame.to_dict("list")
-    return [dict(zip(lists, row)) for row in zip(*lists.values())]
+    """``frame.to_dict("records")`` from pandas' per-column conversion (``to_dict("list")``), text columns
+    through one object array each (not a conversion per value): the same Python values."""
+    text = [c for c, t in frame.dtypes.items() if isinstance(t, pd.StringDtype)]
+    lists = {**frame.drop(columns=text).to_dict("list"), **{c: frame[c].to_numpy(object).tolist() for c in text}}
+    columns = frame.columns.tolist()
+    return [dict(zip(columns, row)) for row in zip(*(lists[c] for c in columns))]
 
 
 def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:
