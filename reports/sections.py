@@ -26,11 +26,11 @@ NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
-    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null)."""
-    values = frame.astype(object).to_numpy(copy=True)
-    values[frame.isna().to_numpy(bool)] = None
+    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null); one object
+    array per column."""
     columns = frame.columns.tolist()
-    return [dict(zip(columns, row)) for row in values.tolist()]
+    lists = [frame.iloc[:, i].to_numpy(object, na_value=None).tolist() for i in range(len(columns))]
+    return [dict(zip(columns, row)) for row in zip(*lists)]
 
 
 def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:
