@@ -150,6 +150,15 @@ def _judge_groups(judges: list[str | None]) -> dict[str, list[str | None]]:
     return groups
 
 
+def frame_rows(frame: pd.DataFrame) -> list[dict]:
+    """``frame.to_dict("records")`` from pandas' per-column conversion (``to_dict("list")``), text columns
+    through one object array each (not a conversion per value): the same Python values."""
+    text = [c for c, t in frame.dtypes.items() if isinstance(t, pd.StringDtype)]
+    lists = {**frame.drop(columns=text).to_dict("list"), **{c: frame[c].to_numpy(object).tolist() for c in text}}
+    columns = frame.columns.tolist()
+    return [dict(zip(columns, row)) for row in zip(*(lists[c] for c in columns))]
+
+
 def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:
     """Verdict per (raw) judge x metric x language (and all languages), by :data:`VERDICT_RULE`.
 
@@ -160,7 +169,7 @@ def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list
     if not sel.any():
         return []
     keys = ["metric", "judge", "facet", "level"]
-    stat = {name: {tuple(r[k] for k in keys): r for r in g.to_dict("records")}  # statistic -> cell key -> row
+    stat = {name: {tuple(r[k] for k in keys): r for r in frame_rows(g)}  # statistic -> cell key -> row
             for name, g in cells[sel].groupby("statistic")}
     kappa = {**stat.get("hj_kappa", {}), **stat.get("hj_kappa_quadratic", {})}  # quadratic where there is one
     dist = {tuple(e[k] for k in keys): e for e in extras if e["facet"] in ("overall", "language")}

@@ -94,10 +94,11 @@ def bias_by_group(pairs: pd.DataFrame, group: str, ordered: bool | Sequence = Fa
                          "list every group")
     point, draws, counts = _boot_means(pairs, group, levels, n_boot, seed)
     lo, hi = np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)  # NaN for one-item groups
-    table = pd.DataFrame({group: levels, "n_items": counts[:, 0], "n_pairs": counts[:, 1]})
+    columns = {group: levels, "n_items": counts[:, 0], "n_pairs": counts[:, 1]}
     for f, name in enumerate(FIGURES):
-        table[name], table[f"{name}_ci_low"], table[f"{name}_ci_high"] = point[:, f], lo[:, f], hi[:, f]
-    table["significant"] = (table["bias_ci_low"] > 0) | (table["bias_ci_high"] < 0)
+        columns.update({name: point[:, f], f"{name}_ci_low": lo[:, f], f"{name}_ci_high": hi[:, f]})
+    columns["significant"] = (columns["bias_ci_low"] > 0) | (columns["bias_ci_high"] < 0)
+    table = pd.DataFrame(columns)  # one frame, not a column inserted at a time
     if ordered is False:
         return table, None
     keep = np.isfinite(draws[:, :, 2]).all(0)

@@ -63,16 +63,19 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
 
     specs = rubric_set.metrics
     panel = None
-    members = judges_sharing_items(clean)
-    if len(members) >= 2:
-        panel_ratings, panel = panel_rows(clean, members, specs)
-        clean = pd.concat([clean, panel_ratings], ignore_index=True)
+    with _phase("panel"):
+        members = judges_sharing_items(clean)
+        if len(members) >= 2:
+            panel_ratings, panel = panel_rows(clean, members, specs)
+            clean = pd.concat([clean, panel_ratings], ignore_index=True)
     with _phase("calibration"):
         cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
                                   cfg.calibration_folds, cfg.seed)
+    with _phase("calibrated rows"):
+        rated = pd.concat([clean, cal], ignore_index=True)
     with _phase("statistics"):
-        rows, extras = analyse(pd.concat([clean, cal], ignore_index=True), specs, cfg.n_boot, cfg.seed, cfg.min_items,
-                               cfg.consensus_min_humans)
+        rows, extras = analyse(rated, specs, cfg.n_boot, cfg.seed, cfg.min_items, cfg.consensus_min_humans)
+    with _phase("cells"):
         cells = pd.DataFrame(rows)
     with _phase("verdicts"):
         verdict_rows = verdicts(cells, extras, cfg)

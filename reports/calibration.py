@@ -34,25 +34,30 @@ def judge_input(rows: pd.DataFrame) -> pd.Series:
     return pd.Series([expected(t, b) for t, b in zip(probs, base)], index=rows.index, dtype=float)
 
 
+def _nearest(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Each value rounded to the nearest level (halfway: the lower level)."""
+    return levels[np.abs(values[:, None] - levels[None, :]).argmin(1)]
+
+
 def _fit_predict(x_tr, y_tr, x_te, levels: np.ndarray, monotone: bool) -> np.ndarray:
     if monotone:
-        pred = _isotonic(x_tr, y_tr, x_te)
-        return levels[np.abs(pred[:, None] - levels[None, :]).argmin(1)]
+        ux, codes = np.unique(x_tr, return_inverse=True)
+        return _nearest(_isotonic(ux, codes, y_tr, x_te), levels)
     table = pd.DataFrame({"x": x_tr, "y": y_tr}).groupby("x")["y"].agg(lambda s: s.round().mode().iloc[0])
     fallback = pd.Series(y_tr).round().mode().iloc[0]
     return np.array([table.get(v, fallback) for v in x_te], dtype=float)
 
 
-def _isotonic(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
-    """The non-decreasing least-squares fit of y on x (items with equal x pooled), at x_te: linear between the
-    fitted points, clipped outside them (scikit-learn's IsotonicRegression(out_of_bounds="clip"), without
-    its import and per-call checks)."""
+def _isotonic(ux: np.ndarray, codes: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The non-decreasing least-squares fit of y on x = ``ux[codes]`` (``ux`` sorted; items with equal x pooled),
+    at ``at``: linear between the fitted points, clipped outside them (scikit-learn's
+    IsotonicRegression(out_of_bounds="clip"), without its import and per-call checks)."""
     from scipy.optimize import isotonic_regression
 
-    ux, inverse = np.unique(x_tr, return_inverse=True)
-    weight = np.bincount(inverse).astype(float)
-    fit = isotonic_regression(np.bincount(inverse, weights=y_tr) / weight, weights=weight).x
-    return np.interp(x_te, ux, fit)
+    weight = np.bincount(codes, minlength=len(ux)).astype(float)
+    seen = weight > 0  # the x values among these items
+    fit = isotonic_regression(np.bincount(codes, weights=y, minlength=len(ux))[seen] / weight[seen], weights=weight[seen]).x
+    return np.interp(at, ux[seen], fit)
 
 
 def _folds(n: int, k: int, seed: int):
@@ -70,10 +75,13 @@ def _folds(n: int, k: int, seed: int):
 
 
 def cross_validated(x: np.ndarray, y: np.ndarray, levels: np.ndarray, monotone: bool, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold calibrated predictions (k folds over items)."""
+    """Out-of-fold calibrated predictions (k folds over items). Monotone: x is sorted once; each fold's
+    map is fitted on its items' codes and evaluated at the distinct x values."""
     pred = np.empty(len(x))
+    ux, codes = np.unique(x, return_inverse=True)
     for tr, te in _folds(len(x), min(folds, len(x)), seed):
-        pred[te] = _fit_predict(x[tr], y[tr], x[te], levels, monotone)
+        pred[te] = _nearest(_isotonic(ux, codes[tr], y[tr], ux), levels)[codes[te]] if monotone else \
+            _fit_predict(x[tr], y[tr], x[te], levels, monotone)
     return pred
 
 
@@ -83,44 +91,61 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
 
     Per language when that language has at least ``min_items_language`` items with a judge score
     and a human rating; otherwise the language gets the pooled (all languages) out-of-fold map.
+    The rows are found by integer codes (item x metric, judge x metric), not string-keyed groupings.
     """
-    humans = ratings[ratings["rater_kind"] == "human"]
-    human_mean = {m: s.droplevel(0) for m, s in humans.groupby(["metric", "item_id"])["score"].mean().groupby(level=0)}
-    judges = ratings[(ratings["rater_kind"] == "judge") & ~ratings["rater"].str.endswith(CALIBRATED_SUFFIX)]
-    rows, info = [], []
-    for (judge, metric), jr in judges.groupby(["rater", "metric"], sort=True):
+    from .ppi import row_codes
+
+    key = row_codes([ratings["metric"], ratings["item_id"]])
+    human = (ratings["rater_kind"] == "human").to_numpy()
+    score = ratings["score"].to_numpy(float)
+    scored = human & np.isfinite(score)
+    n_keys = int(key.max(initial=-1)) + 1
+    with np.errstate(divide="ignore", invalid="ignore"):  # an item x metric whose humans gave no score: NaN (as a mean)
+        target = np.bincount(key[scored], score[scored], n_keys) / np.bincount(key[scored], minlength=n_keys)
+    rated = np.bincount(key[human], minlength=n_keys) > 0
+    rows = np.flatnonzero((ratings["rater_kind"] == "judge").to_numpy() & ~ratings["rater"].str.endswith(CALIBRATED_SUFFIX).to_numpy(bool))
+    (judge_code, judges), (metric_code, metrics), (lang_code, langs) = (
+        (codes[rows], uniques) for codes, uniques in (pd.factorize(ratings[c], sort=True) for c in ("rater", "metric", "language")))
+    group = judge_code.astype(np.int64) * len(metrics) + metric_code
+    order = np.argsort(group, kind="stable")  # per judge x metric (sorted), the rows in table order
+    bounds = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1], True]) if len(order) else np.array([0])
+    x_all = judge_input(ratings[["raw_score", "score", "probs"]].iloc[rows]).to_numpy()
+    taken, preds, names, info = [], [], [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        judge, metric = judges[group[order[a]] // len(metrics)], metrics[group[order[a]] % len(metrics)]
         spec = specs[metric]
         levels = np.array(spec.human.values, dtype=float)
         monotone = spec.measurement == "ordinal" or len(levels) == 2
-        target = human_mean.get(metric, pd.Series(dtype=float))
-        jr = jr[target.index.get_indexer(jr["item_id"]) >= 0]  # (faster than isin on arrow strings)
-        if len(jr) < min_items:
-            info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(jr),
-                         "method": None, "note": f"not calibrated: only {len(jr)} items with a judge score and a human rating (need {min_items})"})
+        at = order[a:b][rated[key[rows[order[a:b]]]]]  # positions in ``rows`` of the items humans rated
+        if len(at) < min_items:
+            info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(at),
+                         "method": None, "note": f"not calibrated: only {len(at)} items with a judge score and a human rating (need {min_items})"})
             continue
-        x = judge_input(jr).to_numpy()
-        y = target.to_numpy()[target.index.get_indexer(jr["item_id"])]
+        x, y = x_all[at], target[key[rows[at]]]
         pred = cross_validated(x, y, levels, monotone, folds, seed)
         method = "isotonic regression" if monotone else "majority human level per judge answer"
-        info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(jr), "method": method,
+        info.append({"judge": judge, "metric": metric, "language": "all", "n_items": len(at), "method": method,
                      "mapping": _mapping(x, y, levels, monotone), "note": "pooled over languages"})
-        lang_code, langs = pd.factorize(jr["language"], sort=True)  # positions per language (no index lookups)
-        for c, lang in enumerate(langs):
-            pos = np.flatnonzero(lang_code == c)
+        lang = lang_code[at]
+        for c in np.unique(lang[lang >= 0]):  # (no language: the pooled map)
+            pos = np.flatnonzero(lang == c)
             if len(pos) < min_items_language:
-                info.append({"judge": judge, "metric": metric, "language": lang, "n_items": len(pos), "method": method,
+                info.append({"judge": judge, "metric": metric, "language": langs[c], "n_items": len(pos), "method": method,
                              "note": f"pooled map used: only {len(pos)} items (need {min_items_language} for a per-language fit)"})
                 continue
             xl, yl = x[pos], y[pos]
             pred[pos] = cross_validated(xl, yl, levels, monotone, folds, seed)
-            info.append({"judge": judge, "metric": metric, "language": lang, "n_items": len(pos), "method": method,
+            info.append({"judge": judge, "metric": metric, "language": langs[c], "n_items": len(pos), "method": method,
                          "mapping": _mapping(xl, yl, levels, monotone), "note": "fitted on this language"})
-        out = jr.copy()
-        out["rater"] = judge + CALIBRATED_SUFFIX
-        out["score"] = pred
-        out["probs"] = None
-        rows.append(out)
-    cal = pd.concat(rows, ignore_index=True) if rows else ratings.iloc[:0]
+        taken.append(at)
+        preds.append(pred)
+        names.append(judge + CALIBRATED_SUFFIX)
+    if not taken:
+        return ratings.iloc[:0], info
+    cal = ratings.iloc[rows[np.concatenate(taken)]].reset_index(drop=True)
+    cal["rater"] = np.repeat(np.array(names, dtype=object), [len(t) for t in taken])
+    cal["score"] = np.concatenate(preds)
+    cal["probs"] = None
     return cal, info
 
 

@@ -8,6 +8,9 @@ wording (code, with the config's numbers).
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
+
 import jinja2
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,7 +19,7 @@ from markupsafe import Markup
 from plotly.subplots import make_subplots
 
 from .agreement import GLOSSARY
-from .analysis import fmt, verdict_rule
+from .analysis import fmt, frame_rows, verdict_rule
 from .calibration import CALIBRATED_SUFFIX
 
 VERDICT_COLOURS = {"usable as is": "#c8e6c9", "usable after calibration": "#fff59d",
@@ -78,20 +81,61 @@ _ENV.globals.update(zip=zip, columns_of=lambda records: list(dict.fromkeys(k for
                     VERDICT_COLOURS=VERDICT_COLOURS, GLOSSARY=GLOSSARY, CAL_STATS=CAL_STATS)
 
 
+@lru_cache(maxsize=None)
+def _subplots(titles: tuple[str, ...], shared_yaxes: bool = False, spacing: float | None = None) -> dict:
+    """The layout plotly's ``make_subplots`` gives one row of ``len(titles)`` panels (axes, domains, titles),
+    without the template; copy it before changing it."""
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=list(titles), shared_yaxes=shared_yaxes,
+                        **({} if spacing is None else {"horizontal_spacing": spacing}))
+    layout = fig.to_plotly_json()["layout"]
+    layout.pop("template", None)
+    return layout
+
+
+def _panels(titles: list[str], **kwargs) -> dict:
+    """A figure dict of one row of subplots (:func:`_subplots`), no traces yet."""
+    return {"data": [], "layout": copy.deepcopy(_subplots(tuple(titles), **kwargs))}
+
+
+def _in_panel(trace: dict, col: int) -> dict:
+    """``trace`` placed in subplot ``col`` (1-based) of a row: plotly's ``add_trace(row=1, col=col)``."""
+    suffix = "" if col == 1 else str(col)
+    return {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+
+
+def _axis(layout: dict, name: str, col: int) -> dict:
+    """The layout's ``xaxis``/``yaxis`` dict of subplot ``col``."""
+    return layout.setdefault(name + ("" if col == 1 else str(col)), {})
+
+
 class _Charts:
-    """Collects figures; plotly.js is embedded with the first one only."""
+    """Collects figures (plotly figures, or figure dicts in plotly's JSON form, written without plotly's
+    validation); plotly.js is embedded with the first one only."""
 
     def __init__(self):
         self.count = 0
+        self.template = pio.templates["plotly_white"].to_plotly_json()
 
-    def add(self, fig: go.Figure, caption: str) -> dict:
+    def add(self, fig: go.Figure | dict, caption: str) -> dict:
         """The figure for the template's ``figure`` macro: its HTML and its caption (escaped there)."""
-        fig.update_layout(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
-        div = pio.to_html(fig, full_html=False, include_plotlyjs=self.count == 0,
+        if isinstance(fig, dict):  # what update_layout and the default template do to a plotly figure
+            layout = fig["layout"]
+            layout["margin"] = {**layout.get("margin", {}), **dict(l=60, r=20, t=50, b=50)}
+            layout["font"] = {**layout.get("font", {}), "size": 12}
+            layout.setdefault("template", self.template)
+        else:
+            fig.update_layout(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
+        div = pio.to_html(fig, full_html=False, include_plotlyjs=self.count == 0, validate=not isinstance(fig, dict),
                           config={"displaylogo": False, "responsive": True}, div_id=f"chart-{self.count}")
         self.count += 1
         # plotly's own generated HTML, trusted as is: its JSON escapes <, > and / in every string from the data
         return {"html": Markup(div), "caption": caption}
+
+
+@lru_cache(maxsize=None)
+def _colorscale(name: str) -> list:
+    """A named colour scale as the [position, colour] pairs plotly writes for it."""
+    return [list(pair) for pair in go.Heatmap(colorscale=name).colorscale]
 
 
 def _ac(meta: dict, metric: str) -> str:
@@ -144,7 +188,7 @@ def _verdict_tables(rows: list[dict], meta: dict) -> list[dict]:
     tables = []
     for judge, jd in pd.DataFrame(rows).groupby("judge", sort=True) if rows else ():
         langs = ["all languages"] + sorted(x for x in jd["language"].unique() if x != "all languages")
-        by_cell = {(r["metric"], r["language"]): r for r in jd.to_dict("records")}
+        by_cell = {(r["metric"], r["language"]): r for r in frame_rows(jd)}
         tables.append({"judge": judge, "languages": langs,
                        "rows": [(spec["title"], spec["levels"], [by_cell.get((metric, lang)) for lang in langs])
                                 for metric, spec in meta["metrics"].items()]})
@@ -163,7 +207,7 @@ class _JudgeCells:
 
     def __init__(self, cells: pd.DataFrame):
         self.empty = cells.empty
-        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in cells.to_dict("records")}
+        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in frame_rows(cells)}
         self._levels = {facet: sorted(levels.unique()) for facet, levels in cells.groupby("facet")["level"]}
 
     def get(self, metric: str, stat: str, facet: str = "overall", level: str = "all") -> dict | None:
@@ -175,7 +219,7 @@ class _JudgeCells:
 
 def _overview(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) -> dict:
     """The chart of the main coefficients per metric and the table of every statistic (rows: statistics with a value)."""
-    fig = go.Figure()
+    fig = {"data": [], "layout": {}}
     titles = [meta["metrics"][m]["title"] for m in metrics]
     ns = []
     for key, (label, colour) in SERIES.items():
@@ -190,11 +234,12 @@ def _overview(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) 
             text.append(f"n={int(e['n_items'])}" if e is not None else "")
             if e is not None:
                 ns.append(int(e["n_items"]))
-        fig.add_bar(name=label, x=titles, y=ys, marker_color=colour, text=text, textposition="inside", insidetextanchor="start",
-                    textfont=dict(color="white", size=10),
-                    error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo))
-    fig.update_layout(barmode="group", title="Agreement per metric, with the human-human ceiling", yaxis_title="coefficient (1 = perfect, 0 = chance)",
-                      legend=dict(orientation="h", y=-0.15), height=460)
+        fig["data"].append({"type": "bar", "name": label, "x": titles, "y": ys, "marker": {"color": colour}, "text": text,
+                            "textposition": "inside", "insidetextanchor": "start", "textfont": {"color": "white", "size": 10},
+                            "error_y": {"type": "data", "symmetric": False, "array": hi, "arrayminus": lo}})
+    fig["layout"].update(barmode="group", title={"text": "Agreement per metric, with the human-human ceiling"},
+                         yaxis={"title": {"text": "coefficient (1 = perfect, 0 = chance)"}}, legend={"orientation": "h", "y": -0.15},
+                         height=460)
     caption = ("Grey bars: agreement among humans (the ceiling). Blue: the same coefficient when the judge replaces one human; a blue bar "
                "close to the grey one means the judge behaves like another native speaker. Purple/green: judge against the human consensus "
                f"(kappa; Gwet's AC, which resists skewed score distributions). Error bars are 95% bootstrap CIs over items; n on each bar "
@@ -206,18 +251,19 @@ def _overview(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) 
 
 def _confusion(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict) -> dict:
     rows = [je[(je["metric"] == m) & (je["facet"] == "overall")].iloc[0] for m in metrics]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics],
-                        horizontal_spacing=min(0.08, 0.5 / max(len(metrics) - 1, 1)))  # plotly: at most 1 / (cols - 1)
+    fig = _panels([meta["metrics"][m]["title"] for m in metrics],
+                  spacing=min(0.08, 0.5 / max(len(metrics) - 1, 1)))  # plotly: at most 1 / (cols - 1)
     ns = []
     for i, (m, r) in enumerate(zip(metrics, rows), start=1):
         labels = [f"{v} {lab}" for v, lab in zip(meta["metrics"][m]["levels"], meta["metrics"][m]["labels"])]
         z = r["confusion"]
         ns.append(int(sum(map(sum, z))))
-        fig.add_trace(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", showscale=False, text=z, texttemplate="%{text}",
-                                 hovertemplate="human %{y}<br>judge %{x}<br>%{z} items<extra></extra>"), row=1, col=i)
-        fig.update_xaxes(title_text="judge", row=1, col=i)
-        fig.update_yaxes(title_text="human consensus" if i == 1 else None, row=1, col=i, autorange="reversed")
-    fig.update_layout(title="Confusion matrices: human consensus (rows) x judge (columns)", height=380)
+        fig["data"].append(_in_panel({"type": "heatmap", "z": z, "x": labels, "y": labels, "colorscale": _colorscale("Blues"),
+                                      "showscale": False, "text": z, "texttemplate": "%{text}",
+                                      "hovertemplate": "human %{y}<br>judge %{x}<br>%{z} items<extra></extra>"}, i))
+        _axis(fig["layout"], "xaxis", i)["title"] = {"text": "judge"}
+        _axis(fig["layout"], "yaxis", i).update(autorange="reversed", **({"title": {"text": "human consensus"}} if i == 1 else {}))
+    fig["layout"].update(title={"text": "Confusion matrices: human consensus (rows) x judge (columns)"}, height=380)
     caption = ("Each cell counts items with that human consensus score (row) and judge score (column); the diagonal is exact agreement. "
                "Mass to the right of the diagonal means the judge is more lenient than native speakers. Items: "
                + ", ".join(f"{meta['metrics'][m]['title']} n={n}" + (f" ({r['consensus_single_human']} with a single human's rating as the consensus)"
@@ -243,9 +289,11 @@ def _heatmap(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict, n
                 tr.append((f"{e['value']:.2f}" if ok else "n/c") + (f"<br>n={int(e['n_items'])}" if e is not None else "") + ("*" if e is not None and e["small"] else ""))
             z.append(zr)
             text.append(tr)
-    fig = go.Figure(go.Heatmap(z=z, x=levels, y=ylabels, text=text, texttemplate="%{text}", colorscale="RdYlGn", zmin=-0.2, zmax=1,
-                               colorbar=dict(title="coef."), hovertemplate="%{y}<br>" + name + " %{x}: %{text}<extra></extra>"))
-    fig.update_layout(title=f"Agreement by {name}", height=120 + 34 * len(ylabels), yaxis=dict(autorange="reversed"), margin=dict(l=380))
+    fig = {"data": [{"type": "heatmap", "z": z, "x": levels, "y": ylabels, "text": text, "texttemplate": "%{text}",
+                     "colorscale": _colorscale("RdYlGn"), "zmin": -0.2, "zmax": 1, "colorbar": {"title": {"text": "coef."}},
+                     "hovertemplate": "%{y}<br>" + name + " %{x}: %{text}<extra></extra>"}],
+           "layout": {"title": {"text": f"Agreement by {name}"}, "height": 120 + 34 * len(ylabels),
+                      "yaxis": {"autorange": "reversed"}, "margin": {"l": 380}}}
     caption = (f"Rows: per metric, alpha among humans, alpha with the judge replacing one human, and Gwet's AC of judge vs consensus; columns: {name}. "
                "Each cell shows the value and the number of items behind it; * marks cells with too few items to say much; n/c = not computable "
                "(see report.json for the reason).")
@@ -253,7 +301,7 @@ def _heatmap(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict, n
 
 
 def _distributions(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: dict) -> dict:
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics])
+    fig = _panels([meta["metrics"][m]["title"] for m in metrics])
     parts = []
     for i, m in enumerate(metrics, start=1):
         r = je[(je["metric"] == m) & (je["facet"] == "overall")].iloc[0]
@@ -261,10 +309,11 @@ def _distributions(charts: _Charts, je: pd.DataFrame, metrics: list[str], meta: 
         for name, dist, colour in (("human ratings", r["human_dist"], "#455a64"), ("judge", r["judge_dist"], "#1e88e5")):
             total = sum(dist)
             share = [d / total if total else 0 for d in dist]
-            fig.add_bar(x=labels, y=share, name=name, marker_color=colour, showlegend=i == 1, text=[f"{s:.0%}" for s in share],
-                        textposition="outside", row=1, col=i)
+            fig["data"].append(_in_panel({"type": "bar", "x": labels, "y": share, "name": name, "marker": {"color": colour},
+                                          "showlegend": i == 1, "text": [f"{s:.0%}" for s in share], "textposition": "outside"}, i))
         parts.append(f"{meta['metrics'][m]['title']}: {sum(r['human_dist'])} human ratings, {sum(r['judge_dist'])} judge ratings")
-    fig.update_layout(barmode="group", title="Score distributions (prevalence): humans vs judge", yaxis_tickformat=".0%", height=380)
+    fig["layout"].update(barmode="group", title={"text": "Score distributions (prevalence): humans vs judge"}, height=380)
+    fig["layout"]["yaxis"]["tickformat"] = ".0%"
     caption = ("Share of ratings at each level. A judge whose bars sit to the right of the humans' is lenient; heavy skew to one level "
                "is what makes kappa and alpha unstable (see the glossary). " + "; ".join(parts) + ".")
     return charts.add(fig, caption)
@@ -275,7 +324,7 @@ def _length(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) ->
     levels = sorted(jc.levels("length_bin"), key=lambda s: int(s) if s.isdigit() else 99)
     if not levels:
         return None
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
+    fig = _panels([meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
     ns = []
     for i, m in enumerate(metrics, start=1):
         for key in ("hh_alpha", "alpha_judge_sub", "ac"):
@@ -283,10 +332,12 @@ def _length(charts: _Charts, jc: _JudgeCells, metrics: list[str], meta: dict) ->
             es = [jc.get(m, stat, "length_bin", lvl) for lvl in levels]
             ys = [e["value"] if e is not None and e["value"] is not None and not pd.isna(e["value"]) else None for e in es]
             ns += [int(e["n_items"]) for e in es if e is not None and key == "alpha_judge_sub"]
-            fig.add_scatter(x=[f"Q{lvl}" for lvl in levels], y=ys, mode="lines+markers", name=SERIES[key][0], line_color=SERIES[key][1],
-                            showlegend=i == 1, row=1, col=i,
-                            text=[f"n={int(e['n_items'])}" if e is not None else "" for e in es], hovertemplate="%{x}: %{y:.2f} (%{text})<extra></extra>")
-    fig.update_layout(title="Agreement by response-length quintile (Q1 shortest)", height=380, legend=dict(orientation="h", y=-0.2))
+            fig["data"].append(_in_panel({"type": "scatter", "x": [f"Q{lvl}" for lvl in levels], "y": ys, "mode": "lines+markers",
+                                          "name": SERIES[key][0], "line": {"color": SERIES[key][1]}, "showlegend": i == 1,
+                                          "text": [f"n={int(e['n_items'])}" if e is not None else "" for e in es],
+                                          "hovertemplate": "%{x}: %{y:.2f} (%{text})<extra></extra>"}, i))
+    fig["layout"].update(title={"text": "Agreement by response-length quintile (Q1 shortest)"}, height=380,
+                         legend={"orientation": "h", "y": -0.2})
     caption = ("Quintiles of response length (graphemes) within each language x task. Does agreement, or the judge's place relative to the "
                f"human ceiling, change with length? Items per quintile (judge and >= 2 humans): {min(ns, default=0)}-{max(ns, default=0)}.")
     return charts.add(fig, caption)
@@ -297,18 +348,18 @@ def _calibration(charts: _Charts, jc: _JudgeCells, cc: _JudgeCells, metrics: lis
     before / after table, and ``info``: the fitted maps or why there is none."""
     if cc.empty:
         return {"chart": None, "info": info}
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
+    fig = _panels([meta["metrics"][m]["title"] for m in metrics], shared_yaxes=True)
     for i, m in enumerate(metrics, start=1):
         levels = ["all"] + jc.levels("language")
         for name, src, colour in (("before", jc, "#90a4ae"), ("after calibration", cc, "#fb8c00")):
             es = [src.get(m, _ac(meta, m), "overall" if lvl == "all" else "language", lvl) for lvl in levels]
             ok = [e is not None and e["value"] is not None and not pd.isna(e["value"]) for e in es]
-            fig.add_bar(x=levels, y=[e["value"] if k else None for e, k in zip(es, ok)], name=name, marker_color=colour,
-                        showlegend=i == 1, row=1, col=i,
-                        error_y=dict(type="data", symmetric=False, array=[_ci_bar(e)[1] for e in es],
-                                     arrayminus=[_ci_bar(e)[0] for e in es]))
-    fig.update_layout(barmode="group", title="Judge vs human consensus (Gwet's AC) before and after calibration", height=420,
-                      legend=dict(orientation="h", y=-0.25))
+            fig["data"].append(_in_panel({"type": "bar", "x": levels, "y": [e["value"] if k else None for e, k in zip(es, ok)],
+                                          "name": name, "marker": {"color": colour}, "showlegend": i == 1,
+                                          "error_y": {"type": "data", "symmetric": False, "array": [_ci_bar(e)[1] for e in es],
+                                                      "arrayminus": [_ci_bar(e)[0] for e in es]}}, i))
+    fig["layout"].update(barmode="group", title={"text": "Judge vs human consensus (Gwet's AC) before and after calibration"},
+                         height=420, legend={"orientation": "h", "y": -0.25})
     n = [int(i["n_items"]) for i in info if i["language"] == "all"]
     caption = ("Gwet's AC (AC2 for ordinal metrics, AC1 for nominal) between the judge and the human consensus, raw and after a "
                f"monotone calibration map fitted by {meta['config']['calibration_folds']}-fold cross-validation over items (never scored on items it was fitted on). "

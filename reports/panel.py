@@ -12,6 +12,7 @@ import pandas as pd
 
 from .agreement import consensus
 from .calibration import judge_input
+from .ppi import row_codes
 
 HOW = ("mean", "majority")
 
@@ -37,31 +38,39 @@ def panel_rows(ratings: pd.DataFrame, judges: list[str], specs: dict, how: str =
     if absent:
         raise ValueError(f"panel judge(s) {absent} have no ratings; judges present: {sorted(ratings.loc[ratings['rater_kind'] == 'judge', 'rater'].unique())}")
     rows = rows.assign(expected=judge_input(rows).to_numpy())
-    n_judges = rows.groupby(["metric", "item_id"])["rater"].transform("nunique")
+    key = row_codes([rows["metric"], rows["item_id"]])  # integer codes, not string groupings, for the counts
+    rater, raters = pd.factorize(rows["rater"])
+    pairs = pd.unique(key * len(raters) + rater)  # distinct judge per metric x item
+    complete = np.bincount(pairs // len(raters), minlength=int(key.max(initial=-1)) + 1)[key] == len(judges)
     info = {"items scored by every panel judge": 0,
-            "items left out: not scored by every panel judge": int(rows.loc[n_judges < len(judges), ["metric", "item_id"]].drop_duplicates().shape[0]),
+            "items left out: not scored by every panel judge": len(np.unique(key[~complete])),
             "items whose judges tied (majority): the mean rule decides": 0}
-    rows = rows[n_judges == len(judges)]
-    parts = []
-    for metric, sub in rows.groupby("metric", sort=True):
-        values = np.asarray(specs[metric].human.values, float)
-        per_item = sub.groupby("item_id", sort=True)
-        first = per_item.first()
-        mean = per_item["score"].mean().to_numpy()
-        score = values[np.abs(mean[:, None] - values[None, :]).argmin(1)]
-        raw = per_item["expected"].mean().to_numpy()
+    if not complete.all():
+        rows = rows[complete]
+    metric, metrics = pd.factorize(rows["metric"], sort=True)
+    item, items = pd.factorize(rows["item_id"], sort=True)
+    group = metric.astype(np.int64) * max(len(items), 1) + item  # sorts as metric, then item_id
+    per_item = rows.groupby(group, sort=True)
+    first = per_item.first()
+    groups = first.index.to_numpy()  # sorted
+    mean = per_item["score"].mean().to_numpy()
+    raw = per_item["expected"].mean().to_numpy(copy=True)
+    score = np.empty(len(groups))
+    for code, m in enumerate(metrics):  # the groups of one metric are contiguous
+        sel = slice(*np.searchsorted(groups // max(len(items), 1), [code, code + 1]))
+        values = np.asarray(specs[m].human.values, float)
+        score[sel] = values[np.abs(mean[sel, None] - values[None, :]).argmin(1)]
         if how == "majority":
-            cat = np.searchsorted(values, sub["score"].to_numpy(float))
-            counts = np.zeros((len(first), len(values)), np.int64)
-            np.add.at(counts, (pd.Index(first.index).get_indexer(sub["item_id"]), cat), 1)
+            mine = metric == code
+            counts = np.zeros((sel.stop - sel.start, len(values)), np.int64)
+            np.add.at(counts, (np.searchsorted(groups, group[mine]) - sel.start,
+                               np.searchsorted(values, rows["score"].to_numpy(float)[mine])), 1)
             top = consensus(counts, "nominal")
             info["items whose judges tied (majority): the mean rule decides"] += int((top < 0).sum())
-            score = np.where(top >= 0, values[np.maximum(top, 0)], score)
-            raw = score
-        out = first.reset_index().assign(score=score, raw_score=raw, probs=None, model=None, prompt_version=None)
-        parts.append(out)
+            score[sel] = np.where(top >= 0, values[np.maximum(top, 0)], score[sel])
+            raw[sel] = score[sel]
+    result = first.reset_index(drop=True).assign(score=score, raw_score=raw, probs=None, model=None, prompt_version=None)
     label = name or f"panel ({how}: {' + '.join(sorted(judges))})"
-    result = pd.concat(parts, ignore_index=True) if parts else rows.iloc[:0]
     result = result.assign(rater=label, rater_kind="judge", status="submitted")
-    info["items scored by every panel judge"] = int(rows[["metric", "item_id"]].drop_duplicates().shape[0])
+    info["items scored by every panel judge"] = len(groups)
     return result[[c for c in ratings.columns if c in result.columns]], info

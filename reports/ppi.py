@@ -69,13 +69,25 @@ def at_least(frame: pd.DataFrame, level: float, columns: Sequence[str] = ("y", "
 
 
 def row_codes(columns: Sequence) -> np.ndarray:
-    """An integer code per row for its tuple of ``columns`` (equal arrays or series): 0, 1, ... in order
-    of first appearance, hashed one column at a time (no tuples, no sort)."""
+    """An integer code per row for its tuple of ``columns`` (equal arrays or series; a missing value is
+    a value of its own): 0, 1, ... in order of first appearance (:func:`_radix` hashed once, no tuples,
+    no sort)."""
+    return pd.factorize(_radix(columns)[0])[0]
+
+
+def _radix(columns: Sequence) -> tuple[np.ndarray, int]:
+    """A distinct integer per distinct tuple of ``columns`` and their bound: the columns' codes combined in
+    mixed radix (in [0, bound); re-coded in between only when the bound would leave int64)."""
     code = np.zeros(len(columns[0]) if len(columns) else 0, np.int64)
+    size = 1
     for col in columns:
-        c, uniques = pd.factorize(col)
-        code = pd.factorize(code * len(uniques) + c)[0]  # stays below the number of rows
-    return code
+        c, uniques = pd.factorize(col, use_na_sentinel=False)
+        k = max(len(uniques), 1)
+        if size > (2**62) // k:
+            code = pd.factorize(code)[0]
+            size = int(code.max(initial=-1)) + 1
+        code, size = code * k + c, size * k
+    return code, size
 
 
 def _check_numbers(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
@@ -160,11 +172,12 @@ def _separate(labelled: pd.DataFrame, unlabelled: pd.DataFrame, keys: list[str],
         if whole_set:
             raise ValueError(f"whole_set=True needs {keys} in both tables to find the labelled items in the whole set")
         return unlabelled
-    code = row_codes([pd.concat([labelled[k], unlabelled[k]], ignore_index=True) for k in keys])
+    code, size = _radix([pd.concat([labelled[k], unlabelled[k]], ignore_index=True) for k in keys])
     lab_code, unl_code = code[: len(labelled)], code[len(labelled):]
-    in_lab = np.isin(unl_code, lab_code)
+    kind = "table" if size <= 32 * len(code) + 2**20 else None  # a lookup table of the codes' range: no sort, no hash
+    in_lab = np.isin(unl_code, lab_code, kind=kind)
     if whole_set:
-        absent = np.flatnonzero(~np.isin(lab_code, unl_code))
+        absent = np.flatnonzero(~np.isin(lab_code, unl_code, kind=kind))
         if len(absent):
             raise ValueError(f"labelled: row {absent[0] + 1}, {dict(zip(keys, labelled[keys].iloc[absent[0]]))} is not in the whole set "
                              f"({len(absent)} such rows); give the judge's score on every item of the set")

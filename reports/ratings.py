@@ -89,8 +89,10 @@ class ImportReport:
 
 
 def _located(df: pd.DataFrame, file: str | Path, rows=None) -> pd.DataFrame:
-    """``df`` with the :data:`WHERE` columns: ``file`` and 1-based ``rows`` (default: 1..len)."""
-    return df.assign(_file=str(file), _row=np.arange(1, len(df) + 1) if rows is None else rows)
+    """``df`` with the :data:`WHERE` columns: ``file`` (a categorical: one string, not one per row) and 1-based
+    ``rows`` (default: 1..len)."""
+    return df.assign(_file=pd.Categorical.from_codes(np.zeros(len(df), np.int8), [str(file)]),
+                     _row=np.arange(1, len(df) + 1) if rows is None else rows)
 
 
 # ---------------------------------------------------------------- importers
@@ -347,7 +349,8 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
         ratings = _located(ratings, report.source)
     report.ignored_columns += [c for c in ratings.columns if c not in LONG_COLUMNS + WHERE and c not in report.ignored_columns]
     df = ratings.reindex(columns=LONG_COLUMNS + WHERE).reset_index(drop=True)  # absent optional columns become null
-    df["status"] = df["status"].astype(object).fillna("submitted")  # an all-null column is float
+    status = df["status"]  # an all-null column (no statuses given) is float: made one of "submitted" at once
+    df["status"] = pd.Series("submitted", df.index, object) if status.isna().all() else status.astype(object).fillna("submitted")
     report.counts["ratings read"] = len(df)
     keep = np.ones(len(df), bool)
 
@@ -409,10 +412,12 @@ def prepare(ratings: pd.DataFrame, rubric_set: RubricSet, items: pd.DataFrame | 
     drop(dup, "raters who rated the same item twice (extra rows)", ["rater", "item_id", "metric", "score"], "first rating kept")
     for col in ("language", "task"):
         absent = _absent(df[col])
-        df[col] = df[col].astype(str).mask(absent, "unknown")
+        df[col] = df[col].astype(str).mask(absent, "unknown") if absent.any() else df[col].astype(str)
         if items is None:
             report.add(f"ratings with no {col}", int((absent & keep).sum()), "kept, as 'unknown'", _examples(df.assign(**{col: None}), absent & keep, [col, "item_id"]))
-    df = df.assign(score=score, raw_score=raw_score)[keep].drop(columns=WHERE)
+    df = df.assign(score=score, raw_score=raw_score).drop(columns=WHERE)
+    if not keep.all():  # (a take of every column otherwise)
+        df = df[keep]
     if items is None:
         df["length_bin"] = length_bin[keep]
     else:

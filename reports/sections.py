@@ -21,15 +21,16 @@ from .escalate import confidence, decide, human_consensus, thresholds
 from .ppi import left_out, ppi_by_provenance, ppi_means, row_codes
 
 CELL = ["judge", "metric", "language"]
+KEYS = ["item_id", "metric", "rater", "language"]  # the columns the decisions join and group on
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
-    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null)."""
-    values = frame.astype(object).to_numpy(copy=True)
-    values[frame.isna().to_numpy(bool)] = None
+    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null); one object
+    array per column."""
     columns = frame.columns.tolist()
-    return [dict(zip(columns, row)) for row in values.tolist()]
+    lists = [frame.iloc[:, i].to_numpy(object, na_value=None).tolist() for i in range(len(columns))]
+    return [dict(zip(columns, row)) for row in zip(*lists)]
 
 
 def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -54,6 +55,12 @@ def system_section(clean: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd
                             "cell, so no system-level agreement", "counts": counts}
     return {"agreement": agreement}, {"n_boot": cfg.n_boot, "counts": counts, "agreement": records(agreement),
                                       "systems": records(systems)}
+
+
+def _coded(clean: pd.DataFrame) -> pd.DataFrame:
+    """``clean`` with its :data:`KEYS` as categoricals (sorted categories): the decisions' joins and
+    groupings then hash integer codes, not strings, and sort as the strings do."""
+    return clean.assign(**{c: clean[c].astype("category") for c in KEYS})
 
 
 def _item_keys(clean: pd.DataFrame) -> np.ndarray:
@@ -85,7 +92,7 @@ def _ppi(scores: pd.DataFrame, specs: dict, cfg: ReportConfig) -> pd.DataFrame:
             levels = at[codes]
             s = s.assign(y=(s["y"] >= levels).where(s["y"].notna()).astype(float), f=(s["f"] >= levels).astype(float))
         estimate = ppi_by_provenance if "drawn_by" in s.columns else ppi_means
-        res = estimate(s[s["y"].notna()], s[s["y"].isna()], by=CELL).cells
+        res = estimate(s[s["y"].notna()], s[s["y"].isna()], by=CELL).cells.astype({c: str for c in CELL})
         if target == "share acceptable":
             res["acceptable_at"] = res["metric"].map(dict(zip(metrics, at)))
         parts.append(res.assign(target=target))
@@ -199,11 +206,11 @@ def decisions_section(clean: pd.DataFrame, specs: dict, cfg: ReportConfig, panel
     counts when a panel of judges was added. Returns frames (for CSV) and the JSON dict."""
     if not (clean["rater_kind"] == "judge").any():
         return {}, {"note": "no judge ratings: no decision statistics"}
-    keys = _item_keys(clean)
-    scores = _item_scores(clean, keys)
-    ppi = _ppi(scores, specs, cfg)
+    coded = _coded(clean)
+    keys = _item_keys(coded)
+    ppi = _ppi(_item_scores(coded, keys), specs, cfg)
     esc, esc_note = _escalation(clean, specs, cfg)
-    length_bias, trends, selfpref = _bias(clean, keys, cfg)
+    length_bias, trends, selfpref = _bias(coded, keys, cfg)
     frames = {"ppi": ppi, "escalation": esc, "length_bias": length_bias, "length_trend": pd.DataFrame(trends),
               "self_preference": pd.DataFrame(selfpref)}
     summary = {"escalation_target": cfg.escalation_target, "escalation_delta": cfg.escalation_delta,
@@ -231,9 +238,8 @@ def bias_notes(summary: dict) -> dict[tuple[str, str], list[str]]:
 
 def judges_sharing_items(clean: pd.DataFrame) -> list[str]:
     """Judges that scored at least one item x metric some other judge scored too (panel members)."""
-    judge = (clean["rater_kind"] == "judge").to_numpy()
-    keys = _item_keys(clean)[judge]
-    rater, raters = pd.factorize(clean["rater"])
-    rater = rater[judge]
+    judged = clean.loc[(clean["rater_kind"] == "judge").to_numpy(), ["metric", "item_id", "rater"]]
+    keys = _item_keys(judged)
+    rater, raters = pd.factorize(judged["rater"])
     judges = np.bincount(pd.unique(keys * len(raters) + rater) // len(raters))  # distinct judges per item x metric
     return sorted(raters[pd.unique(rater[judges[keys] >= 2])].tolist())

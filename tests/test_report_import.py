@@ -143,6 +143,7 @@ def test_long_csv_roundtrip_and_bad_score(tmp_path):
     assert len(clean) == 1
     bad = next(i for i in rep.issues if i.kind == "scores that are not numbers")
     assert bad.count == 1 and bad.invalid and bad.examples == [f"{path}: row 2, column 'score': 'high', item_id='1', metric='hallucination'"]
+    assert read_long(path)["_file"].cat.categories.tolist() == [str(path)]  # the file named once, not once per row
     df.drop(columns="rater_kind").to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"missing required column\(s\) \['rater_kind'\]"):
         read_long(path)

@@ -352,3 +352,191 @@ def test_row_codes_equal_a_multiindex_factorize():
     want = pd.MultiIndex.from_frame(frame).factorize()[0]
     np.testing.assert_array_equal(row_codes([frame[c] for c in frame.columns]), want)
     np.testing.assert_array_equal(row_codes([frame["b"]]), pd.factorize(frame["b"])[0])
+
+
+def test_row_codes_keep_missing_values_apart_and_survive_wide_products():
+    """ppi.row_codes gives a missing value its own code (no collision with another tuple) and stays exact
+    when the columns' cardinalities multiply past int64 (many wide columns)."""
+    import pandas as pd
+
+    from reports.ppi import row_codes
+
+    codes = row_codes([pd.Series(["p", "q", "q", "p"]), pd.Series(["u", "v", None, "v"])])
+    assert len(set(codes.tolist())) == 4  # (q, missing) is not (p, v)
+    rng = np.random.default_rng(4)
+    wide = pd.DataFrame({f"c{i}": rng.integers(0, 1000, 3000) for i in range(8)})  # 1000**8 > 2**63
+    want = pd.MultiIndex.from_frame(wide).factorize()[0]
+    np.testing.assert_array_equal(row_codes([wide[c] for c in wide.columns]), want)
+
+
+def _grouped_calibration(ratings, specs, min_items, min_items_language):
+    """The reference: calibrate by pandas groupings on the string keys (human mean per metric x item, then per
+    judge x metric and language, in sorted order)."""
+    import pandas as pd
+
+    from reports.calibration import CALIBRATED_SUFFIX, cross_validated, judge_input
+
+    mean = ratings[ratings["rater_kind"] == "human"].groupby(["metric", "item_id"])["score"].mean()
+    judges = ratings[(ratings["rater_kind"] == "judge") & ~ratings["rater"].str.endswith(CALIBRATED_SUFFIX)]
+    rows, fits = [], []
+    for (judge, metric), jr in judges.groupby(["rater", "metric"], sort=True):
+        jr = jr[pd.MultiIndex.from_arrays([jr["metric"], jr["item_id"]]).isin(mean.index)]
+        if len(jr) < min_items:
+            fits.append((judge, metric, "all", len(jr)))
+            continue
+        levels = np.array(specs[metric].human.values, float)
+        x = judge_input(jr).to_numpy()
+        y = mean.loc[list(zip(jr["metric"], jr["item_id"]))].to_numpy()
+        pred = cross_validated(x, y, levels, True, 5, 0)
+        fits.append((judge, metric, "all", len(jr)))
+        for lang in sorted(jr["language"].dropna().unique()):
+            pos = np.flatnonzero((jr["language"] == lang).to_numpy())
+            if len(pos) >= min_items_language:
+                pred[pos] = cross_validated(x[pos], y[pos], levels, True, 5, 0)
+            fits.append((judge, metric, lang, len(pos)))
+        rows.append(jr.assign(rater=judge + CALIBRATED_SUFFIX, score=pred, probs=None))
+    return pd.concat(rows, ignore_index=True), fits
+
+
+def test_calibrate_by_codes_equals_grouped_calibration():
+    """calibrate's integer-coded row finding gives the rows, scores and fits pandas groupings on the string keys
+    give: judges in sorted order, items without a human left out, too-small judge x metric and language cells."""
+    import pandas as pd
+    import rubrics
+
+    from reports.calibration import calibrate
+
+    clean = _long_ratings().assign(raw_score=np.nan, probs=None)
+    clean.loc[clean.index[::5], "probs"] = '{"1": 0.5, "3": 0.5}'
+    done = clean[clean["rater"] == "j0"].assign(rater="j0 · calibrated")  # already calibrated rows: not refitted
+    clean = pd.concat([clean, done], ignore_index=True)
+    spec = rubrics.load_rubric_set("pariksha").metrics["task_quality"]
+    specs = {"m0": spec, "m1": spec}
+    notes = set()
+    for min_items in (30, 45):
+        cal, info = calibrate(clean, specs, min_items=min_items, min_items_language=15)
+        want, fits = _grouped_calibration(clean, specs, min_items, 15)
+        pd.testing.assert_frame_equal(cal, want)
+        assert [(i["judge"], i["metric"], i["language"], i["n_items"]) for i in info] == fits
+        notes |= {i["note"].split(":")[0] for i in info}
+    assert notes == {"fitted on this language", "pooled over languages", "pooled map used", "not calibrated"}
+
+
+def test_frame_rows_equal_pandas_records():
+    """analysis.frame_rows: pandas' to_dict("records"), missing values (NaN, NA, None) and Python types as pandas gives them."""
+    import pandas as pd
+
+    from reports.analysis import frame_rows as _rows
+
+    frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
+                          "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
+                          "o": [[1.0, 2.0], None, np.float64(3.0)]})
+    want = frame.to_dict("records")
+    got = _rows(frame)
+    assert [[type(v) for v in r.values()] for r in got] == [[type(v) for v in r.values()] for r in want]
+    assert [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA} for r in got] == \
+        [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA} for r in want]
+    assert _rows(frame.iloc[:0]) == []
+
+
+def _chart_json(html: str) -> list:
+    """The data, layout and config plotly.js gets in a chart's HTML."""
+    import json
+
+    dec, i, out = json.JSONDecoder(), html.index("[", html.index("Plotly.newPlot")), []
+    for _ in range(3):
+        while html[i] in " ,\n":
+            i += 1
+        value, i = dec.raw_decode(html, i)
+        out.append(value)
+    return out
+
+
+def test_figure_dicts_equal_plotlys_figures():
+    """The page's figures written as plain dicts (html._panels, _in_panel, _axis, _colorscale, _Charts.add) give
+    plotly.js the JSON plotly's own figures give (make_subplots, add_trace, update_axes, the white template)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.subplots import make_subplots
+
+    from reports.html import _axis, _Charts, _colorscale, _in_panel, _panels
+
+    titles = ["one", "two", "three"]
+    before = pio.templates.default
+    pio.templates.default = "plotly_white"  # as render_html sets it
+    try:
+        fig = make_subplots(rows=1, cols=3, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.05)
+        mine = _panels(titles, shared_yaxes=True, spacing=0.05)
+        for col in (1, 3):
+            fig.add_trace(go.Heatmap(z=[[1, 2]], colorscale="RdYlGn", text=[[1, 2]], texttemplate="%{text}"), row=1, col=col)
+            mine["data"].append(_in_panel({"type": "heatmap", "z": [[1, 2]], "colorscale": _colorscale("RdYlGn"),
+                                           "text": [[1, 2]], "texttemplate": "%{text}"}, col))
+            fig.update_xaxes(title_text="judge", row=1, col=col)
+            _axis(mine["layout"], "xaxis", col)["title"] = {"text": "judge"}
+        fig.update_layout(title="t", height=300, margin=dict(l=380))
+        mine["layout"].update(title={"text": "t"}, height=300, margin={"l": 380})
+        charts = _Charts()
+        charts.count = 1  # plotly.js already on the page
+        assert _chart_json(charts.add(mine, "")["html"]) == _chart_json(charts.add(fig, "")["html"])
+    finally:
+        pio.templates.default = before
+
+
+def test_build_report_logs_every_phase(tmp_path, caplog):
+    """build_report logs each phase's time at DEBUG (benchmarks/bench_report.py reads them): the panel of judges,
+    the calibrated rows joined on, and the frame of cells too, so no part of the report goes untimed."""
+    import logging
+
+    import pandas as pd
+    import rubrics
+    from reports import ReportConfig, build_report
+    from tests.test_report_verdicts import synthetic
+
+    one = synthetic(np.random.default_rng(2), n=40)
+    other = one[one["rater_kind"] == "judge"].assign(rater="k")  # a second judge on the same items: a panel
+    with caplog.at_level(logging.DEBUG, logger="reports.build"):
+        build_report(pd.concat([one, other], ignore_index=True), rubrics.load_rubric_set("pariksha"), tmp_path,
+                     config=ReportConfig(n_boot=0))
+    phases = [r.args[0] for r in caplog.records if r.name == "reports.build" and r.msg.startswith("phase")]
+    assert phases == ["join", "panel", "calibration", "calibrated rows", "statistics", "cells", "verdicts", "decisions",
+                      "system", "pairwise", "html", "write"]
+
+
+@pytest.mark.parametrize("how", ["mean", "majority"])
+def test_panel_rows_equal_grouped_panel(how):
+    """panel_rows by integer codes gives the rows a groupby per metric and item_id (sorted) gives: the judges' mean
+    (or majority) score, each column's first non-null value, items not scored by every judge left out and counted."""
+    import pandas as pd
+    import rubrics
+
+    from reports.agreement import consensus
+    from reports.calibration import judge_input
+    from reports.panel import panel_rows
+
+    clean = _long_ratings().assign(raw_score=np.nan, probs=None, model="m", prompt_version="1", status="submitted")
+    clean = clean[~((clean["rater"] == "j1") & (clean["item_id"] == "i3"))]  # i3: not scored by every judge
+    clean.loc[(clean["rater"] == "j2").to_numpy(), "source_model"] = None  # first non-null: another judge's row
+    clean["score"] = clean["score"].clip(0, 2)
+    spec = rubrics.load_rubric_set("pariksha").metrics["task_quality"]
+    specs = {"m0": spec, "m1": spec}
+    got, info = panel_rows(clean, ["j0", "j1", "j2"], specs, how)
+
+    rows = clean[clean["rater_kind"] == "judge"].assign(expected=lambda d: judge_input(d).to_numpy())
+    rows = rows[rows.groupby(["metric", "item_id"])["rater"].transform("nunique") == 3]
+    parts, ties = [], 0
+    for metric, sub in rows.groupby("metric", sort=True):
+        values = np.asarray(spec.human.values, float)
+        per_item = sub.groupby("item_id", sort=True)
+        score = values[np.abs(per_item["score"].mean().to_numpy()[:, None] - values).argmin(1)]
+        raw = per_item["expected"].mean().to_numpy()
+        if how == "majority":
+            counts = per_item["score"].apply(lambda s: np.bincount(np.searchsorted(values, s), minlength=len(values)))
+            top = consensus(np.stack(counts.to_list()), "nominal")
+            ties += int((top < 0).sum())
+            score = raw = np.where(top >= 0, values[np.maximum(top, 0)], score)
+        parts.append(per_item.first().reset_index().assign(score=score, raw_score=raw, probs=None, model=None, prompt_version=None))
+    want = pd.concat(parts, ignore_index=True).assign(rater=f"panel ({how}: j0 + j1 + j2)", rater_kind="judge", status="submitted")
+    pd.testing.assert_frame_equal(got, want[[c for c in clean.columns if c in want.columns]])
+    assert info == {"items scored by every panel judge": len(want), "items left out: not scored by every panel judge": 2,
+                    "items whose judges tied (majority): the mean rule decides": ties}
+    assert how == "mean" or ties > 0
