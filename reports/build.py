@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +30,8 @@ PARIKSHA_FAMILIES = {"gpt-4 (PARIKSHA)": "gpt", "GPT4o": "gpt", "gpt-4": "gpt", 
 
 @contextmanager
 def _phase(name: str):
-    """Log the phase's wall time at DEBUG level (``benchmarks/bench_report.py`` reads it)."""
+    """Log the phase's wall time at DEBUG level (``benchmarks/bench_report.py`` reads it); decisions and
+    system run beside calibration to verdicts, so those phases' times overlap."""
     start = time.perf_counter()
     yield
     log.debug("phase %s: %.3f s", name, time.perf_counter() - start)
@@ -68,24 +70,33 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         if len(members) >= 2:
             panel_ratings, panel = panel_rows(clean, members, specs)
             clean = pd.concat([clean, panel_ratings], ignore_index=True)
-    with _phase("calibration"):
-        cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
-                                  cfg.calibration_folds, cfg.seed)
-    with _phase("calibrated rows"):
-        rated = pd.concat([clean, cal], ignore_index=True)
-    with _phase("statistics"):
-        rows, extras = analyse(rated, specs, cfg.n_boot, cfg.seed, cfg.min_items, cfg.consensus_min_humans)
-    with _phase("cells"):
-        cells = pd.DataFrame(rows)
-    with _phase("verdicts"):
-        verdict_rows = verdicts(cells, extras, cfg)
-    with _phase("decisions"):
-        dec_frames, decisions = decisions_section(clean, specs, cfg, panel)
-        notes = bias_notes(decisions)
-        for v in verdict_rows:
-            v["note"] = "; ".join([v["note"], *notes.get((v["metric"], v["judge"]), [])]).strip("; ")
-    with _phase("system"):
-        sys_frames, system = system_section(clean, cfg)
+
+    def beside() -> tuple:
+        """The decision and system-level statistics: they need neither the calibration nor the cells, so they
+        run in a thread beside them (a core the calibration and, at times, the statistics' threads leave idle)."""
+        mine = clean.copy(deep=False)  # an object of its own (copy-on-write: no data copied)
+        with _phase("decisions"):
+            dec = decisions_section(mine, specs, cfg, panel)
+        with _phase("system"):
+            return dec, system_section(mine, cfg)
+
+    with ThreadPoolExecutor(1) as pool:
+        side = pool.submit(beside)
+        with _phase("calibration"):
+            cal, cal_info = calibrate(clean, specs, cfg.calibration_min_items, cfg.calibration_min_items_language,
+                                      cfg.calibration_folds, cfg.seed)
+        with _phase("calibrated rows"):
+            rated = pd.concat([clean, cal], ignore_index=True)
+        with _phase("statistics"):
+            rows, extras = analyse(rated, specs, cfg.n_boot, cfg.seed, cfg.min_items, cfg.consensus_min_humans)
+        with _phase("cells"):
+            cells = pd.DataFrame(rows)
+        with _phase("verdicts"):
+            verdict_rows = verdicts(cells, extras, cfg)
+        (dec_frames, decisions), (sys_frames, system) = side.result()
+    notes = bias_notes(decisions)
+    for v in verdict_rows:
+        v["note"] = "; ".join([v["note"], *notes.get((v["metric"], v["judge"]), [])]).strip("; ")
     with _phase("pairwise"):
         pw_frames, pairwise = pairwise_section(comparisons, cfg) if comparisons is not None and len(comparisons) else \
             ({}, {"note": "no pairwise comparisons (comparisons.parquet, judge_comparisons.parquet or PARIKSHA's pairwise/)"})
