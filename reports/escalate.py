@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta, binom
 
 from .agreement import consensus as consensus_of
 from .analysis import _item_arrays, scale_of
@@ -63,6 +62,8 @@ class Threshold:
 
 def clopper_pearson_lower(k: np.ndarray, n: np.ndarray, delta: float) -> np.ndarray:
     """One-sided (1 - delta) exact lower bound of a binomial proportion k/n; 0 where k = 0, NaN where n = 0."""
+    from scipy.stats import beta  # here: importing scipy.stats takes a fresh process ~1 s (reports.build)
+
     k, n = np.asarray(k, float), np.asarray(n, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         lower = beta.ppf(delta, k, n - k + 1)
@@ -93,6 +94,8 @@ def choose_threshold(confidence, agree, target: float = 0.9, delta: float = 0.1,
     agree_cum = np.concatenate([[0], np.cumsum(a[order].astype(float))])
     n_at = np.searchsorted(-c_desc, -lam, side="right")  # #{c >= lam}
     k_at = agree_cum[n_at]
+    from scipy.stats import binom
+
     p = np.where(n_at > 0, binom.sf(k_at - 1, n_at, target), 1.0)
     lower = clopper_pearson_lower(k_at, n_at, delta)
     passed = np.cumprod(p <= delta).astype(bool)

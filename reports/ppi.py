@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 DESIGNS = ("random", "stratified", "judge-selected")
 JUDGE_SELECTED = ("the human-labelled items were chosen by the judge (e.g. escalated items), not at random: "
@@ -292,6 +291,8 @@ def _combine(strata: pd.DataFrame, by: list[str], alpha: float) -> pd.DataFrame:
     cells["lam"] = grouped["lam"].first().where(size == 1)
     cells["note"] = grouped["note"].agg(lambda s: _join(*sorted(set(s))))
     cells = cells.reset_index(drop=not by)
+    from scipy.stats import norm  # here: importing scipy.stats takes a fresh process ~1 s (reports.build)
+
     z = norm.ppf(1 - alpha / 2)
     se = np.sqrt(cells["var"].astype(float))
     se_c = np.sqrt(cells["var_classical"].astype(float))

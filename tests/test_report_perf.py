@@ -59,6 +59,12 @@ def test_import_reports_loads_no_heavy_library():
                           ("sklearn", "scipy", "plotly", "openai")) == []
 
 
+def test_the_reports_serial_path_leaves_scipy_stats_to_the_decisions_thread():
+    """Importing the sections and the panel (the report's serial path before its decisions thread) loads no
+    scipy.stats: its ~1 s import happens in the decisions thread, beside the calibration and statistics."""
+    assert modules_loaded("import reports.build, reports.sections, reports.panel, reports.calibration", ("scipy.stats",)) == []
+
+
 def test_rubric_set_name_is_escaped_in_the_page(tmp_path):
     """Every text from the input is escaped on the page, the rubric set's name too."""
     import rubrics
