@@ -3,17 +3,20 @@
 An item is reduced to its *pattern*: the count of human ratings per category plus the judge's
 category (or none). Every statistic in :mod:`reports.stats` is a function of sums over items of
 per-pattern quantities, so a cell is summarised by its P distinct patterns and their counts.
-Resampling I items with replacement is then exactly a multinomial draw of pattern counts
-(I trials, pattern frequencies as probabilities): the bootstrap draws a (B, P) count matrix and
-gets every statistic for all B resamples from one matrix product, never touching rating rows.
+The bootstrap resamples items by the Poisson bootstrap (Hanley & MacGibbon 2006; Chamandy et al.
+2012): each item gets an independent Poisson(1) weight instead of a multinomial count, so a pattern
+held by c items of a cell gets a Poisson(c) count, one draw per pattern and resample. It
+approximates the ordinary bootstrap (the resample size is random around I rather than I; the two
+agree to O(1/I)) at about half the cost: at Updesh scale the multinomial's binomials (~80 ns each)
+were half of the statistics phase, Poisson draws take ~44 ns. The bootstrap draws a (B, P) count
+matrix and gets every statistic for all B resamples from one matrix product, never touching rating
+rows; the coverage tests (tests/test_report_bootstrap.py) check its intervals.
 
 A raw judge and its calibrated version rate the same items, so they are resampled together
-(:func:`analyse_judges`): one draw per cell over their joint patterns serves both, exactly (a
-multinomial's marginals are multinomial), pairs their resamples, and sums the humans' parts and
-computes the humans' statistics once. Measured on the Updesh shape (one 5-level metric, 35 cells,
-1,000 resamples, one thread): the draws cost ~80 ns per pattern and resample (~0.11 s per draw set;
-rng.poisson would take ~0.06 s but is another bootstrap, so it is not used), which pairing halves;
-the statistics of one judge take ~23 ms, the percentile intervals ~12 ms.
+(:func:`analyse_judges`): one draw per cell over their joint patterns serves both (the weights are
+the items'), pairs their resamples, and sums the humans' parts and computes the humans' statistics
+once. Measured on the Updesh shape (one 5-level metric, 35 cells, 1,000 resamples, one thread): the
+statistics of one judge take ~23 ms, the percentile intervals ~12 ms.
 """
 
 from __future__ import annotations
@@ -300,9 +303,8 @@ def analyse_judges(humans: np.ndarray, judges: list[np.ndarray], masks: list[np.
                    consensus_min_humans: int = 1) -> list[list[tuple[dict[str, dict], dict]]]:
     """:func:`analyse_cells` for several judges of the same items (a judge and its calibrated version), per judge.
 
-    The items' patterns are joint (human counts and every judge's category), so one multinomial draw per cell
-    resamples the same items for all judges: each judge's resamples are an exact item bootstrap (a multinomial's
-    marginals are multinomial) and the judges' resamples are paired. With the first judge's pattern fixing the
+    The items' patterns are joint (human counts and every judge's category), so one Poisson draw per cell and
+    pattern resamples the same items for all judges: the judges' resamples are paired. With the first judge's pattern fixing the
     others' categories (a calibration of its scores), its draws are those of :func:`analyse_cells` on it alone.
     Parts that are the same for two judges (those of the humans alone) are summed once.
     """
@@ -320,10 +322,9 @@ def analyse_judges(humans: np.ndarray, judges: list[np.ndarray], masks: list[np.
     for c, mask in enumerate(masks):
         counts = np.bincount(inverse[np.asarray(mask)], minlength=n_pat)
         present = np.flatnonzero(counts)
-        n_items = int(counts.sum())
         weights[c, 0] = counts
-        if n_boot:
-            weights[c, 1:, present] = rng.multinomial(n_items, counts[present] / n_items, size=n_boot).T
+        if n_boot:  # the Poisson bootstrap (module doc): a Poisson(c) count for a pattern of c items
+            weights[c, 1:, present] = rng.poisson(counts[present], size=(n_boot, len(present))).T
         modal[c] = _modal(m[present], counts[present])
     # Fleiss' kappa: items rated by the cell's most common number of humans; one set of parts per such number
     moduses = [int(v) for v in np.unique(modal)]
