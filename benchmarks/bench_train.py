@@ -139,6 +139,7 @@ def bench_boost(args, subset) -> None:
     items = [BoostItem(p.item_id, p.language, None, p.original) for p in subset[:args.boost_items]]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = boost_model(args.boost_model, Path(tmp) / "model")
+        tokens = args.boost_tokens or 64
         if args.boost_model == "smollm2":
             from transformers import AutoTokenizer
 
@@ -146,13 +147,11 @@ def bench_boost(args, subset) -> None:
             sizes = sorted(len(tok(render_triple(p.revised))["input_ids"]) for p in subset[:args.boost_items])
             print(f"the {len(sizes)} items' revised versions (what a booster writes): median {sizes[len(sizes) // 2]} "
                   f"tokens, range {sizes[0]}-{sizes[-1]}")
-            args.boost_tokens = args.boost_tokens or sizes[len(sizes) // 2]
-        args.boost_tokens = args.boost_tokens or 64
+            tokens = args.boost_tokens or sizes[len(sizes) // 2]
         boost(model_dir, items[:1], Path(tmp) / "warm-up" / "boosted.parquet", params=GenerationParams(max_new_tokens=1))
         batches = [int(b) for b in args.boost_batch.split(",")]
         for mode in args.boost_mode.split(","):
-            fixed = args.boost_tokens if mode == "fixed" else 0
-            params = GenerationParams(max_new_tokens=args.boost_tokens, min_new_tokens=fixed)
+            params = GenerationParams(max_new_tokens=tokens, min_new_tokens=tokens if mode == "fixed" else 0)
             rates = {}
             for batch in [*batches, 1]:
                 out = Path(tmp) / f"{mode}-batch{batch}" / "boosted.parquet"
