@@ -196,27 +196,29 @@ def model_dirs(root: Path, base: str) -> dict[str, Path]:
     return {"base": directory, "student": root / STUDENT_DIR / "model"}
 
 
-def responses(dirs: dict[str, Path], prompts: Sequence[EvalPrompt], path: Path, params, batch_size: int):
+def responses(dirs: dict[str, Path], hashes: dict[str, str], prompts: Sequence[EvalPrompt], path: Path, params,
+              batch_size: int):
     """Both models' responses to `prompts` (``studytables.EVAL_RESPONSES``), generating only those not already in
-    `path` for the same model, messages and parameters; returns (frame, generated, cached)."""
+    `path` for the same model (``hashes``: `training.boost.model_hash` of each directory), messages and parameters,
+    in batches of prompts of similar token counts (`training.boost.plan_batches`); returns (frame, generated, cached)."""
     import pandas as pd
 
     import studytables as st
 
-    from .boost import TransformersGenerator, model_hash
+    from .boost import TransformersGenerator, plan_batches
 
     param_text = json.dumps(asdict(params))
     old = st.read(st.EVAL_RESPONSES, path) if path.is_file() else pd.DataFrame(columns=st.EVAL_RESPONSES.names)
     known = {(r.model_hash, r.messages, r.params): r.response for r in old.itertuples(index=False)}
     rows, generated, cached = [], 0, 0
     for model, directory in dirs.items():
-        digest = model_hash(directory)
+        digest = hashes[model]
         texts = [json.dumps(p.messages, ensure_ascii=False) for p in prompts]
         todo = [i for i, t in enumerate(texts) if (digest, t, param_text) not in known]
         if todo:
             generate = TransformersGenerator(directory, params)
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
+            for rows_of in plan_batches(generate.prompt_tokens([prompts[i].messages for i in todo]), batch_size):
+                batch = [todo[j] for j in rows_of]
                 for i, out in zip(batch, generate([prompts[i].messages for i in batch]), strict=True):
                     known[(digest, texts[i], param_text)] = out
         generated, cached = generated + len(todo), cached + len(prompts) - len(todo)
@@ -308,19 +310,18 @@ def lm_eval_tasks(held, tokenizer, directory: Path) -> dict[str, tuple[str, str]
     return tasks
 
 
-def lm_eval_rows(dirs: dict[str, Path], held, directory: Path, batch_size: int) -> tuple[list[dict], bool]:
-    """EVAL rows of lm-evaluation-harness for both models, reused from ``results.json`` when the models and
-    tasks are unchanged; (rows, reused)."""
+def lm_eval_rows(dirs: dict[str, Path], hashes: dict[str, str], held, directory: Path,
+                 batch_size: int) -> tuple[list[dict], bool]:
+    """EVAL rows of lm-evaluation-harness for both models, reused from ``results.json`` when the models (their
+    ``hashes``) and tasks are unchanged; (rows, reused)."""
     import importlib.metadata as md
 
     from transformers import AutoTokenizer
 
-    from .boost import model_hash
-
     tasks = lm_eval_tasks(held, AutoTokenizer.from_pretrained(dirs["student"]), directory)
     files = {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*"))
              if p.suffix in (".jsonl", ".yaml", ".py")}
-    key = _sha({m: model_hash(d) for m, d in dirs.items()}, files, md.version("lm-eval"))
+    key = _sha(hashes, files, md.version("lm-eval"))
     cache = directory / "results.json"
     saved = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
     reused = saved.get("key") == key
@@ -386,7 +387,7 @@ def evaluate_study(root: str | Path, cfg: EvalConfig, rubric, judges: Sequence, 
     import studytables as st
     from judge.pairwise import compare, comparisons
 
-    from .boost import GenerationParams
+    from .boost import GenerationParams, model_hash
 
     offline()
     root = Path(root)
@@ -402,13 +403,14 @@ def evaluate_study(root: str | Path, cfg: EvalConfig, rubric, judges: Sequence, 
     dirs = model_dirs(root, base)
     out = root / EVAL_DIR
     out.mkdir(parents=True, exist_ok=True)
-    answers, generated, cached = responses(dirs, prompts, root / st.EVAL_RESPONSES.file,
+    hashes = {m: model_hash(d) for m, d in dirs.items()}  # every byte of both models, read once
+    answers, generated, cached = responses(dirs, hashes, prompts, root / st.EVAL_RESPONSES.file,
                                            GenerationParams(max_new_tokens=cfg.max_new_tokens), cfg.batch_size)
     pairs, sample = pairwise_inputs(prompts, answers)
     ledger = out / "judge_ledger.sqlite"
     summaries = [compare(pairs, sample, rubric, j, ledger, overall=cfg.overall, progress=progress) for j in judges]
     rows = pairwise_rows(comparisons(ledger), pairs, cfg.n_boot, cfg.seed)
-    lm_rows, reused = lm_eval_rows(dirs, held, out / "lm_eval", cfg.batch_size)
+    lm_rows, reused = lm_eval_rows(dirs, hashes, held, out / "lm_eval", cfg.batch_size)
     table = pd.DataFrame(lm_rows + rows, columns=st.EVAL.names)
     st.write(st.EVAL, table, root / st.EVAL.file)
     return EvalResult(root / st.EVAL.file, dict(Counter(p.benchmark for p in prompts)), set_aside, generated, cached,
