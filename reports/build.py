@@ -150,9 +150,8 @@ def report_study(root: str | Path, rubric_set: RubricSet, config: ReportConfig |
             check(parts[-1][parts[-1]["status"] == "submitted"], str(root / t.file))  # names the file's row; others are counted
     comparisons = pd.concat(parts, ignore_index=True) if parts else None
     out = root / REPORT_DIR if out_dir is None else Path(out_dir)
-    direct = [root / t.file for t in (studytables.RATINGS, studytables.JUDGMENTS) if (root / t.file).exists()]
-    if comparisons is not None and not any(studytables.read_arrow(t, p, ["item_id"]).num_rows
-                                           for t, p in zip((studytables.RATINGS, studytables.JUDGMENTS), direct)):
+    if comparisons is not None and not any(studytables.read_arrow(t, root / t.file, ["item_id"]).num_rows
+                                           for t in (studytables.RATINGS, studytables.JUDGMENTS) if (root / t.file).exists()):
         from .pairwise.report import write_pairwise  # a pairwise-only study (e.g. original vs boosted): no direct ratings
         from .sections import pairwise_section
 
