@@ -150,13 +150,12 @@ def _judge_groups(judges: list[str | None]) -> dict[str, list[str | None]]:
     return groups
 
 
-def frame_rows(frame: pd.DataFrame) -> list[dict]:
-    """``frame.to_dict("records")`` from pandas' per-column conversion (``to_dict("list")``), text columns
-    through one object array each (not a conversion per value): the same Python values."""
-    text = [c for c, t in frame.dtypes.items() if isinstance(t, pd.StringDtype)]
-    lists = {**frame.drop(columns=text).to_dict("list"), **{c: frame[c].to_numpy(object).tolist() for c in text}}
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null); one object
+    array per column."""
     columns = frame.columns.tolist()
-    return [dict(zip(columns, row)) for row in zip(*(lists[c] for c in columns))]
+    lists = [frame.iloc[:, i].to_numpy(object, na_value=None).tolist() for i in range(len(columns))]
+    return [dict(zip(columns, row)) for row in zip(*lists)]
 
 
 def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list[dict]:
@@ -169,7 +168,7 @@ def verdicts(cells: pd.DataFrame, extras: list[dict], cfg: ReportConfig) -> list
     if not sel.any():
         return []
     keys = ["metric", "judge", "facet", "level"]
-    stat = {name: {tuple(r[k] for k in keys): r for r in frame_rows(g)}  # statistic -> cell key -> row
+    stat = {name: {tuple(r[k] for k in keys): r for r in records(g)}  # statistic -> cell key -> row
             for name, g in cells[sel].groupby("statistic")}
     kappa = {**stat.get("hj_kappa", {}), **stat.get("hj_kappa_quadratic", {})}  # quadratic where there is one
     dist = {tuple(e[k] for k in keys): e for e in extras if e["facet"] in ("overall", "language")}

@@ -16,7 +16,7 @@ import studytables
 from rubrics import RubricSet
 from studytables import REPORT_CELLS
 
-from .analysis import analyse, verdicts
+from .analysis import analyse, records, verdicts
 from .calibration import calibrate
 from .config import ReportConfig
 from .ratings import ImportReport, from_pariksha, from_study, prepare
@@ -61,7 +61,7 @@ def build_report(ratings: pd.DataFrame, rubric_set: RubricSet, out_dir: str | Pa
         raise ValueError(f"no usable ratings: {imp.counts['ratings read']} of {imp.counts['ratings read']} excluded ({why}); "
                          "check the input against the rubric set")
     from .panel import panel_rows  # scipy: only when a report is built
-    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section, records, system_section
+    from .sections import bias_notes, decisions_section, judges_sharing_items, pairwise_section, system_section
 
     specs = rubric_set.metrics
     panel = None

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from plotly.subplots import make_subplots
 
 from .agreement import GLOSSARY
-from .analysis import fmt, frame_rows, verdict_rule
+from .analysis import fmt, records, verdict_rule
 from .calibration import CALIBRATED_SUFFIX
 
 VERDICT_COLOURS = {"usable as is": "#c8e6c9", "usable after calibration": "#fff59d",
@@ -188,7 +188,7 @@ def _verdict_tables(rows: list[dict], meta: dict) -> list[dict]:
     tables = []
     for judge, jd in pd.DataFrame(rows).groupby("judge", sort=True) if rows else ():
         langs = ["all languages"] + sorted(x for x in jd["language"].unique() if x != "all languages")
-        by_cell = {(r["metric"], r["language"]): r for r in frame_rows(jd)}
+        by_cell = {(r["metric"], r["language"]): r for r in records(jd)}
         tables.append({"judge": judge, "languages": langs,
                        "rows": [(spec["title"], spec["levels"], [by_cell.get((metric, lang)) for lang in langs])
                                 for metric, spec in meta["metrics"].items()]})
@@ -207,7 +207,7 @@ class _JudgeCells:
 
     def __init__(self, cells: pd.DataFrame):
         self.empty = cells.empty
-        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in frame_rows(cells)}
+        self._rows = {(r["metric"], r["statistic"], r["facet"], r["level"]): r for r in records(cells)}
         self._levels = {facet: sorted(levels.unique()) for facet, levels in cells.groupby("facet")["level"]}
 
     def get(self, metric: str, stat: str, facet: str = "overall", level: str = "all") -> dict | None:

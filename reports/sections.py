@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .analysis import records
 from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
@@ -23,14 +24,6 @@ from .ppi import left_out, ppi_by_provenance, ppi_means, row_codes
 CELL = ["judge", "metric", "language"]
 KEYS = ["item_id", "metric", "rater", "language"]  # the columns the decisions join and group on
 NO_BOOT = "no bootstrap (n_boot = 0): no CI, no significance"
-
-
-def records(frame: pd.DataFrame) -> list[dict]:
-    """The rows as dicts of Python values, missing ones (NaN, NA, None) as None (JSON's null); one object
-    array per column."""
-    columns = frame.columns.tolist()
-    lists = [frame.iloc[:, i].to_numpy(object, na_value=None).tolist() for i in range(len(columns))]
-    return [dict(zip(columns, row)) for row in zip(*lists)]
 
 
 def pairwise_section(comparisons: pd.DataFrame, cfg: ReportConfig) -> tuple[dict[str, pd.DataFrame], dict]:

@@ -227,3 +227,21 @@ def test_the_tables_hold_the_numbers_of_report_json(pages):
             assert all(same_number(text, record[col]) for col, text in zip(rows[0], shown)), (rows[0], shown, record)
             checked["records"] += 1
     assert checked == {"statistics": 3 * 21, "calibration": 3 * 3 * 5, "verdicts": 3 * 3, "records": sum(map(len, expected))}
+
+
+def test_cell_tooltips_are_the_notes_of_report_json(tmp_path):
+    """Every statistic cell's tooltip on the demo's page is that cell's note in report.json: a missing note gives no
+    tooltip (the page showed 'nan' for 30 of them)."""
+    import json
+
+    from markupsafe import escape
+
+    import rubrics
+    from kasauti.demo import DEMO_DATA
+    from reports.build import report_pariksha
+
+    paths, _ = report_pariksha(DEMO_DATA, tmp_path, rubrics.load_rubric_set("pariksha"))
+    page = paths["html"].read_text(encoding="utf-8")
+    notes = {str(escape(c["note"])) for c in json.loads(paths["json"].read_text(encoding="utf-8"))["cells"] if c["note"]}
+    tooltips = re.findall(r"<td[^>]*? title='([^']*)'", page)
+    assert tooltips and set(tooltips) <= notes, sorted(set(tooltips) - notes)[:3]

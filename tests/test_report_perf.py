@@ -316,10 +316,10 @@ def test_decision_pairs_and_item_scores_equal_string_key_merges():
 
 
 def test_records_equal_pandas_records_with_nulls():
-    """sections.records: pandas' records with every missing value (NaN, NA, None) as None, Python types kept."""
+    """analysis.records: pandas' records with every missing value (NaN, NA, None) as None, Python types kept."""
     import pandas as pd
 
-    from reports.sections import records
+    from reports.analysis import records
 
     frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
                           "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
@@ -426,23 +426,6 @@ def test_calibrate_by_codes_equals_grouped_calibration():
         assert [(i["judge"], i["metric"], i["language"], i["n_items"]) for i in info] == fits
         notes |= {i["note"].split(":")[0] for i in info}
     assert notes == {"fitted on this language", "pooled over languages", "pooled map used", "not calibrated"}
-
-
-def test_frame_rows_equal_pandas_records():
-    """analysis.frame_rows: pandas' to_dict("records"), missing values (NaN, NA, None) and Python types as pandas gives them."""
-    import pandas as pd
-
-    from reports.analysis import frame_rows as _rows
-
-    frame = pd.DataFrame({"f": [0.5, np.nan, 2.0], "i": [1, 2, 3], "n": pd.array([1, None, 3], dtype="Int64"),
-                          "s": pd.array(["a", None, "c"], dtype="str"), "b": [True, False, True],
-                          "o": [[1.0, 2.0], None, np.float64(3.0)]})
-    want = frame.to_dict("records")
-    got = _rows(frame)
-    assert [[type(v) for v in r.values()] for r in got] == [[type(v) for v in r.values()] for r in want]
-    assert [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA} for r in got] == \
-        [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA} for r in want]
-    assert _rows(frame.iloc[:0]) == []
 
 
 def _chart_json(html: str) -> list:
