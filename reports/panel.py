@@ -17,6 +17,15 @@ from .ppi import row_codes
 HOW = ("mean", "majority")
 
 
+def judges_per_item(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
+    """(each row's metric x item code, the number of distinct raters per code, each row's rater code, the raters):
+    integer codes, not string groupings."""
+    key = row_codes([rows["metric"], rows["item_id"]])
+    rater, raters = pd.factorize(rows["rater"])
+    judged = np.bincount(pd.unique(key * len(raters) + rater) // len(raters), minlength=int(key.max(initial=-1)) + 1)
+    return key, judged, rater, raters
+
+
 def panel_rows(ratings: pd.DataFrame, judges: list[str], specs: dict, how: str = "mean",
                name: str | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Pseudo-judge rows for the items every judge in ``judges`` scored, from long-format
@@ -38,10 +47,8 @@ def panel_rows(ratings: pd.DataFrame, judges: list[str], specs: dict, how: str =
     if absent:
         raise ValueError(f"panel judge(s) {absent} have no ratings; judges present: {sorted(ratings.loc[ratings['rater_kind'] == 'judge', 'rater'].unique())}")
     rows = rows.assign(expected=judge_input(rows).to_numpy())
-    key = row_codes([rows["metric"], rows["item_id"]])  # integer codes, not string groupings, for the counts
-    rater, raters = pd.factorize(rows["rater"])
-    pairs = pd.unique(key * len(raters) + rater)  # distinct judge per metric x item
-    complete = np.bincount(pairs // len(raters), minlength=int(key.max(initial=-1)) + 1)[key] == len(judges)
+    key, judged, _, _ = judges_per_item(rows)
+    complete = judged[key] == len(judges)
     info = {"items scored by every panel judge": 0,
             "items left out: not scored by every panel judge": len(np.unique(key[~complete])),
             "items whose judges tied (majority): the mean rule decides": 0}

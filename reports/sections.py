@@ -19,6 +19,7 @@ from .bias import bias_by_group, self_preference
 from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
+from .panel import judges_per_item
 from .ppi import left_out, ppi_by_provenance, ppi_means, row_codes
 
 CELL = ["judge", "metric", "language"]
@@ -231,8 +232,6 @@ def bias_notes(summary: dict) -> dict[tuple[str, str], list[str]]:
 
 def judges_sharing_items(clean: pd.DataFrame) -> list[str]:
     """Judges that scored at least one item x metric some other judge scored too (panel members)."""
-    judged = clean.loc[(clean["rater_kind"] == "judge").to_numpy(), ["metric", "item_id", "rater"]]
-    keys = _item_keys(judged)
-    rater, raters = pd.factorize(judged["rater"])
-    judges = np.bincount(pd.unique(keys * len(raters) + rater) // len(raters))  # distinct judges per item x metric
+    keys, judges, rater, raters = judges_per_item(clean.loc[(clean["rater_kind"] == "judge").to_numpy(),
+                                                            ["metric", "item_id", "rater"]])
     return sorted(raters[pd.unique(rater[judges[keys] >= 2])].tolist())
