@@ -93,16 +93,11 @@ def calibrate(ratings: pd.DataFrame, specs: dict, min_items: int = 30, min_items
     and a human rating; otherwise the language gets the pooled (all languages) out-of-fold map.
     The rows are found by integer codes (item x metric, judge x metric), not string-keyed groupings.
     """
-    from .ppi import row_codes
+    from .ppi import human_means, row_codes
 
     key = row_codes([ratings["metric"], ratings["item_id"]])
-    human = (ratings["rater_kind"] == "human").to_numpy()
-    score = ratings["score"].to_numpy(float)
-    scored = human & np.isfinite(score)
-    n_keys = int(key.max(initial=-1)) + 1
-    with np.errstate(divide="ignore", invalid="ignore"):  # an item x metric whose humans gave no score: NaN (as a mean)
-        target = np.bincount(key[scored], score[scored], n_keys) / np.bincount(key[scored], minlength=n_keys)
-    rated = np.bincount(key[human], minlength=n_keys) > 0
+    target = human_means(ratings, key)  # an item x metric whose humans gave no score: NaN
+    rated = np.bincount(key[(ratings["rater_kind"] == "human").to_numpy()], minlength=len(target)) > 0
     rows = np.flatnonzero((ratings["rater_kind"] == "judge").to_numpy() & ~ratings["rater"].str.endswith(CALIBRATED_SUFFIX).to_numpy(bool))
     (judge_code, judges), (metric_code, metrics), (lang_code, langs) = (
         (codes[rows], uniques) for codes, uniques in (pd.factorize(ratings[c], sort=True) for c in ("rater", "metric", "language")))

@@ -67,6 +67,15 @@ def at_least(frame: pd.DataFrame, level: float, columns: Sequence[str] = ("y", "
     return out
 
 
+def human_means(frame: pd.DataFrame, key: np.ndarray) -> np.ndarray:
+    """The mean human ``score`` per code of ``key`` (0, 1, ...: one per row of ``frame``); NaN where no human scored."""
+    score = frame["score"].to_numpy(float)
+    human = (frame["rater_kind"] == "human").to_numpy() & np.isfinite(score)
+    n_keys = int(key.max(initial=-1)) + 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.bincount(key[human], score[human], n_keys) / np.bincount(key[human], minlength=n_keys)
+
+
 def row_codes(columns: Sequence) -> np.ndarray:
     """An integer code per row for its tuple of ``columns`` (equal arrays or series; a missing value is
     a value of its own): 0, 1, ... in order of first appearance (:func:`_radix` hashed once, no tuples,

@@ -20,7 +20,7 @@ from .config import ReportConfig
 from .decisions import decision_grid
 from .escalate import confidence, decide, human_consensus, thresholds
 from .panel import judges_per_item
-from .ppi import left_out, ppi_by_provenance, ppi_means, row_codes
+from .ppi import human_means, left_out, ppi_by_provenance, ppi_means, row_codes
 
 CELL = ["judge", "metric", "language"]
 KEYS = ["item_id", "metric", "rater", "language"]  # the columns the decisions join and group on
@@ -65,12 +65,8 @@ def _item_keys(clean: pd.DataFrame) -> np.ndarray:
 def _item_scores(clean: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
     """One row per judge x item x metric: the judge's score ``f``, the mean human score ``y`` (NaN: no
     human) and, for a study, how the item came to humans (``drawn_by``); ``keys``: :func:`_item_keys`."""
-    score = clean["score"].to_numpy(float)
-    human = (clean["rater_kind"] == "human").to_numpy() & np.isfinite(score)
+    y = human_means(clean, keys)
     judge = (clean["rater_kind"] == "judge").to_numpy()
-    n_keys = int(keys.max()) + 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.bincount(keys[human], score[human], n_keys) / np.bincount(keys[human], minlength=n_keys)
     keep = ["rater", "item_id", "metric", "language", "score"] + (["drawn_by"] if "drawn_by" in clean.columns else [])
     return clean.loc[judge, keep].rename(columns={"rater": "judge", "score": "f"}).assign(y=y[keys[judge]])
 
