@@ -210,18 +210,15 @@ def pair_items(pairs: pd.DataFrame, sample: pd.DataFrame, boosted: pd.DataFrame 
     the sample record); both keep the original's prompt as the one shown. When the booster changed
     the instruction or input, each side's ``response`` is its whole item (:func:`version_text`), so
     nothing the booster changed is hidden; a version's ``length`` is that of the text it shows.
-    Pairs with their own ``response_a`` / ``response_b`` columns (in-memory pairs of two versions) show
-    those, without a length. ValueError naming the row and column of an item missing from the table
-    that should hold it.
+    ValueError naming the row and column of an item missing from the table that should hold it.
     """
-    own = "response_a" in pairs.columns and "response_b" in pairs.columns
     items = {str(r["item_id"]): r for r in sample.to_dict("records")}
     versions = {} if boosted is None else {str(r["item_id"]): r for r in boosted.to_dict("records")}
     checks = [("item_a", ~pairs["item_a"].astype(str).isin(items), "an item_id of sample.parquet",
                "write the pairs again from the current sample (`kasauti pairs`)"),
               ("item_b", ~pairs["item_b"].astype(str).isin(items), "an item_id of sample.parquet",
                "write the pairs again from the current sample (`kasauti pairs`)"),
-              ("item_b", (pairs["item_a"] == pairs["item_b"]) & ~pairs["item_b"].astype(str).isin(versions) & (not own),
+              ("item_b", (pairs["item_a"] == pairs["item_b"]) & ~pairs["item_b"].astype(str).isin(versions),
                "an item_id of boosted.parquet (a pair of two versions of one item shows the boosted one)",
                "boost the sample first (`kasauti boost`), then write the pairs again (`kasauti pairs --boosted`)")]
     for col, mask, expected, todo in checks:
@@ -230,11 +227,9 @@ def pair_items(pairs: pd.DataFrame, sample: pd.DataFrame, boosted: pd.DataFrame 
             raise ValueError(f"{source}: row {rows[0] + 1}, column {col!r}: expected {expected}, got "
                              f"{pairs[col].iloc[rows[0]]!r} ({len(rows)} such row(s)); {todo}")
     out = []
-    for i, (a_id, b_id) in enumerate(zip(pairs["item_a"].astype(str), pairs["item_b"].astype(str))):
+    for a_id, b_id in zip(pairs["item_a"].astype(str), pairs["item_b"].astype(str)):
         a, b = items[a_id], items[b_id]
-        if own:
-            a, b = ({**x, "response": pairs[col].iloc[i], "length": None} for x, col in ((a, "response_a"), (b, "response_b")))
-        elif a_id == b_id:
+        if a_id == b_id:
             b = {**a, **{k: versions[b_id].get(k) for k in VERSION_FIELDS}}
             if any(_text(a.get(k)) != _text(b.get(k)) for k in ("prompt", "context")):
                 a, b = ({**x, "response": version_text(x)} for x in (a, b))

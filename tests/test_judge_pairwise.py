@@ -187,20 +187,20 @@ def test_pairs_refer_to_sample_items():
         PairPlanner(bad, SAMPLE, RS, JudgeConfig(name="j", model="m"))
 
 
-def test_two_versions_of_one_item_from_the_pairs_own_texts(tmp_path):
+def test_two_versions_of_one_item_from_the_boosted_table(tmp_path):
+    from sampling.lengths import grapheme_length
+
     boosted = SAMPLE.assign(response=SAMPLE.response + " (revised)")
     pairs = boosted_pairs(SAMPLE, boosted)
-    texts = pairs.merge(SAMPLE[["item_id", "response"]], left_on="item_a", right_on="item_id").merge(
-        boosted[["item_id", "response"]], left_on="item_b", right_on="item_id", suffixes=("_a", "_b"))
-    pairs = pairs.assign(response_a=texts.response_a.to_numpy(), response_b=texts.response_b.to_numpy())
     with FakeJudgeServer() as srv:
         c = cfg(srv.url)
-        s = compare(pairs, SAMPLE, RS, c, tmp_path / "l.sqlite", overall=True)
+        s = compare(pairs, SAMPLE, RS, c, tmp_path / "l.sqlite", overall=True, boosted=boosted)
         assert s.ok == s.planned == 2 * len(SAMPLE)
     frame = export_comparisons(tmp_path / "l.sqlite", tmp_path / "jc.parquet")
-    check_every_call_once(frame, expected(c, 0.0, pairs, SAMPLE, overall=True))
-    assert set(frame.model_a) == {"original"} and frame.length_a.isna().all()
-    planner = PairPlanner(pairs, SAMPLE, RS, c, True)
+    check_every_call_once(frame, expected(c, 0.0, pairs, SAMPLE, overall=True, boosted=boosted))
+    assert set(frame.model_a) == {"original"}
+    assert (frame.length_b == frame.length_a + grapheme_length(" (revised)")).all()
+    planner = PairPlanner(pairs, SAMPLE, RS, c, True, boosted)
     shown = [planner.resolve(call)[1][1]["content"] for call in planner.plan({})]
     assert all(p.count(" (revised)") == 1 for p in shown)  # one version of each item on each side
 
