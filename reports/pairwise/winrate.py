@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import pairs
-from .leaderboard import _ci, check, prompt_weights
+from .leaderboard import _ci, _models, check, prompt_weights
 
 HUMANS = "humans"
 ALL = "all"
@@ -99,7 +99,11 @@ def win_rate(frame: pd.DataFrame, model: str, over: str, n_boot: int = 1000, see
     ``frame.attrs["counts"]``: rows, rows_not_submitted, rows_other_models, rows_used (they add up).
     A win rate with no decisive comparison (all ties) has ``win_rate_no_ties`` NaN.
     """
-    rows, counts = usable(frame, model, over)
+    return _win_rate(*usable(frame, model, over), model, over, n_boot, seed)
+
+
+def _win_rate(rows: pd.DataFrame, counts: dict, model: str, over: str, n_boot: int, seed: int) -> pd.DataFrame:
+    """:func:`win_rate` of the rows :func:`usable` returned."""
     parts = []
     crit = rows["criterion"] if "criterion" in rows.columns else pd.Series("overall", index=rows.index)
     raters = np.where(rows["rater_kind"] == "human", HUMANS, rows["rater"].astype(str))
@@ -113,8 +117,8 @@ def win_rate(frame: pd.DataFrame, model: str, over: str, n_boot: int = 1000, see
 def versus(frame: pd.DataFrame, model: str, over: str, n_boot: int = 1000, seed: int = 0) -> dict[str, pd.DataFrame]:
     """``win_rate`` (:func:`win_rate`) and ``position`` (per judge and criterion: position consistency
     from :func:`reports.pairwise.pairs.consistency`, pairs asked in both orders whose verdicts agree)."""
-    table = win_rate(frame, model, over, n_boot, seed)
-    rows, _ = usable(frame, model, over)
+    rows, counts = usable(frame, model, over)
+    table = _win_rate(rows, counts, model, over, n_boot, seed)
     judges = rows[rows["rater_kind"] == "judge"]
     crit = judges["criterion"] if "criterion" in judges.columns else pd.Series("overall", index=judges.index)
     position = [pairs.consistency(g).assign(criterion=c) for c, g in judges.groupby(crit, sort=True)]
@@ -127,8 +131,7 @@ def head_to_head(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.D
     """:func:`win_rate` of ``model_b`` over ``model_a`` (as the first row names them: original vs
     boosted pairs put the boosted version second) when the comparisons involve exactly two models;
     else None (a leaderboard answers for more)."""
-    models = set(frame["model_a"].dropna()) | set(frame["model_b"].dropna())
-    if len(models) != 2:
+    if len(_models(frame)) != 2:
         return None
     first = frame.iloc[0]
     return win_rate(frame, str(first["model_b"]), str(first["model_a"]), n_boot, seed)
