@@ -350,18 +350,20 @@ def sft_examples(study_root: str | Path, data: str = "accepted") -> tuple[list[E
         raise TrainingError(f"{path}: no accepted items to train a student on; relax the `export:` rule and export again")
     boosted = {}
     if data == "boosted":
-        boosted_path = root / st.BOOSTED.file
-        if not boosted_path.is_file():
-            raise TrainingError(f"{boosted_path}: not found, and `training.sft.data` is boosted; run `kasauti boost "
-                                f"{study_root}` first, or set data: accepted")
-        boosted = {r.item_id: r for r in plain(st.read(st.BOOSTED, boosted_path)).itertuples(index=False)}
-    examples = []
+        from sampling.pairs import read_boosted
+
+        table = read_boosted(root)
+        if table is None:
+            raise TrainingError(f"{root / st.BOOSTED.file}: not found, and `training.sft.data` is boosted; run "
+                                f"`kasauti boost {study_root}` first, or set data: accepted")
+        boosted = {r.item_id: r for r in plain(table).itertuples(index=False)}
+    examples, n_boosted = [], 0
     for r in accepted.itertuples(index=False):
         b = boosted.get(r.item_id)
+        n_boosted += b is not None
         prompt, context, response = (b.prompt, b.context, b.response) if b else (r.prompt, r.context, r.response)
         examples.append(Example(r.item_id, r.language, chat_prompt(prompt, context, r.conversation, r.system_prompt),
                                 [{"role": "assistant", "content": response}]))
-    n_boosted = sum(r.item_id in boosted for r in accepted.itertuples(index=False))
     return examples, {"accepted_items": len(accepted), "boosted_items": n_boosted,
                       "original_items": len(accepted) - n_boosted}
 
