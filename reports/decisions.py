@@ -28,6 +28,7 @@ from rubrics.schema import RubricSet
 from .escalate import DEFAULT_GRID, SOURCES, choose_threshold, confidence as confidence_of, coverage_grid, decide, \
     human_consensus
 from .ppi import left_out
+from .ratings import drawn_by
 
 JUDGMENT_COLUMNS = ("judge", "item_id", "metric", "repeat", "score", "human_score", "probs", "status")
 TEST = "fixed-sequence testing, exact binomial tail (Jung et al., ICLR 2025)"
@@ -156,13 +157,9 @@ def decide_study(sample_path: str | Path, ratings_path: str | Path, judgments_pa
     items = items.merge(consensus, on=["item_id", "metric"], how="left")
     items = items.merge(escalated, on=["item_id", "metric"], how="left")
     # labels of escalated items, or rated outside the random slice in a cell with slice labels: decide, never calibrate
-    drawn = set() if slices_path is None or not Path(slices_path).is_file() else \
-        set(studytables.read(studytables.SLICES, slices_path, ["item_id"])["item_id"])
     with_consensus = items[items["consensus"].notna()]
-    drawn_by = pd.Series(None, index=with_consensus.index, dtype=object)
-    drawn_by[with_consensus["item_id"].isin(set(escalated["item_id"]))] = "escalated"
-    drawn_by[with_consensus["item_id"].isin(drawn)] = "random"
-    flags = left_out(with_consensus.assign(drawn_by=drawn_by), ["metric", "language"])
+    came = drawn_by(with_consensus["item_id"], slices_path, escalated["item_id"])
+    flags = left_out(with_consensus.assign(drawn_by=came), ["metric", "language"])
     items["left_out"] = False
     items.loc[with_consensus.index[(flags["escalated"] | flags["unknown"]).to_numpy()], "left_out"] = True
     items["escalated_consensus"] = items["consensus"].where(items["left_out"]).fillna(items["escalated_consensus"].astype(float))

@@ -149,6 +149,17 @@ def _utf8(path: Path) -> str:
                          "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8) and run again") from None
 
 
+def drawn_by(item_ids: pd.Series, slices: str | Path | None, escalated) -> pd.Series:
+    """How each item came to humans, for PPI and thresholds (`reports.ppi.left_out`): ``random`` for the random
+    slice's items (``slices``: slices.parquet, when it exists), else ``escalated`` for the ``escalated`` item ids,
+    else null (unknown)."""
+    out = pd.Series(None, index=item_ids.index, dtype=object)
+    out[item_ids.isin(set(escalated))] = "escalated"
+    if slices is not None and Path(slices).exists():
+        out[item_ids.isin(set(studytables.read(studytables.SLICES, slices, ["item_id"])["item_id"]))] = "random"
+    return out
+
+
 def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | Path | None,
                slices: str | Path | None = None, escalated: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A study's own tables, read and checked through :mod:`studytables`: items from sample.parquet
@@ -160,12 +171,8 @@ def from_study(sample: str | Path, ratings: str | Path | None, judgments: str | 
     ``escalated`` for items humans rated when escalated (``escalated``: ratings_escalated.parquet,
     when it exists), else null (unknown)."""
     items = _read_study_table(SAMPLE, sample, ITEM_COLUMNS, optional=["source_model"])
-    drawn_by = pd.Series(None, index=items.index, dtype=object)
-    if escalated is not None and Path(escalated).exists():
-        drawn_by[items["item_id"].isin(studytables.read(RATINGS, escalated, ["item_id"])["item_id"])] = "escalated"
-    if slices is not None and Path(slices).exists():
-        drawn_by[items["item_id"].isin(studytables.read(studytables.SLICES, slices, ["item_id"])["item_id"])] = "random"
-    items["drawn_by"] = drawn_by
+    rated = studytables.read(RATINGS, escalated, ["item_id"])["item_id"] if escalated is not None and Path(escalated).exists() else ()
+    items["drawn_by"] = drawn_by(items["item_id"], slices, rated)
     parts = []
     if ratings is not None and Path(ratings).exists():
         parts.append(_located(studytables.read(RATINGS, ratings, columns=[c for c in LONG_COLUMNS if c in RATINGS.names]), ratings))
